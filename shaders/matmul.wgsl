@@ -1,0 +1,76 @@
+// y[m, n_offset + n] (+)= sum_k x[m, k] * w[n, k] (+ bias[n_offset + n]) for a chunk of weight rows.
+// Register-blocked: a 16x16 workgroup computes a 64x64 tile, 4x4 outputs per invocation, over
+// k-tiles of 16. Every output accumulates k = 0, 1, 2, ... in order, whatever the tile or the number
+// of rows m, so a row's result does not depend on what else is in the batch.
+struct Params {
+    m: u32, n: u32, k: u32, w_stride: u32,
+    x_offset: u32, x_stride: u32, y_offset: u32, y_stride: u32,
+    n_offset: u32, accumulate: u32,
+}
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(3) var<storage, read_write> y: array<f32>;
+//#if BIAS
+@group(0) @binding(4) var<storage, read> bias: array<f32>;
+//#endif
+
+const BM: u32 = 64u;
+const BN: u32 = 64u;
+const BK: u32 = 16u;
+var<workgroup> xs: array<f32, 1024>; // [BK][BM]
+var<workgroup> ws: array<f32, 1024>; // [BK][BN]
+
+@compute @workgroup_size(16, 16)
+fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let tid = lid.y * 16u + lid.x;
+    let row0 = wid.y * BM;
+    let col0 = wid.x * BN;
+    var acc: array<f32, 16>;
+    for (var i = 0u; i < 16u; i++) { acc[i] = 0.0; }
+    // Tile loads: invocation tid fetches 4 consecutive k of row (tid / 4).
+    let lr = tid / 4u;
+    let lk = (tid % 4u) * 4u;
+    for (var k0 = 0u; k0 < p.k; k0 += BK) {
+        for (var c = 0u; c < 4u; c++) {
+            let kc = k0 + lk + c;
+            var xv = 0.0;
+            let r = row0 + lr;
+            if (r < p.m && kc < p.k) { xv = x[p.x_offset + r * p.x_stride + kc]; }
+            xs[(lk + c) * BM + lr] = xv;
+            var wv = 0.0;
+            let n = col0 + lr;
+            if (n < p.n && kc < p.k) { wv = w_at(n * p.w_stride + kc); }
+            ws[(lk + c) * BN + lr] = wv;
+        }
+        workgroupBarrier();
+        for (var kk = 0u; kk < BK; kk++) {
+            var a: array<f32, 4>;
+            var b: array<f32, 4>;
+            for (var i = 0u; i < 4u; i++) {
+                a[i] = xs[kk * BM + lid.y * 4u + i];
+                b[i] = ws[kk * BN + lid.x * 4u + i];
+            }
+            for (var i = 0u; i < 4u; i++) {
+                for (var j = 0u; j < 4u; j++) {
+                    acc[i * 4u + j] = acc[i * 4u + j] + a[i] * b[j];
+                }
+            }
+        }
+        workgroupBarrier();
+    }
+    for (var i = 0u; i < 4u; i++) {
+        let r = row0 + lid.y * 4u + i;
+        if (r >= p.m) { continue; }
+        for (var j = 0u; j < 4u; j++) {
+            let n = col0 + lid.x * 4u + j;
+            if (n >= p.n) { continue; }
+            var v = acc[i * 4u + j];
+//#if BIAS
+            v = v + bias[p.n_offset + n];
+//#endif
+            let yi = p.y_offset + r * p.y_stride + p.n_offset + n;
+            if (p.accumulate != 0u) { v = y[yi] + v; }
+            y[yi] = v;
+        }
+    }
+}

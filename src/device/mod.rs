@@ -1,0 +1,213 @@
+//! The device layer: one wgpu device and queue, buffers sized from the adapter's limits, compute
+//! pipelines compiled once and cached, and wgpu errors turned into errors that say what was done.
+
+pub mod recorder;
+pub mod select;
+pub mod shader;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{anyhow, bail, Context, Result};
+pub use recorder::Recorder;
+pub use select::{AdapterSummary, DeviceOptions};
+
+/// A compiled compute pipeline and the layout of its bind group 0.
+pub struct Kernel {
+    pub pipeline: wgpu::ComputePipeline,
+    pub layout: wgpu::BindGroupLayout,
+    pub name: String,
+}
+
+/// The GPU every kernel runs on.
+pub struct Gpu {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub info: wgpu::AdapterInfo,
+    pub limits: wgpu::Limits,
+    /// Largest byte size of one storage binding; tensors above it are split into chunks.
+    pub max_binding: u64,
+    kernels: Mutex<HashMap<String, Arc<Kernel>>>,
+    /// Errors wgpu reported outside an error scope, and a lost device; checked after each wait.
+    failures: Arc<Mutex<Vec<String>>>,
+}
+
+impl Gpu {
+    /// Opens the adapter `opts` selects, requesting all of its limits. Returns a note when it
+    /// fell back to a software adapter.
+    pub fn open(opts: &DeviceOptions) -> Result<(Gpu, Option<String>)> {
+        let (adapter, note) = select::select_adapter(opts)?;
+        Ok((Gpu::from_adapter(adapter)?, note))
+    }
+
+    /// The default adapter (a hardware GPU if any, else the software one), quietly.
+    pub fn default_device() -> Result<Gpu> {
+        Ok(Gpu::open(&DeviceOptions::default())?.0)
+    }
+
+    pub fn from_adapter(adapter: wgpu::Adapter) -> Result<Gpu> {
+        let info = adapter.get_info();
+        let limits = adapter.limits();
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("pingce"),
+            required_features: wgpu::Features::empty(),
+            required_limits: limits.clone(),
+            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            memory_hints: wgpu::MemoryHints::Performance,
+            trace: wgpu::Trace::Off,
+        }))
+        .with_context(|| format!("opening device on adapter {:?}", info.name))?;
+        let failures = Arc::new(Mutex::new(Vec::new()));
+        let f = failures.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            f.lock().unwrap().push(e.to_string());
+        }));
+        let f = failures.clone();
+        device.set_device_lost_callback(move |reason, msg| {
+            f.lock().unwrap().push(format!("device lost ({reason:?}): {msg}"));
+        });
+        let max_binding = (limits.max_storage_buffer_binding_size as u64).min(limits.max_buffer_size);
+        Ok(Gpu { device, queue, info, limits, max_binding, kernels: Mutex::new(HashMap::new()), failures })
+    }
+
+    /// Lowers the chunking threshold (tests use it to exercise chunked bindings on small tensors).
+    pub fn with_max_binding(mut self, bytes: u64) -> Self {
+        self.max_binding = bytes.min(self.max_binding) & !255;
+        self
+    }
+
+    /// One line naming the adapter, backend and driver, for logs and manifests.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} ({:?}, {}, driver {} {})",
+            self.info.name,
+            self.info.backend,
+            select::device_type_name(self.info.device_type),
+            self.info.driver,
+            self.info.driver_info
+        )
+    }
+
+    /// Fails with the first error wgpu reported since the last check, naming `what`.
+    pub fn check(&self, what: &str) -> Result<()> {
+        let mut f = self.failures.lock().unwrap();
+        if let Some(first) = f.first().cloned() {
+            let n = f.len();
+            f.clear();
+            bail!("GPU error while {what}: {first}{}", if n > 1 { format!(" (and {} more)", n - 1) } else { String::new() });
+        }
+        Ok(())
+    }
+
+    /// A storage buffer of `size` bytes (rounded up to 4), catching out-of-memory.
+    pub fn storage(&self, label: &str, size: u64) -> Result<wgpu::Buffer> {
+        self.buffer(label, size, wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC)
+    }
+
+    pub fn buffer(&self, label: &str, size: u64, usage: wgpu::BufferUsages) -> Result<wgpu::Buffer> {
+        let size = size.max(4).next_multiple_of(4);
+        if size > self.limits.max_buffer_size {
+            bail!(
+                "buffer {label:?} needs {} MiB, above the adapter's largest buffer ({} MiB)",
+                size >> 20,
+                self.limits.max_buffer_size >> 20
+            );
+        }
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let buf = self.device.create_buffer(&wgpu::BufferDescriptor { label: Some(label), size, usage, mapped_at_creation: false });
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            bail!("GPU out of memory allocating {label:?} ({} MiB): {e}", size >> 20);
+        }
+        Ok(buf)
+    }
+
+    /// A storage buffer holding `data`.
+    pub fn upload(&self, label: &str, data: &[u8]) -> Result<wgpu::Buffer> {
+        let buf = self.storage(label, data.len() as u64)?;
+        self.write(&buf, 0, data);
+        Ok(buf)
+    }
+
+    /// Writes `data` at byte `offset`, padding the tail to 4 bytes as wgpu requires.
+    pub fn write(&self, buf: &wgpu::Buffer, offset: u64, data: &[u8]) {
+        if data.len() % 4 == 0 {
+            self.queue.write_buffer(buf, offset, data);
+        } else {
+            let mut v = data.to_vec();
+            v.resize(data.len().next_multiple_of(4), 0);
+            self.queue.write_buffer(buf, offset, &v);
+        }
+    }
+
+    /// The compiled kernel `key`, building it from `source()` on first use.
+    pub fn kernel(&self, key: &str, source: impl FnOnce() -> Result<String>) -> Result<Arc<Kernel>> {
+        if let Some(k) = self.kernels.lock().unwrap().get(key) {
+            return Ok(k.clone());
+        }
+        let src = source()?;
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(key),
+            source: wgpu::ShaderSource::Wgsl(src.into()),
+        });
+        let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(key),
+            layout: None,
+            module: &module,
+            entry_point: Some("main"),
+            compilation_options: Default::default(),
+            cache: None,
+        });
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            bail!("compiling kernel {key}: {e}");
+        }
+        let layout = pipeline.get_bind_group_layout(0);
+        let k = Arc::new(Kernel { pipeline, layout, name: key.to_string() });
+        self.kernels.lock().unwrap().insert(key.to_string(), k.clone());
+        Ok(k)
+    }
+
+    /// Submits `cmd` and waits for it, turning wgpu errors into an error about `what`.
+    pub fn submit_wait(&self, cmd: wgpu::CommandBuffer, what: &str) -> Result<()> {
+        let idx = self.queue.submit([cmd]);
+        self.device
+            .poll(wgpu::PollType::Wait { submission_index: Some(idx), timeout: None })
+            .map_err(|e| anyhow!("GPU error while {what}: {e}"))?;
+        self.check(what)
+    }
+
+    /// Copies `len` bytes at `offset` of `buf` back to the host.
+    pub fn read_bytes(&self, buf: &wgpu::Buffer, offset: u64, len: u64) -> Result<Vec<u8>> {
+        let len4 = len.max(4).next_multiple_of(4);
+        let staging = self.buffer("readback", len4, wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST)?;
+        let mut enc = self.device.create_command_encoder(&Default::default());
+        enc.copy_buffer_to_buffer(buf, offset, &staging, 0, len4);
+        self.submit_wait(enc.finish(), "copying results back")?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        staging.map_async(wgpu::MapMode::Read, .., move |r| {
+            let _ = tx.send(r);
+        });
+        self.device
+            .poll(wgpu::PollType::Wait { submission_index: None, timeout: None })
+            .map_err(|e| anyhow!("GPU error while mapping results: {e}"))?;
+        rx.recv()?.map_err(|e| anyhow!("mapping readback buffer: {e}"))?;
+        let data = staging.get_mapped_range(..).map_err(|e| anyhow!("reading back results: {e:?}"))?.to_vec();
+        staging.unmap();
+        Ok(data[..len as usize].to_vec())
+    }
+
+    pub fn read_f32(&self, buf: &wgpu::Buffer, offset_elems: u64, n: usize) -> Result<Vec<f32>> {
+        let b = self.read_bytes(buf, offset_elems * 4, n as u64 * 4)?;
+        Ok(bytemuck::pod_collect_to_vec(&b))
+    }
+
+    pub fn read_u32(&self, buf: &wgpu::Buffer, offset_elems: u64, n: usize) -> Result<Vec<u32>> {
+        let b = self.read_bytes(buf, offset_elems * 4, n as u64 * 4)?;
+        Ok(bytemuck::pod_collect_to_vec(&b))
+    }
+
+    /// Starts recording a sequence of kernel dispatches.
+    pub fn recorder(&self) -> Recorder<'_> {
+        Recorder::new(self)
+    }
+}

@@ -1,0 +1,120 @@
+//! Records kernel dispatches for one submission: every dispatch's parameters go into a single
+//! uniform buffer, so a whole forward pass is one command buffer with no host round trip.
+
+use std::sync::Arc;
+
+use anyhow::Result;
+
+use super::{Gpu, Kernel};
+
+struct Dispatch {
+    kernel: Arc<Kernel>,
+    buffers: Vec<wgpu::Buffer>,
+    param_offset: u64,
+    param_size: u64,
+    groups: [u32; 3],
+}
+
+pub struct Recorder<'g> {
+    gpu: &'g Gpu,
+    params: Vec<u8>,
+    dispatches: Vec<Dispatch>,
+}
+
+/// Splits `n` workgroups over x and y so that neither exceeds the per-dimension limit.
+/// Kernels rebuild the linear index as `wid.x + wid.y * nwg.x` and skip indices `>= n`.
+pub fn grid(n: u32, max_dim: u32) -> [u32; 3] {
+    if n <= max_dim {
+        [n.max(1), 1, 1]
+    } else {
+        let y = n.div_ceil(max_dim);
+        [n.div_ceil(y), y, 1]
+    }
+}
+
+impl<'g> Recorder<'g> {
+    pub fn new(gpu: &'g Gpu) -> Self {
+        Recorder { gpu, params: Vec::new(), dispatches: Vec::new() }
+    }
+
+    pub fn gpu(&self) -> &'g Gpu {
+        self.gpu
+    }
+
+    /// Adds a dispatch: `params` binds at 0, `buffers` at 1, 2, ... in order.
+    pub fn dispatch(&mut self, kernel: Arc<Kernel>, params: &[u32], buffers: &[&wgpu::Buffer], groups: [u32; 3]) {
+        let align = self.gpu.limits.min_uniform_buffer_offset_alignment.max(16) as usize;
+        let offset = self.params.len().next_multiple_of(align);
+        self.params.resize(offset, 0);
+        self.params.extend_from_slice(bytemuck::cast_slice(params));
+        let size = (params.len() * 4).next_multiple_of(16);
+        self.params.resize(offset + size, 0);
+        self.dispatches.push(Dispatch {
+            kernel,
+            buffers: buffers.iter().map(|b| (*b).clone()).collect(),
+            param_offset: offset as u64,
+            param_size: size as u64,
+            groups,
+        });
+    }
+
+    /// A dispatch over `n` workgroups laid out linearly (see [`grid`]).
+    pub fn dispatch_linear(&mut self, kernel: Arc<Kernel>, params: &[u32], buffers: &[&wgpu::Buffer], n: u32) {
+        let g = grid(n, self.gpu.limits.max_compute_workgroups_per_dimension);
+        self.dispatch(kernel, params, buffers, g)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.dispatches.is_empty()
+    }
+
+    /// Encodes everything recorded into one command buffer.
+    pub fn finish(self) -> Result<wgpu::CommandBuffer> {
+        let gpu = self.gpu;
+        let mut enc = gpu.device.create_command_encoder(&Default::default());
+        if !self.dispatches.is_empty() {
+            let ubuf = gpu.buffer(
+                "params",
+                self.params.len() as u64,
+                wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            )?;
+            gpu.write(&ubuf, 0, &self.params);
+            let groups: Vec<wgpu::BindGroup> = self
+                .dispatches
+                .iter()
+                .map(|d| {
+                    let mut entries = vec![wgpu::BindGroupEntry {
+                        binding: 0,
+                        resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                            buffer: &ubuf,
+                            offset: d.param_offset,
+                            size: wgpu::BufferSize::new(d.param_size),
+                        }),
+                    }];
+                    for (i, b) in d.buffers.iter().enumerate() {
+                        entries.push(wgpu::BindGroupEntry { binding: i as u32 + 1, resource: b.as_entire_binding() });
+                    }
+                    gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                        label: Some(&d.kernel.name),
+                        layout: &d.kernel.layout,
+                        entries: &entries,
+                    })
+                })
+                .collect();
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            for (d, bg) in self.dispatches.iter().zip(&groups) {
+                pass.set_pipeline(&d.kernel.pipeline);
+                pass.set_bind_group(0, bg, &[]);
+                pass.dispatch_workgroups(d.groups[0], d.groups[1], d.groups[2]);
+            }
+        }
+        Ok(enc.finish())
+    }
+
+    /// Encodes, submits and waits; `what` names the work in any error.
+    pub fn submit(self, what: &str) -> Result<()> {
+        let gpu = self.gpu;
+        let cmd = self.finish()?;
+        gpu.submit_wait(cmd, what)
+    }
+}

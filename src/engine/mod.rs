@@ -1,0 +1,1 @@
+//! The engine: batching, KV cache, scoring and generation on top of a loaded model.

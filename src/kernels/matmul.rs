@@ -1,0 +1,58 @@
+//! `shaders/matmul.wgsl` (tiled, prefill) and `shaders/matvec.wgsl` (decode): y = x · wᵀ (+ bias)
+//! (+ y), with w a `[out, in]` [`Matrix`] in its stored dtype, chunk by chunk.
+
+use anyhow::Result;
+
+use super::{compile, u};
+use crate::device::Recorder;
+use crate::tensor::Matrix;
+
+/// Which kernel computes a linear layer. Chosen by the kind of step (prefill or decode), never by
+/// how many sequences are batched, so a sequence's results do not depend on its batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Path {
+    Tiled,
+    Vector,
+}
+
+/// Where the `m` input rows and output rows live (offsets and strides in f32 elements).
+pub struct Rows<'a> {
+    pub x: &'a wgpu::Buffer,
+    pub x_offset: usize,
+    pub x_stride: usize,
+    pub y: &'a wgpu::Buffer,
+    pub y_offset: usize,
+    pub y_stride: usize,
+    pub m: usize,
+}
+
+/// Records y[m, :] (+)= x[m, :] · wᵀ (+ bias). `accumulate` adds onto what y holds (residual).
+pub fn linear(rec: &mut Recorder, path: Path, w: &Matrix, bias: Option<&wgpu::Buffer>, accumulate: bool, r: &Rows) -> Result<()> {
+    if r.m == 0 {
+        return Ok(());
+    }
+    let file = match path {
+        Path::Tiled => "matmul",
+        Path::Vector => "matvec",
+    };
+    let defines: &[&str] = if bias.is_some() { &[w.dtype.define(), "BIAS"] } else { &[w.dtype.define()] };
+    let kernel = compile(rec.gpu(), file, defines)?;
+    for c in &w.chunks {
+        let params = [
+            u(r.m), u(c.rows), u(w.cols), u(w.stride),
+            u(r.x_offset), u(r.x_stride), u(r.y_offset), u(r.y_stride),
+            u(c.row0), accumulate as u32,
+        ];
+        let mut bufs = vec![r.x, &c.buf, r.y];
+        if let Some(b) = bias {
+            bufs.push(b);
+        }
+        match path {
+            Path::Tiled => {
+                rec.dispatch(kernel.clone(), &params, &bufs, [u(c.rows.div_ceil(64)), u(r.m.div_ceil(64)), 1])
+            }
+            Path::Vector => rec.dispatch_linear(kernel.clone(), &params, &bufs, u(c.rows)),
+        }
+    }
+    Ok(())
+}

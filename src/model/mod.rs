@@ -1,0 +1,1 @@
+//! Models: config, weights, tokenizer and decoder architectures.

@@ -1,0 +1,348 @@
+//! Every kernel against a plain CPU reference, on random inputs of awkward sizes.
+
+mod common;
+
+use common::{assert_close, gpu, Rng};
+use pingce::device::Gpu;
+use pingce::kernels::attention::Attention;
+use pingce::kernels::matmul::{linear, Path, Rows};
+use pingce::kernels::rmsnorm::{self, RmsNorm};
+use pingce::kernels::{embedding, kv_write, logprobs, rope, swiglu};
+use pingce::tensor::{DType, Matrix};
+
+fn f32_buf(gpu: &Gpu, v: &[f32]) -> wgpu::Buffer {
+    gpu.upload("test", bytemuck::cast_slice(v)).unwrap()
+}
+fn u32_buf(gpu: &Gpu, v: &[u32]) -> wgpu::Buffer {
+    gpu.upload("test", bytemuck::cast_slice(v)).unwrap()
+}
+
+/// Stores `w` in `dtype` and returns the bytes and the values the GPU will see.
+fn encode(w: &[f32], dtype: DType) -> (Vec<u8>, Vec<f32>) {
+    let bytes: Vec<u8> = match dtype {
+        DType::F32 => bytemuck::cast_slice(w).to_vec(),
+        DType::F16 => w.iter().flat_map(|x| half::f16::from_f32(*x).to_le_bytes()).collect(),
+        DType::BF16 => w.iter().flat_map(|x| half::bf16::from_f32(*x).to_le_bytes()).collect(),
+    };
+    let vals = dtype.to_f32(&bytes);
+    (bytes, vals)
+}
+
+fn cpu_linear(x: &[f32], w: &[f32], bias: Option<&[f32]>, m: usize, n: usize, k: usize) -> Vec<f32> {
+    let mut y = vec![0f32; m * n];
+    for i in 0..m {
+        for j in 0..n {
+            let mut s = 0f64;
+            for kk in 0..k {
+                s += x[i * k + kk] as f64 * w[j * k + kk] as f64;
+            }
+            y[i * n + j] = s as f32 + bias.map_or(0.0, |b| b[j]);
+        }
+    }
+    y
+}
+
+fn run_linear(gpu: &Gpu, path: Path, w: &Matrix, bias: Option<&[f32]>, x: &[f32], m: usize, acc_init: Option<&[f32]>) -> Vec<f32> {
+    let n = w.rows;
+    let xb = f32_buf(gpu, x);
+    let yb = f32_buf(gpu, acc_init.map(|a| a.to_vec()).unwrap_or(vec![0.0; m * n]).as_slice());
+    let bb = bias.map(|b| f32_buf(gpu, b));
+    let mut rec = gpu.recorder();
+    let rows = Rows { x: &xb, x_offset: 0, x_stride: w.cols, y: &yb, y_offset: 0, y_stride: n, m };
+    linear(&mut rec, path, w, bb.as_ref(), acc_init.is_some(), &rows).unwrap();
+    rec.submit("test linear").unwrap();
+    gpu.read_f32(&yb, 0, m * n).unwrap()
+}
+
+#[test]
+fn linear_matches_cpu_for_each_dtype_path_and_chunking() {
+    let mut rng = Rng::new(1);
+    for (dtype, m, n, k) in [(DType::F32, 67, 45, 37), (DType::F16, 3, 130, 71), (DType::BF16, 70, 33, 96), (DType::F32, 1, 200, 259)] {
+        let x = rng.vec(m * k, 1.0);
+        let (bytes, wv) = encode(&rng.vec(n * k, 0.5), dtype);
+        let bias = rng.vec(n, 1.0);
+        let want = cpu_linear(&x, &wv, Some(&bias), m, n, k);
+        let w = Matrix::upload(gpu(), "w", dtype, n, k, &bytes).unwrap();
+        for path in [Path::Tiled, Path::Vector] {
+            let got = run_linear(gpu(), path, &w, Some(&bias), &x, m, None);
+            assert_close(&format!("{dtype:?} {path:?} {m}x{n}x{k}"), &got, &want, 2e-4 * (k as f32).sqrt());
+        }
+        // Without bias, accumulating onto what y holds (the residual add).
+        let init = rng.vec(m * n, 1.0);
+        let mut want2 = cpu_linear(&x, &wv, None, m, n, k);
+        want2.iter_mut().zip(&init).for_each(|(a, b)| *a += b);
+        let got = run_linear(gpu(), Path::Tiled, &w, None, &x, m, Some(&init));
+        assert_close("accumulate", &got, &want2, 2e-4 * (k as f32).sqrt());
+    }
+}
+
+#[test]
+fn chunked_weights_give_identical_results() {
+    // A device whose largest binding is tiny forces the weight into several chunks of rows.
+    let small = Gpu::default_device().unwrap().with_max_binding(37 * 4 * 20);
+    let mut rng = Rng::new(2);
+    let (m, n, k) = (9, 75, 37);
+    let x = rng.vec(m * k, 1.0);
+    let (bytes, wv) = encode(&rng.vec(n * k, 0.5), DType::F32);
+    let whole = Matrix::upload(gpu(), "w", DType::F32, n, k, &bytes).unwrap();
+    let chunked = Matrix::upload(&small, "w", DType::F32, n, k, &bytes).unwrap();
+    assert!(chunked.chunks.len() >= 3, "expected several chunks, got {}", chunked.chunks.len());
+    for path in [Path::Tiled, Path::Vector] {
+        let a = run_linear(gpu(), path, &whole, None, &x, m, None);
+        let b = run_linear(&small, path, &chunked, None, &x, m, None);
+        assert_eq!(a, b, "{path:?}: chunking changed results");
+        assert_close("chunked", &b, &cpu_linear(&x, &wv, None, m, n, k), 1e-4 * (k as f32).sqrt());
+    }
+    // The embedding gather also walks the chunks.
+    let ids: Vec<u32> = vec![0, 74, 20, 21, 40, 3];
+    let out = f32_buf(&small, &vec![0.0; ids.len() * k]);
+    let idb = u32_buf(&small, &ids);
+    let mut rec = small.recorder();
+    embedding::embedding(&mut rec, &chunked, &idb, ids.len(), &out).unwrap();
+    rec.submit("embedding").unwrap();
+    let got = small.read_f32(&out, 0, ids.len() * k).unwrap();
+    let want: Vec<f32> = ids.iter().flat_map(|&i| wv[i as usize * k..(i as usize + 1) * k].to_vec()).collect();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn linear_rows_do_not_depend_on_the_batch() {
+    // The same row computed alone and inside batches of other sizes: bit-identical.
+    let mut rng = Rng::new(3);
+    let (n, k) = (70, 83);
+    let (bytes, _) = encode(&rng.vec(n * k, 0.5), DType::BF16);
+    let w = Matrix::upload(gpu(), "w", DType::BF16, n, k, &bytes).unwrap();
+    let row = rng.vec(k, 1.0);
+    for path in [Path::Tiled, Path::Vector] {
+        let alone = run_linear(gpu(), path, &w, None, &row, 1, None);
+        for (m, at) in [(5, 3), (66, 65), (130, 17)] {
+            let mut x = rng.vec(m * k, 1.0);
+            x[at * k..(at + 1) * k].copy_from_slice(&row);
+            let y = run_linear(gpu(), path, &w, None, &x, m, None);
+            assert_eq!(&y[at * n..(at + 1) * n], &alone[..], "{path:?} batch of {m}");
+        }
+    }
+}
+
+#[test]
+fn rmsnorm_matches_cpu_whole_rows_heads_and_gathered() {
+    let mut rng = Rng::new(4);
+    let (tokens, dim, eps) = (13, 75, 1e-5f32);
+    let x = rng.vec(tokens * dim, 2.0);
+    let wn = rng.vec(dim, 1.0);
+    let cpu = |row: &[f32], w: &[f32]| -> Vec<f32> {
+        let ms = row.iter().map(|v| (*v as f64).powi(2)).sum::<f64>() / row.len() as f64;
+        let inv = 1.0 / (ms + eps as f64).sqrt();
+        row.iter().zip(w).map(|(v, w)| w * (*v as f64 * inv) as f32).collect()
+    };
+    let g = gpu();
+    let xb = f32_buf(g, &x);
+    let wb = f32_buf(g, &wn);
+    let out = f32_buf(g, &vec![0.0; tokens * dim]);
+    let idx: Vec<u32> = vec![12, 0, 5];
+    let ib = u32_buf(g, &idx);
+    let gathered = f32_buf(g, &vec![0.0; idx.len() * dim]);
+    let norm = RmsNorm { weight: &wb, dim, eps };
+    let rows = rmsnorm::Rows { buf: &xb, offset: 0, stride: dim, per: 1 };
+    let mut rec = g.recorder();
+    norm.to(&mut rec, tokens, &rows, &out, dim, None).unwrap();
+    norm.to(&mut rec, idx.len(), &rows, &gathered, dim, Some(&ib)).unwrap();
+    rec.submit("rmsnorm").unwrap();
+    let want: Vec<f32> = x.chunks(dim).flat_map(|r| cpu(r, &wn)).collect();
+    assert_close("rmsnorm", &g.read_f32(&out, 0, tokens * dim).unwrap(), &want, 1e-5);
+    let want_g: Vec<f32> = idx.iter().flat_map(|&i| want[i as usize * dim..(i as usize + 1) * dim].to_vec()).collect();
+    assert_close("gathered", &g.read_f32(&gathered, 0, idx.len() * dim).unwrap(), &want_g, 1e-5);
+
+    // Per head, in place, inside wider rows (Qwen3's q_norm on the q part of a qkv row).
+    let (heads, hd, stride, off) = (3, 10, 47, 5);
+    let y = rng.vec(tokens * stride, 2.0);
+    let hw = rng.vec(hd, 1.0);
+    let yb = f32_buf(g, &y);
+    let hwb = f32_buf(g, &hw);
+    let mut rec = g.recorder();
+    RmsNorm { weight: &hwb, dim: hd, eps }
+        .in_place(&mut rec, tokens * heads, &rmsnorm::Rows { buf: &yb, offset: off, stride, per: heads })
+        .unwrap();
+    rec.submit("qk norm").unwrap();
+    let mut want = y.clone();
+    for t in 0..tokens {
+        for h in 0..heads {
+            let b = t * stride + off + h * hd;
+            let r = cpu(&y[b..b + hd], &hw);
+            want[b..b + hd].copy_from_slice(&r);
+        }
+    }
+    assert_close("per-head", &g.read_f32(&yb, 0, tokens * stride).unwrap(), &want, 1e-5);
+}
+
+#[test]
+fn rope_matches_rotate_half_reference() {
+    let mut rng = Rng::new(5);
+    let g = gpu();
+    let (tokens, heads, hd, stride, off, max_pos) = (7, 3, 12, 50, 4, 300);
+    let inv: Vec<f32> = (0..hd / 2).map(|i| 1.0 / 10000f32.powf(2.0 * i as f32 / hd as f32)).collect();
+    let table = rope::RopeTable::new(g, &inv, max_pos).unwrap();
+    let x = rng.vec(tokens * stride, 1.0);
+    let pos: Vec<u32> = vec![0, 1, 2, 299, 17, 100, 5];
+    let meta: Vec<u32> = pos.iter().flat_map(|p| [*p, 0]).collect();
+    let xb = f32_buf(g, &x);
+    let mb = u32_buf(g, &meta);
+    let mut rec = g.recorder();
+    rope::rope(&mut rec, &xb, off, stride, tokens, heads, &table, &mb).unwrap();
+    rec.submit("rope").unwrap();
+    let mut want = x.clone();
+    for t in 0..tokens {
+        for h in 0..heads {
+            let b = t * stride + off + h * hd;
+            for i in 0..hd / 2 {
+                let a = (pos[t] as f32 * inv[i]) as f64;
+                let (s, c) = (a.sin() as f32, a.cos() as f32);
+                let (x1, x2) = (x[b + i], x[b + i + hd / 2]);
+                want[b + i] = x1 * c - x2 * s;
+                want[b + i + hd / 2] = x2 * c + x1 * s;
+            }
+        }
+    }
+    assert_close("rope", &g.read_f32(&xb, 0, tokens * stride).unwrap(), &want, 1e-6);
+}
+
+/// CPU attention over per-sequence K/V (positions 0..=pos), with an optional sliding window.
+fn cpu_attention(q: &[f32], k: &[f32], v: &[f32], pos: usize, hq: usize, hkv: usize, d: usize, window: Option<usize>) -> Vec<f32> {
+    let mut out = vec![0f32; hq * d];
+    let start = window.map_or(0, |w| (pos + 1).saturating_sub(w));
+    for h in 0..hq {
+        let kh = h / (hq / hkv);
+        let scores: Vec<f64> = (start..=pos)
+            .map(|j| (0..d).map(|i| q[h * d + i] as f64 * k[j * hkv * d + kh * d + i] as f64).sum::<f64>() / (d as f64).sqrt())
+            .collect();
+        let mx = scores.iter().cloned().fold(f64::MIN, f64::max);
+        let z: f64 = scores.iter().map(|s| (s - mx).exp()).sum();
+        for i in 0..d {
+            out[h * d + i] = (start..=pos).zip(&scores).map(|(j, s)| (s - mx).exp() / z * v[j * hkv * d + kh * d + i] as f64).sum::<f64>() as f32;
+        }
+    }
+    out
+}
+
+#[test]
+fn attention_with_cache_gqa_and_sliding_window() {
+    let mut rng = Rng::new(6);
+    let g = gpu();
+    let (hq, hkv, d) = (6, 2, 20);
+    let kv_dim = hkv * d;
+    let q_dim = hq * d;
+    let stride = q_dim + 2 * kv_dim + 3; // a fused qkv row with some slack
+    // Two sequences of awkward lengths packed together, cache rows allocated apart.
+    let lens = [70usize, 131];
+    let bases = [5usize, 100];
+    let tokens: usize = lens.iter().sum();
+    let qkv = rng.vec(tokens * stride, 1.0);
+    let mut meta = Vec::new();
+    for (s, &l) in lens.iter().enumerate() {
+        for p in 0..l {
+            meta.extend([p as u32, bases[s] as u32]);
+        }
+    }
+    let cache_rows = 240;
+    let qb = f32_buf(g, &qkv);
+    let mb = u32_buf(g, &meta);
+    let kc = f32_buf(g, &vec![0.0; cache_rows * kv_dim]);
+    let vc = f32_buf(g, &vec![0.0; cache_rows * kv_dim]);
+    for window in [None, Some(9)] {
+        let out = f32_buf(g, &vec![0.0; tokens * q_dim]);
+        let att = Attention { heads_q: hq, heads_kv: hkv, head_dim: d, window };
+        let mut rec = g.recorder();
+        kv_write::kv_write(&mut rec, &qb, stride, q_dim, q_dim + kv_dim, kv_dim, tokens, &mb, &kc, &vc).unwrap();
+        att.record(&mut rec, &qb, 0, stride, tokens, &mb, &kc, &vc, &out).unwrap();
+        rec.submit("attention").unwrap();
+        let got = g.read_f32(&out, 0, tokens * q_dim).unwrap();
+        let mut t0 = 0;
+        for &l in &lens {
+            let ks: Vec<f32> = (0..l).flat_map(|p| qkv[(t0 + p) * stride + q_dim..(t0 + p) * stride + q_dim + kv_dim].to_vec()).collect();
+            let vs: Vec<f32> = (0..l).flat_map(|p| qkv[(t0 + p) * stride + q_dim + kv_dim..(t0 + p) * stride + q_dim + 2 * kv_dim].to_vec()).collect();
+            for p in [0, 1, 8, 9, 63, 64, 65, l - 1] {
+                let t = t0 + p;
+                let want = cpu_attention(&qkv[t * stride..t * stride + q_dim], &ks, &vs, p, hq, hkv, d, window);
+                assert_close(&format!("attention pos {p} window {window:?}"), &got[t * q_dim..(t + 1) * q_dim], &want, 2e-5);
+            }
+            t0 += l;
+        }
+    }
+}
+
+#[test]
+fn swiglu_matches_cpu() {
+    let mut rng = Rng::new(7);
+    let g = gpu();
+    let (tokens, inter) = (11, 37);
+    let gu = rng.vec(tokens * 2 * inter, 4.0);
+    let gb = f32_buf(g, &gu);
+    let out = f32_buf(g, &vec![0.0; tokens * inter]);
+    let mut rec = g.recorder();
+    swiglu::swiglu(&mut rec, &gb, &out, tokens, inter).unwrap();
+    rec.submit("swiglu").unwrap();
+    let want: Vec<f32> = (0..tokens * inter)
+        .map(|i| {
+            let (t, j) = (i / inter, i % inter);
+            let a = gu[t * 2 * inter + j] as f64;
+            (a / (1.0 + (-a).exp()) * gu[t * 2 * inter + inter + j] as f64) as f32
+        })
+        .collect();
+    assert_close("swiglu", &g.read_f32(&out, 0, tokens * inter).unwrap(), &want, 1e-5);
+}
+
+#[test]
+fn embedding_gathers_each_dtype() {
+    let mut rng = Rng::new(8);
+    let g = gpu();
+    for dtype in [DType::F32, DType::F16, DType::BF16] {
+        let (rows, dim) = (53, 19);
+        let (bytes, wv) = encode(&rng.vec(rows * dim, 1.0), dtype);
+        let table = Matrix::upload(g, "emb", dtype, rows, dim, &bytes).unwrap();
+        let ids: Vec<u32> = (0..17).map(|_| rng.below(rows) as u32).collect();
+        let ib = u32_buf(g, &ids);
+        let out = f32_buf(g, &vec![0.0; ids.len() * dim]);
+        let mut rec = g.recorder();
+        embedding::embedding(&mut rec, &table, &ib, ids.len(), &out).unwrap();
+        rec.submit("embedding").unwrap();
+        let want: Vec<f32> = ids.iter().flat_map(|&i| wv[i as usize * dim..(i as usize + 1) * dim].to_vec()).collect();
+        assert_eq!(g.read_f32(&out, 0, ids.len() * dim).unwrap(), want, "{dtype:?}");
+    }
+}
+
+#[test]
+fn logprobs_target_argmax_and_topk() {
+    let mut rng = Rng::new(9);
+    let g = gpu();
+    let (rows, vocab, k) = (5, 1003, 32);
+    let mut logits = rng.vec(rows * vocab, 8.0);
+    // Ties: row 1 has its max twice; the first index wins, as in torch.argmax.
+    logits[vocab + 10] = 50.0;
+    logits[vocab + 900] = 50.0;
+    let targets: Vec<u32> = vec![3, 900, 1002, logprobs::NO_TARGET, 0];
+    let lb = f32_buf(g, &logits);
+    let tb = u32_buf(g, &targets);
+    let out = u32_buf(g, &vec![0; rows * logprobs::OUT_STRIDE]);
+    let mut rec = g.recorder();
+    logprobs::logprobs(&mut rec, &lb, rows, vocab, &tb, 0, k, &out).unwrap();
+    rec.submit("logprobs").unwrap();
+    let words = g.read_u32(&out, 0, rows * logprobs::OUT_STRIDE).unwrap();
+    let got = logprobs::decode(&words, rows, k);
+    for r in 0..rows {
+        let row = &logits[r * vocab..(r + 1) * vocab];
+        let mx = row.iter().cloned().fold(f32::MIN, f32::max) as f64;
+        let lse = mx + row.iter().map(|v| (*v as f64 - mx).exp()).sum::<f64>().ln();
+        let mut order: Vec<usize> = (0..vocab).collect();
+        order.sort_by(|&a, &b| row[b].partial_cmp(&row[a]).unwrap().then(a.cmp(&b)));
+        assert_eq!(got[r].argmax as usize, order[0], "row {r} argmax");
+        if targets[r] != logprobs::NO_TARGET {
+            let want = row[targets[r] as usize] as f64 - lse;
+            assert!((got[r].logprob as f64 - want).abs() < 1e-5, "row {r}: {} vs {want}", got[r].logprob);
+        }
+        for i in 0..k {
+            assert_eq!(got[r].topk[i].0 as usize, order[i], "row {r} top-{i}");
+            assert!((got[r].topk[i].1 as f64 - (row[order[i]] as f64 - lse)).abs() < 1e-5);
+        }
+    }
+    assert_eq!(got[1].argmax, 10);
+}
