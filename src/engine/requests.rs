@@ -1,0 +1,1 @@
+//! lm-evaluation-harness request semantics (placeholder, being written).
