@@ -1,7 +1,8 @@
 // y[m, n_offset + n] (+)= sum_k x[m, k] * w[n, k] (+ bias[n_offset + n]) for a chunk of weight rows.
 // Register-blocked: a 16x16 workgroup computes a 64x64 tile, 4x4 outputs per invocation, over
-// k-tiles of 16. Every output accumulates k = 0, 1, 2, ... in order, whatever the tile or the number
-// of rows m, so a row's result does not depend on what else is in the batch.
+// k-tiles of 16. Every output accumulates fma(x, w, acc) over k = 0, 1, 2, ... in order, whatever
+// the tile or the number of rows m, so a row's result does not depend on what else is in the batch,
+// and equals bit for bit what the decode kernel (matvec.wgsl) computes.
 struct Params {
     m: u32, n: u32, k: u32, w_stride: u32,
     x_offset: u32, x_stride: u32, y_offset: u32, y_stride: u32,
@@ -52,7 +53,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
             }
             for (var i = 0u; i < 4u; i++) {
                 for (var j = 0u; j < 4u; j++) {
-                    acc[i * 4u + j] = acc[i * 4u + j] + a[i] * b[j];
+                    acc[i * 4u + j] = fma(a[i], b[j], acc[i * 4u + j]);
                 }
             }
         }

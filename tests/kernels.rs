@@ -106,6 +106,21 @@ fn chunked_weights_give_identical_results() {
 }
 
 #[test]
+fn tiled_and_vector_paths_are_bit_identical() {
+    let mut rng = Rng::new(10);
+    for dtype in [DType::F32, DType::F16, DType::BF16] {
+        let (m, n, k) = (6, 77, 131);
+        let (bytes, _) = encode(&rng.vec(n * k, 0.5), dtype);
+        let w = Matrix::upload(gpu(), "w", dtype, n, k, &bytes).unwrap();
+        let x = rng.vec(m * k, 1.0);
+        let bias = rng.vec(n, 1.0);
+        let a = run_linear(gpu(), Path::Tiled, &w, Some(&bias), &x, m, None);
+        let b = run_linear(gpu(), Path::Vector, &w, Some(&bias), &x, m, None);
+        assert_eq!(a, b, "{dtype:?}");
+    }
+}
+
+#[test]
 fn linear_rows_do_not_depend_on_the_batch() {
     // The same row computed alone and inside batches of other sizes: bit-identical.
     let mut rng = Rng::new(3);

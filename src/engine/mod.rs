@@ -1,3 +1,77 @@
-//! The engine: batching, KV cache, scoring and generation on top of a loaded model.
+//! The engine: a loaded model and tokenizer on a device, with the three request kinds
+//! lm-evaluation-harness uses (loglikelihood, loglikelihood_rolling, generate_until).
 
+pub mod batch;
+pub mod generate;
+pub mod kv_cache;
 pub mod requests;
+pub mod scoring;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+use crate::device::Gpu;
+use crate::model::weights::{Safetensors, TensorSource};
+use crate::model::{Config, Decoder, Tokenizer};
+pub use generate::{GenRequest, Generation, StopReason};
+pub use scoring::{Scored, ScoreRequest};
+
+/// Knobs that change throughput, never results.
+#[derive(Clone, Debug)]
+pub struct EngineOptions {
+    /// Sequences per pass.
+    pub batch_size: usize,
+    /// Tokens per prefill pass (a longer single sequence still runs alone).
+    pub max_batch_tokens: usize,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions { batch_size: 16, max_batch_tokens: 4096 }
+    }
+}
+
+pub struct Engine {
+    pub gpu: Gpu,
+    pub model: Decoder,
+    pub tokenizer: Tokenizer,
+    pub opts: EngineOptions,
+    /// Files the model came from (weights, config, tokenizer), for manifests.
+    pub files: Vec<PathBuf>,
+    ws: batch::Workspace,
+}
+
+impl Engine {
+    /// Loads a Hugging Face model folder: config.json, *.safetensors, tokenizer.json.
+    pub fn load(gpu: Gpu, dir: &Path, opts: EngineOptions) -> Result<Engine> {
+        if !dir.is_dir() {
+            bail!("model folder {} does not exist", dir.display());
+        }
+        let cfg = Config::load(&dir.join("config.json"))?;
+        let tokenizer = Tokenizer::load(dir, cfg.bos_token_id, cfg.eos_token_ids.first().copied())?;
+        if tokenizer.vocab_size() > cfg.vocab_size {
+            bail!(
+                "{}: the tokenizer has {} tokens but the model's vocab_size is {} (tokenizer and model do not match)",
+                dir.join("tokenizer.json").display(),
+                tokenizer.vocab_size(),
+                cfg.vocab_size
+            );
+        }
+        let weights = Safetensors::open_dir(dir)?;
+        let model = Decoder::load(&gpu, cfg, &weights).with_context(|| format!("loading weights from {}", dir.display()))?;
+        let mut files = weights.files();
+        files.push(dir.join("config.json"));
+        files.push(dir.join("tokenizer.json"));
+        Ok(Engine::new(gpu, model, tokenizer, opts, files))
+    }
+
+    pub fn new(gpu: Gpu, model: Decoder, tokenizer: Tokenizer, opts: EngineOptions, files: Vec<PathBuf>) -> Engine {
+        Engine { gpu, model, tokenizer, opts, files, ws: batch::Workspace::default() }
+    }
+
+    /// The model's context length.
+    pub fn max_length(&self) -> usize {
+        self.model.cfg.max_position_embeddings
+    }
+}

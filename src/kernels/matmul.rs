@@ -51,7 +51,7 @@ pub fn linear(rec: &mut Recorder, path: Path, w: &Matrix, bias: Option<&wgpu::Bu
             Path::Tiled => {
                 rec.dispatch(kernel.clone(), &params, &bufs, [u(c.rows.div_ceil(64)), u(r.m.div_ceil(64)), 1])
             }
-            Path::Vector => rec.dispatch_linear(kernel.clone(), &params, &bufs, u(c.rows)),
+            Path::Vector => rec.dispatch_linear(kernel.clone(), &params, &bufs, u(c.rows.div_ceil(64))),
         }
     }
     Ok(())

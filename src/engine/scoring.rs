@@ -1,0 +1,151 @@
+//! Scoring: log-probabilities of given tokens, for loglikelihood and loglikelihood_rolling.
+
+use anyhow::{bail, Result};
+
+use super::batch::{run, Segment};
+use super::requests::{loglikelihood_tokens, rolling_windows};
+use super::Engine;
+use crate::kernels::logprobs::TokenScore;
+use crate::kernels::matmul::Path;
+
+/// Score `tokens[score_from..]`, each given the tokens before it.
+#[derive(Clone, Debug)]
+pub struct ScoreRequest {
+    pub tokens: Vec<u32>,
+    pub score_from: usize,
+}
+
+/// A scored continuation.
+#[derive(Clone, Debug)]
+pub struct Scored {
+    pub context_tokens: Vec<u32>,
+    pub continuation_tokens: Vec<u32>,
+    pub logprobs: Vec<f32>,
+    pub is_greedy: Vec<bool>,
+    pub topk: Vec<Vec<(u32, f32)>>,
+}
+
+impl Scored {
+    /// Sum of the log-probs, accumulated in f64 in token order.
+    pub fn sum_logprob(&self) -> f64 {
+        self.logprobs.iter().map(|&x| x as f64).sum()
+    }
+    /// Every continuation token is the argmax (lm-eval's is_greedy).
+    pub fn all_greedy(&self) -> bool {
+        self.is_greedy.iter().all(|&g| g)
+    }
+}
+
+impl Engine {
+    /// Scores each request's tokens from `score_from` on. Requests are packed into passes by
+    /// length; results do not depend on the packing (see tests/models.rs).
+    pub fn score(&mut self, reqs: &[ScoreRequest], topk: usize) -> Result<Vec<Vec<TokenScore>>> {
+        for (i, r) in reqs.iter().enumerate() {
+            if r.score_from == 0 || r.score_from > r.tokens.len() {
+                bail!("request {i}: score_from {} must be in 1..={}", r.score_from, r.tokens.len());
+            }
+            if r.tokens.len() > self.max_length() {
+                bail!("request {i}: {} tokens, longer than the model's context of {}", r.tokens.len(), self.max_length());
+            }
+        }
+        // Longest first, as lm-eval orders requests: fewer, fuller passes.
+        let mut order: Vec<usize> = (0..reqs.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(reqs[i].tokens.len()));
+        let mut results: Vec<Vec<TokenScore>> = vec![Vec::new(); reqs.len()];
+        let mut k = 0;
+        while k < order.len() {
+            let mut batch = vec![order[k]];
+            let mut total = reqs[order[k]].tokens.len();
+            k += 1;
+            while k < order.len() && batch.len() < self.opts.batch_size && total + reqs[order[k]].tokens.len() <= self.opts.max_batch_tokens {
+                total += reqs[order[k]].tokens.len();
+                batch.push(order[k]);
+                k += 1;
+            }
+            let mut segs = Vec::with_capacity(batch.len());
+            let mut base = 0;
+            for &i in &batch {
+                let r = &reqs[i];
+                // The output at row p predicts token p + 1: score rows score_from-1 .. len-1.
+                let score = (r.score_from..r.tokens.len()).map(|p| (p - 1, r.tokens[p])).collect();
+                // The last token is only a target: it need not run through the model.
+                segs.push(Segment { tokens: &r.tokens[..r.tokens.len() - 1], start_pos: 0, base, score });
+                base += r.tokens.len();
+            }
+            self.ws.ensure_cache(&self.gpu, &self.model, base)?;
+            let out = run(&self.gpu, &self.model, &mut self.ws, &segs, Path::Tiled, topk)?;
+            for (&i, o) in batch.iter().zip(out) {
+                results[i] = o;
+            }
+        }
+        Ok(results)
+    }
+
+    /// lm-eval `loglikelihood`: log P(continuation | context) per request, token by token.
+    pub fn loglikelihood(&mut self, pairs: &[(String, String)], topk: usize) -> Result<Vec<Scored>> {
+        let prefix = self.tokenizer.prefix_token()?;
+        let mut encoded = Vec::with_capacity(pairs.len());
+        let mut reqs = Vec::with_capacity(pairs.len());
+        for (ctx, cont) in pairs {
+            let (c, t) = loglikelihood_tokens(&self.tokenizer, ctx, cont, prefix)?;
+            if t.is_empty() {
+                bail!("continuation {cont:?} encodes to no tokens");
+            }
+            let mut tokens = c.clone();
+            tokens.extend(&t);
+            reqs.push(ScoreRequest { tokens, score_from: c.len() });
+            encoded.push((c, t));
+        }
+        let scores = self.score(&reqs, topk)?;
+        Ok(encoded
+            .into_iter()
+            .zip(scores)
+            .map(|((c, t), s)| Scored {
+                logprobs: s.iter().map(|x| x.logprob).collect(),
+                is_greedy: s.iter().zip(&t).map(|(x, &id)| x.argmax == id).collect(),
+                topk: s.iter().map(|x| x.topk.clone()).collect(),
+                context_tokens: c,
+                continuation_tokens: t,
+            })
+            .collect())
+    }
+
+    /// lm-eval `loglikelihood_rolling`: the log-likelihood of each whole text, scored in
+    /// disjoint windows of the model's context; returns per text its windows' scores in order.
+    pub fn loglikelihood_rolling(&mut self, texts: &[String]) -> Result<Vec<Vec<Scored>>> {
+        let prefix = self.tokenizer.prefix_token()?;
+        let mut per_text = Vec::new();
+        let mut pairs = Vec::new();
+        for text in texts {
+            let ids = super::requests::Encode::encode(&self.tokenizer, text)?;
+            let windows = rolling_windows(&ids, prefix, self.max_length(), 1);
+            per_text.push(windows.len());
+            pairs.extend(windows);
+        }
+        let reqs: Vec<ScoreRequest> = pairs
+            .iter()
+            .map(|(c, t)| {
+                let mut tokens = c.clone();
+                tokens.extend(t);
+                ScoreRequest { tokens, score_from: c.len() }
+            })
+            .collect();
+        let scores = self.score(&reqs, 0)?;
+        let mut it = pairs.into_iter().zip(scores);
+        Ok(per_text
+            .into_iter()
+            .map(|n| {
+                it.by_ref()
+                    .take(n)
+                    .map(|((c, t), s)| Scored {
+                        logprobs: s.iter().map(|x| x.logprob).collect(),
+                        is_greedy: s.iter().zip(&t).map(|(x, &id)| x.argmax == id).collect(),
+                        topk: Vec::new(),
+                        context_tokens: c,
+                        continuation_tokens: t,
+                    })
+                    .collect()
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,267 @@
+//! The decoder shared by Llama, Mistral, Qwen2 and Qwen3, read top to bottom like the diagram:
+//! embed → N × [RMSNorm → attention (fused q/k/v, q/k norm, RoPE, KV cache, GQA) → + residual →
+//! RMSNorm → SwiGLU MLP → + residual] → final RMSNorm → LM head → log-softmax.
+//! The architectures differ only in config switches (biases, q/k norm, windows, tied head).
+
+use anyhow::{bail, Context, Result};
+
+use super::config::Config;
+use super::weights::{TensorRef, TensorSource};
+use crate::device::{Gpu, Recorder};
+use crate::kernels::attention::Attention;
+use crate::kernels::matmul::{linear, Path, Rows};
+use crate::kernels::rmsnorm::{self, RmsNorm};
+use crate::kernels::rope::{rope, RopeTable};
+use crate::kernels::{embedding, kv_write, logprobs, swiglu};
+use crate::tensor::{DType, Matrix};
+
+pub struct Layer {
+    input_norm: wgpu::Buffer,
+    /// q, k and v projections stacked: `[q_dim + 2 * kv_dim, hidden]`.
+    qkv: Matrix,
+    qkv_bias: Option<wgpu::Buffer>,
+    q_norm: Option<wgpu::Buffer>,
+    k_norm: Option<wgpu::Buffer>,
+    o: Matrix,
+    o_bias: Option<wgpu::Buffer>,
+    post_norm: wgpu::Buffer,
+    /// gate and up projections stacked: `[2 * intermediate, hidden]`.
+    gate_up: Matrix,
+    down: Matrix,
+    attention: Attention,
+}
+
+pub struct Decoder {
+    pub cfg: Config,
+    embed: Matrix,
+    layers: Vec<Layer>,
+    norm: wgpu::Buffer,
+    /// `None` when tied to the embedding.
+    lm_head: Option<Matrix>,
+    rope: RopeTable,
+}
+
+/// The working buffers of one pass over `tokens` rows (f32 unless noted).
+pub struct Activations {
+    pub tokens: usize,
+    pub ids: wgpu::Buffer,
+    /// Per token `[position, cache row of position 0]` (u32).
+    pub meta: wgpu::Buffer,
+    x: wgpu::Buffer,
+    h: wgpu::Buffer,
+    qkv: wgpu::Buffer,
+    att: wgpu::Buffer,
+    gu: wgpu::Buffer,
+    act: wgpu::Buffer,
+}
+
+/// The KV cache buffers of one layer, `[rows, kv_dim]` each.
+pub struct LayerCache<'a> {
+    pub k: &'a wgpu::Buffer,
+    pub v: &'a wgpu::Buffer,
+}
+
+fn norm_buf(gpu: &Gpu, src: &dyn TensorSource, name: &str, dim: usize) -> Result<wgpu::Buffer> {
+    let t = src.tensor(name)?;
+    t.expect_shape(&[dim])?;
+    gpu.upload(name, bytemuck::cast_slice(&t.to_f32()))
+}
+
+/// Stacks the rows of several `[rows_i, cols]` tensors into one matrix in their common dtype
+/// (f32 if they differ).
+fn stacked(gpu: &Gpu, src: &dyn TensorSource, parts: &[(String, usize)], cols: usize) -> Result<Matrix> {
+    let tensors: Vec<TensorRef> = parts.iter().map(|(n, _)| src.tensor(n)).collect::<Result<_>>()?;
+    for (t, (_, rows)) in tensors.iter().zip(parts) {
+        t.expect_shape(&[*rows, cols])?;
+    }
+    let rows: usize = parts.iter().map(|p| p.1).sum();
+    let name = &parts[0].0;
+    if tensors.len() == 1 {
+        return Matrix::upload(gpu, name, tensors[0].dtype, rows, cols, &tensors[0].bytes);
+    }
+    let dtype = tensors[0].dtype;
+    if tensors.iter().all(|t| t.dtype == dtype) {
+        let bytes: Vec<u8> = tensors.iter().flat_map(|t| t.bytes.iter().copied()).collect();
+        Matrix::upload(gpu, name, dtype, rows, cols, &bytes)
+    } else {
+        let vals: Vec<f32> = tensors.iter().flat_map(|t| t.to_f32()).collect();
+        Matrix::upload(gpu, name, DType::F32, rows, cols, bytemuck::cast_slice(&vals))
+    }
+}
+
+fn bias(gpu: &Gpu, src: &dyn TensorSource, names: &[(String, usize)]) -> Result<wgpu::Buffer> {
+    let mut v = Vec::new();
+    for (n, len) in names {
+        let t = src.tensor(n)?;
+        t.expect_shape(&[*len])?;
+        v.extend(t.to_f32());
+    }
+    gpu.upload(&names[0].0, bytemuck::cast_slice(&v))
+}
+
+impl Decoder {
+    /// Uploads every weight, checking names, shapes and dtypes against `cfg`.
+    pub fn load(gpu: &Gpu, cfg: Config, src: &dyn TensorSource) -> Result<Decoder> {
+        let (h, q, kv, inter) = (cfg.hidden_size, cfg.q_dim(), cfg.kv_dim(), cfg.intermediate_size);
+        let embed = stacked(gpu, src, &[("model.embed_tokens.weight".into(), cfg.vocab_size)], h)?;
+        let mut layers = Vec::with_capacity(cfg.num_layers);
+        for l in 0..cfg.num_layers {
+            let p = |s: &str| format!("model.layers.{l}.{s}");
+            let qkv_parts = [(p("self_attn.q_proj.weight"), q), (p("self_attn.k_proj.weight"), kv), (p("self_attn.v_proj.weight"), kv)];
+            let qkv_bias = if cfg.qkv_bias {
+                Some(bias(gpu, src, &[(p("self_attn.q_proj.bias"), q), (p("self_attn.k_proj.bias"), kv), (p("self_attn.v_proj.bias"), kv)])?)
+            } else {
+                None
+            };
+            let (q_norm, k_norm) = if cfg.qk_norm {
+                (Some(norm_buf(gpu, src, &p("self_attn.q_norm.weight"), cfg.head_dim)?), Some(norm_buf(gpu, src, &p("self_attn.k_norm.weight"), cfg.head_dim)?))
+            } else {
+                (None, None)
+            };
+            layers.push(Layer {
+                input_norm: norm_buf(gpu, src, &p("input_layernorm.weight"), h)?,
+                qkv: stacked(gpu, src, &qkv_parts, h)?,
+                qkv_bias,
+                q_norm,
+                k_norm,
+                o: stacked(gpu, src, &[(p("self_attn.o_proj.weight"), h)], q)?,
+                o_bias: if cfg.o_bias { Some(bias(gpu, src, &[(p("self_attn.o_proj.bias"), h)])?) } else { None },
+                post_norm: norm_buf(gpu, src, &p("post_attention_layernorm.weight"), h)?,
+                gate_up: stacked(gpu, src, &[(p("mlp.gate_proj.weight"), inter), (p("mlp.up_proj.weight"), inter)], h)?,
+                down: stacked(gpu, src, &[(p("mlp.down_proj.weight"), h)], inter)?,
+                attention: Attention { heads_q: cfg.num_heads, heads_kv: cfg.num_kv_heads, head_dim: cfg.head_dim, window: cfg.layer_windows[l] },
+            });
+        }
+        let norm = norm_buf(gpu, src, "model.norm.weight", h)?;
+        let lm_head = if src.contains("lm_head.weight") && !cfg.tie_word_embeddings {
+            Some(stacked(gpu, src, &[("lm_head.weight".into(), cfg.vocab_size)], h)?)
+        } else if cfg.tie_word_embeddings {
+            None
+        } else {
+            bail!("weights: no tensor named lm_head.weight, and config.json has tie_word_embeddings false");
+        };
+        let rope = RopeTable::new(gpu, &cfg.inv_freq(), cfg.max_position_embeddings)?;
+        gpu.check("uploading weights")?;
+        Ok(Decoder { cfg, embed, layers, norm, lm_head, rope })
+    }
+
+    /// Bytes of weights held on the GPU.
+    pub fn weight_bytes(&self) -> u64 {
+        let mut n = self.embed.bytes_on_gpu() + self.lm_head.as_ref().map_or(0, |m| m.bytes_on_gpu());
+        for l in &self.layers {
+            n += l.qkv.bytes_on_gpu() + l.o.bytes_on_gpu() + l.gate_up.bytes_on_gpu() + l.down.bytes_on_gpu();
+        }
+        n
+    }
+
+    fn lm_head(&self) -> &Matrix {
+        self.lm_head.as_ref().unwrap_or(&self.embed)
+    }
+
+    pub fn vocab_size(&self) -> usize {
+        self.cfg.vocab_size
+    }
+
+    /// Working buffers for passes of up to `tokens` rows.
+    pub fn activations(&self, gpu: &Gpu, tokens: usize) -> Result<Activations> {
+        let c = &self.cfg;
+        let t = tokens.max(1) as u64;
+        let f = |name: &str, width: usize| gpu.storage(name, t * width as u64 * 4);
+        Ok(Activations {
+            tokens,
+            ids: f("ids", 1)?,
+            meta: f("token meta", 2)?,
+            x: f("hidden", c.hidden_size)?,
+            h: f("normed", c.hidden_size)?,
+            qkv: f("qkv", c.q_dim() + 2 * c.kv_dim())?,
+            att: f("attention out", c.q_dim())?,
+            gu: f("gate_up", 2 * c.intermediate_size)?,
+            act: f("mlp act", c.intermediate_size)?,
+        })
+    }
+
+    /// Records embedding and every layer for `tokens` rows of `a` (ids and meta already written),
+    /// writing keys and values into `cache`. The final hidden states stay in `a`.
+    pub fn record_layers(&self, rec: &mut Recorder, path: Path, a: &Activations, tokens: usize, cache: &[LayerCache]) -> Result<()> {
+        let c = &self.cfg;
+        let (hd, q_dim, kv_dim) = (c.hidden_size, c.q_dim(), c.kv_dim());
+        let qkv_dim = q_dim + 2 * kv_dim;
+        let eps = c.rms_norm_eps as f32;
+        embedding::embedding(rec, &self.embed, &a.ids, tokens, &a.x)?;
+        let hidden = rmsnorm::Rows { buf: &a.x, offset: 0, stride: hd, per: 1 };
+        for (layer, lc) in self.layers.iter().zip(cache) {
+            // Attention block.
+            RmsNorm { weight: &layer.input_norm, dim: hd, eps }.to(rec, tokens, &hidden, &a.h, hd, None)?;
+            let rows = Rows { x: &a.h, x_offset: 0, x_stride: hd, y: &a.qkv, y_offset: 0, y_stride: qkv_dim, m: tokens };
+            linear(rec, path, &layer.qkv, layer.qkv_bias.as_ref(), false, &rows)?;
+            if let (Some(qn), Some(kn)) = (&layer.q_norm, &layer.k_norm) {
+                let qr = rmsnorm::Rows { buf: &a.qkv, offset: 0, stride: qkv_dim, per: c.num_heads };
+                RmsNorm { weight: qn, dim: c.head_dim, eps }.in_place(rec, tokens * c.num_heads, &qr)?;
+                let kr = rmsnorm::Rows { buf: &a.qkv, offset: q_dim, stride: qkv_dim, per: c.num_kv_heads };
+                RmsNorm { weight: kn, dim: c.head_dim, eps }.in_place(rec, tokens * c.num_kv_heads, &kr)?;
+            }
+            // q heads and k heads sit next to each other in the qkv row: rotate them together.
+            rope(rec, &a.qkv, 0, qkv_dim, tokens, c.num_heads + c.num_kv_heads, &self.rope, &a.meta)?;
+            kv_write::kv_write(rec, &a.qkv, qkv_dim, q_dim, q_dim + kv_dim, kv_dim, tokens, &a.meta, lc.k, lc.v)?;
+            layer.attention.record(rec, &a.qkv, 0, qkv_dim, tokens, &a.meta, lc.k, lc.v, &a.att)?;
+            let rows = Rows { x: &a.att, x_offset: 0, x_stride: q_dim, y: &a.x, y_offset: 0, y_stride: hd, m: tokens };
+            linear(rec, path, &layer.o, layer.o_bias.as_ref(), true, &rows)?;
+            // MLP block.
+            RmsNorm { weight: &layer.post_norm, dim: hd, eps }.to(rec, tokens, &hidden, &a.h, hd, None)?;
+            let rows = Rows { x: &a.h, x_offset: 0, x_stride: hd, y: &a.gu, y_offset: 0, y_stride: 2 * c.intermediate_size, m: tokens };
+            linear(rec, path, &layer.gate_up, None, false, &rows)?;
+            swiglu::swiglu(rec, &a.gu, &a.act, tokens, c.intermediate_size)?;
+            let rows = Rows { x: &a.act, x_offset: 0, x_stride: c.intermediate_size, y: &a.x, y_offset: 0, y_stride: hd, m: tokens };
+            linear(rec, path, &layer.down, None, true, &rows)?;
+        }
+        Ok(())
+    }
+
+    /// Rows of logits held at once by [`record_head`](Self::record_head).
+    pub fn head_chunk_rows(&self, gpu: &Gpu) -> usize {
+        let budget = gpu.max_binding.min(64 << 20);
+        ((budget / (self.cfg.vocab_size as u64 * 4)) as usize).max(1)
+    }
+
+    /// Records final norm → LM head → log-softmax for the hidden rows listed in `gather`
+    /// (`rows` of them), scoring `targets[r]`; results land in `out` (see `kernels::logprobs`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn record_head(&self, rec: &mut Recorder, path: Path, a: &Activations, rows: usize, gather: &wgpu::Buffer, targets: &wgpu::Buffer, topk: usize, head: &HeadBuffers) -> Result<()> {
+        let c = &self.cfg;
+        let hd = c.hidden_size;
+        let hidden = rmsnorm::Rows { buf: &a.x, offset: 0, stride: hd, per: 1 };
+        RmsNorm { weight: &self.norm, dim: hd, eps: c.rms_norm_eps as f32 }.to(rec, rows, &hidden, &head.normed, hd, Some(gather))?;
+        let chunk = head.chunk_rows;
+        let mut r0 = 0;
+        while r0 < rows {
+            let n = chunk.min(rows - r0);
+            let lr = Rows { x: &head.normed, x_offset: r0 * hd, x_stride: hd, y: &head.logits, y_offset: 0, y_stride: c.vocab_size, m: n };
+            linear(rec, path, self.lm_head(), None, false, &lr)?;
+            logprobs::logprobs(rec, &head.logits, n, c.vocab_size, targets, r0, topk, &head.out)?;
+            r0 += n;
+        }
+        Ok(())
+    }
+
+    /// Buffers for scoring up to `rows` positions at once.
+    pub fn head_buffers(&self, gpu: &Gpu, rows: usize) -> Result<HeadBuffers> {
+        let rows = rows.max(1);
+        let chunk_rows = self.head_chunk_rows(gpu).min(rows);
+        Ok(HeadBuffers {
+            rows,
+            chunk_rows,
+            normed: gpu.storage("final norm", (rows * self.cfg.hidden_size * 4) as u64)?,
+            logits: gpu.storage("logits", (chunk_rows * self.cfg.vocab_size * 4) as u64).context("allocating the logits chunk")?,
+            out: gpu.storage("scores", (rows * logprobs::OUT_STRIDE * 4) as u64)?,
+        })
+    }
+}
+
+/// Buffers of the final step: gathered normed rows, one chunk of logits, and the per-row scores.
+pub struct HeadBuffers {
+    pub rows: usize,
+    pub chunk_rows: usize,
+    normed: wgpu::Buffer,
+    logits: wgpu::Buffer,
+    pub out: wgpu::Buffer,
+}

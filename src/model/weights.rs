@@ -1,0 +1,145 @@
+//! Tensors by name: memory-mapped safetensors (one file or shards listed in
+//! `model.safetensors.index.json`), or tensors held in memory (synthetic models for benches).
+
+use std::borrow::Cow;
+use std::collections::{BTreeSet, HashMap};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use memmap2::Mmap;
+
+use crate::tensor::DType;
+
+/// A tensor's dtype, shape and raw little-endian bytes.
+pub struct TensorRef<'a> {
+    pub name: String,
+    pub dtype: DType,
+    pub shape: Vec<usize>,
+    pub bytes: Cow<'a, [u8]>,
+}
+
+impl TensorRef<'_> {
+    pub fn expect_shape(&self, shape: &[usize]) -> Result<()> {
+        if self.shape != shape {
+            bail!("tensor {}: shape {:?}, expected {:?}", self.name, self.shape, shape);
+        }
+        Ok(())
+    }
+
+    pub fn to_f32(&self) -> Vec<f32> {
+        self.dtype.to_f32(&self.bytes)
+    }
+}
+
+/// Where a model's tensors come from.
+pub trait TensorSource {
+    fn tensor(&self, name: &str) -> Result<TensorRef<'_>>;
+    fn contains(&self, name: &str) -> bool;
+    /// Every file read, for manifests.
+    fn files(&self) -> Vec<PathBuf> {
+        Vec::new()
+    }
+}
+
+struct Entry {
+    file: usize,
+    dtype: DType,
+    shape: Vec<usize>,
+    start: usize,
+    end: usize,
+}
+
+/// The safetensors files of a model folder, memory-mapped.
+pub struct Safetensors {
+    paths: Vec<PathBuf>,
+    maps: Vec<Mmap>,
+    entries: HashMap<String, Entry>,
+}
+
+impl Safetensors {
+    /// Opens `dir/model.safetensors.index.json`'s shards, or `dir/model.safetensors`.
+    pub fn open_dir(dir: &Path) -> Result<Safetensors> {
+        let index = dir.join("model.safetensors.index.json");
+        let files: Vec<PathBuf> = if index.exists() {
+            let text = std::fs::read_to_string(&index).with_context(|| format!("reading {}", index.display()))?;
+            let v: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{}: not valid JSON", index.display()))?;
+            let map = v.get("weight_map").and_then(|m| m.as_object()).with_context(|| format!("{}: no \"weight_map\" object", index.display()))?;
+            let names: BTreeSet<&str> = map.values().filter_map(|f| f.as_str()).collect();
+            names.into_iter().map(|f| dir.join(f)).collect()
+        } else if dir.join("model.safetensors").exists() {
+            vec![dir.join("model.safetensors")]
+        } else {
+            bail!("{}: no model.safetensors or model.safetensors.index.json", dir.display());
+        };
+        Safetensors::open(&files)
+    }
+
+    pub fn open(files: &[PathBuf]) -> Result<Safetensors> {
+        let mut st = Safetensors { paths: Vec::new(), maps: Vec::new(), entries: HashMap::new() };
+        for (i, path) in files.iter().enumerate() {
+            let file = File::open(path).with_context(|| format!("opening weight file {}", path.display()))?;
+            // SAFETY: the file is opened read-only and is not expected to change while mapped.
+            let map = unsafe { Mmap::map(&file) }.with_context(|| format!("mapping {}", path.display()))?;
+            let (header_len, meta) = safetensors::SafeTensors::read_metadata(&map)
+                .map_err(|e| anyhow::anyhow!("{}: not a valid safetensors file ({e})", path.display()))?;
+            let data_start = 8 + header_len;
+            for (name, info) in meta.tensors() {
+                let dtype = DType::from_safetensors(info.dtype).with_context(|| {
+                    format!("{}: tensor {name} has dtype {:?}; supported: F32, F16, BF16", path.display(), info.dtype)
+                })?;
+                let (s, e) = info.data_offsets;
+                let (start, end) = (data_start + s, data_start + e);
+                if end > map.len() {
+                    bail!("{}: truncated: tensor {name} ends at byte {end} but the file has {} bytes", path.display(), map.len());
+                }
+                let n: usize = info.shape.iter().product();
+                if n * dtype.size() != e - s {
+                    bail!("{}: tensor {name}: shape {:?} does not match its {} bytes", path.display(), info.shape, e - s);
+                }
+                st.entries.insert(name.clone(), Entry { file: i, dtype, shape: info.shape.clone(), start, end });
+            }
+            st.paths.push(path.clone());
+            st.maps.push(map);
+        }
+        Ok(st)
+    }
+}
+
+impl TensorSource for Safetensors {
+    fn tensor(&self, name: &str) -> Result<TensorRef<'_>> {
+        let e = self.entries.get(name).with_context(|| format!("weights: no tensor named {name}"))?;
+        Ok(TensorRef { name: name.into(), dtype: e.dtype, shape: e.shape.clone(), bytes: Cow::Borrowed(&self.maps[e.file][e.start..e.end]) })
+    }
+    fn contains(&self, name: &str) -> bool {
+        self.entries.contains_key(name)
+    }
+    fn files(&self) -> Vec<PathBuf> {
+        self.paths.clone()
+    }
+}
+
+/// Tensors held in memory.
+#[derive(Default)]
+pub struct MemoryTensors {
+    pub tensors: HashMap<String, (DType, Vec<usize>, Vec<u8>)>,
+}
+
+impl MemoryTensors {
+    pub fn insert_f32(&mut self, name: &str, shape: &[usize], data: &[f32]) {
+        self.tensors.insert(name.into(), (DType::F32, shape.to_vec(), bytemuck::cast_slice(data).to_vec()));
+    }
+    pub fn insert(&mut self, name: &str, dtype: DType, shape: &[usize], bytes: Vec<u8>) {
+        self.tensors.insert(name.into(), (dtype, shape.to_vec(), bytes));
+    }
+}
+
+impl TensorSource for MemoryTensors {
+    fn tensor(&self, name: &str) -> Result<TensorRef<'_>> {
+        let (dtype, shape, bytes) = self.tensors.get(name).with_context(|| format!("weights: no tensor named {name}"))?;
+        Ok(TensorRef { name: name.into(), dtype: *dtype, shape: shape.clone(), bytes: Cow::Borrowed(bytes) })
+    }
+    fn contains(&self, name: &str) -> bool {
+        self.tensors.contains_key(name)
+    }
+}

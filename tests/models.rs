@@ -1,0 +1,155 @@
+//! Every architecture against transformers float32 on tiny random-weight models
+//! (tests/fixtures, written by tools/gen_fixtures.py), and the engine's invariances.
+
+mod common;
+
+use std::path::PathBuf;
+
+use pingce::device::Gpu;
+use pingce::engine::requests::Encode;
+use pingce::engine::{Engine, EngineOptions, GenRequest, ScoreRequest};
+use serde_json::Value;
+
+const MODELS: [&str; 4] = ["tiny-llama", "tiny-mistral", "tiny-qwen2", "tiny-qwen3"];
+
+fn dir(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+}
+
+fn engine(name: &str, batch_size: usize) -> Engine {
+    let gpu = Gpu::default_device().unwrap();
+    Engine::load(gpu, &dir(name), EngineOptions { batch_size, max_batch_tokens: 4096 }).unwrap()
+}
+
+fn reference(name: &str) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(dir(name).join("reference.json")).unwrap()).unwrap()
+}
+
+fn ids(v: &Value) -> Vec<u32> {
+    v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()
+}
+
+fn floats(v: &Value) -> Vec<f32> {
+    v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect()
+}
+
+#[test]
+fn logprobs_and_top5_match_transformers() {
+    for name in MODELS {
+        let mut e = engine(name, 4);
+        let r = reference(name);
+        let texts = r["texts"].as_array().unwrap();
+        let mut reqs = Vec::new();
+        for t in texts {
+            let want = ids(&t["ids"]);
+            assert_eq!(e.tokenizer.encode(t["text"].as_str().unwrap()).unwrap(), want, "{name}: token ids");
+            reqs.push(ScoreRequest { tokens: want, score_from: 1 });
+        }
+        let got = e.score(&reqs, 5).unwrap();
+        let mut worst = 0f32;
+        for (t, g) in texts.iter().zip(&got) {
+            let want = floats(&t["logprobs"]);
+            let margins = floats(&t["margins"]);
+            let top5 = t["top5_ids"].as_array().unwrap();
+            assert_eq!(g.len(), want.len());
+            for (i, s) in g.iter().enumerate() {
+                worst = worst.max((s.logprob - want[i]).abs());
+                // The argmax must agree wherever transformers' top-1 is clear of its top-2.
+                if margins[i] > 1e-3 {
+                    assert_eq!(s.argmax, top5[i][0].as_u64().unwrap() as u32, "{name}: argmax at {i}");
+                    assert_eq!(s.topk[0].0, s.argmax);
+                }
+                if margins[i] > 1e-3 {
+                    assert_eq!(t["greedy_is"][i].as_bool().unwrap(), s.argmax == ids(&t["ids"])[i + 1], "{name}: greedy flag at {i}");
+                }
+            }
+        }
+        assert!(worst <= 1e-4, "{name}: max |Δ log-prob| {worst} > 1e-4");
+        eprintln!("{name}: max |Δ log-prob| vs transformers = {worst:e}");
+    }
+}
+
+#[test]
+fn greedy_generation_matches_transformers() {
+    for name in MODELS {
+        let mut e = engine(name, 8);
+        let r = reference(name);
+        let gens = r["generations"].as_array().unwrap();
+        let reqs: Vec<GenRequest> = gens.iter().map(|g| GenRequest { prompt: ids(&g["prompt_ids"]), until: vec![], max_tokens: 16 }).collect();
+        let out = e.generate(&reqs).unwrap();
+        for (g, o) in gens.iter().zip(&out) {
+            assert_eq!(o.tokens, ids(&g["new_ids"]), "{name}: greedy tokens for {:?}", g["prompt"]);
+        }
+        // One at a time: the same tokens (batch invariance of decode).
+        for (req, o) in reqs.iter().zip(&out) {
+            assert_eq!(e.generate(std::slice::from_ref(req)).unwrap()[0].tokens, o.tokens, "{name}: alone vs batched");
+        }
+    }
+}
+
+#[test]
+fn scores_are_bit_identical_whatever_the_batch() {
+    let name = "tiny-qwen2";
+    let r = reference(name);
+    let reqs: Vec<ScoreRequest> = r["texts"].as_array().unwrap().iter().map(|t| ScoreRequest { tokens: ids(&t["ids"]), score_from: 1 }).collect();
+    let bits = |e: &mut Engine, reqs: &[ScoreRequest]| -> Vec<Vec<u32>> {
+        e.score(reqs, 0).unwrap().iter().map(|s| s.iter().map(|x| x.logprob.to_bits()).collect()).collect()
+    };
+    let mut alone = Vec::new();
+    let mut e1 = engine(name, 1);
+    for q in &reqs {
+        alone.push(bits(&mut e1, std::slice::from_ref(q)).remove(0));
+    }
+    for bs in [2, 3, 16] {
+        let mut e = engine(name, bs);
+        assert_eq!(bits(&mut e, &reqs), alone, "batch size {bs}");
+    }
+    // Shuffled order, mixed with prefixes of other requests.
+    let mut e = engine(name, 5);
+    let mut mixed: Vec<ScoreRequest> = reqs.iter().rev().cloned().collect();
+    mixed.push(ScoreRequest { tokens: reqs[5].tokens[..30].to_vec(), score_from: 3 });
+    let got = bits(&mut e, &mixed);
+    for (i, g) in got[..reqs.len()].iter().enumerate() {
+        assert_eq!(g, &alone[reqs.len() - 1 - i], "shuffled request {i}");
+    }
+    assert_eq!(got[reqs.len()][..], alone[5][2..29], "prefix request");
+}
+
+#[test]
+fn prefill_and_incremental_decode_agree() {
+    for name in MODELS {
+        let mut e = engine(name, 4);
+        let r = reference(name);
+        let long = ids(&r["texts"][5]["ids"]);
+        let full = e.score(&[ScoreRequest { tokens: long.clone(), score_from: 1 }], 0).unwrap().remove(0);
+        let prefix = 20;
+        let inc = e.score_incremental(&long, prefix).unwrap();
+        let want: Vec<f32> = full[prefix - 1..].iter().map(|s| s.logprob).collect();
+        // Both paths accumulate every dot product in the same order: not just close, identical.
+        assert_eq!(inc, want, "{name}: prefill vs incremental decode");
+    }
+}
+
+#[test]
+fn loglikelihood_splits_pairs_like_lm_eval() {
+    let mut e = engine("tiny-llama", 4);
+    let pairs = vec![
+        ("The cat sat on the ".to_string(), "mat".to_string()),
+        ("The cat sat on the".to_string(), " mat".to_string()),
+        (String::new(), "The cat".to_string()),
+    ];
+    let out = e.loglikelihood(&pairs, 0).unwrap();
+    // Trailing context whitespace moves to the continuation: the first two are the same request.
+    assert_eq!(out[0].context_tokens, out[1].context_tokens);
+    assert_eq!(out[0].continuation_tokens, out[1].continuation_tokens);
+    assert_eq!(out[0].logprobs, out[1].logprobs);
+    // An empty context is the prefix (BOS/EOS) token.
+    assert_eq!(out[2].context_tokens, vec![e.tokenizer.prefix_token().unwrap()]);
+    assert_eq!(out[2].continuation_tokens, e.tokenizer.encode("The cat").unwrap());
+    // Scores equal scoring the concatenated tokens directly.
+    let mut toks = out[0].context_tokens.clone();
+    toks.extend(&out[0].continuation_tokens);
+    let direct = e.score(&[ScoreRequest { score_from: out[0].context_tokens.len(), tokens: toks }], 0).unwrap();
+    assert_eq!(direct[0].iter().map(|s| s.logprob).collect::<Vec<_>>(), out[0].logprobs);
+    assert!(out.iter().all(|s| s.logprobs.iter().all(|x| *x < 0.0)));
+}
