@@ -81,8 +81,12 @@ impl Safetensors {
             let file = File::open(path).with_context(|| format!("opening weight file {}", path.display()))?;
             // SAFETY: the file is opened read-only and is not expected to change while mapped.
             let map = unsafe { Mmap::map(&file) }.with_context(|| format!("mapping {}", path.display()))?;
-            let (header_len, meta) = safetensors::SafeTensors::read_metadata(&map)
-                .map_err(|e| anyhow::anyhow!("{}: not a valid safetensors file ({e})", path.display()))?;
+            let (header_len, meta) = safetensors::SafeTensors::read_metadata(&map).map_err(|e| match e {
+                safetensors::SafeTensorError::MetadataIncompleteBuffer => {
+                    anyhow::anyhow!("{}: truncated: its header describes more data than the file's {} bytes", path.display(), map.len())
+                }
+                e => anyhow::anyhow!("{}: not a valid safetensors file ({e})", path.display()),
+            })?;
             let data_start = 8 + header_len;
             for (name, info) in meta.tensors() {
                 let dtype = DType::from_safetensors(info.dtype).with_context(|| {

@@ -1,0 +1,88 @@
+//! Subcommands: `devices`, `score`, `generate`, `bench`.
+
+mod bench;
+mod devices;
+mod generate;
+mod score;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
+use pingce::device::{DeviceOptions, Gpu};
+use pingce::engine::{Engine, EngineOptions};
+
+#[derive(Parser)]
+#[command(name = "pingce", version, about = "Reproducible LLM evaluation on WGSL kernels (Vulkan, Metal, DX12, lavapipe)")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List the adapters wgpu sees and which one would be used.
+    Devices(devices::DevicesArgs),
+    /// Score {"context", "continuation"} pairs from a JSONL file; one JSON line out per pair.
+    Score(score::ScoreArgs),
+    /// Greedy generation from a prompt.
+    Generate(generate::GenerateArgs),
+    /// Measure prefill and decode throughput.
+    Bench(bench::BenchArgs),
+}
+
+/// Adapter selection, shared by every subcommand that runs kernels.
+#[derive(Args, Clone, Debug)]
+pub struct DeviceArgs {
+    /// Adapter index (see `pingce devices`) or a case-insensitive substring of its name.
+    #[arg(long)]
+    pub device: Option<String>,
+    /// Backend: vulkan, metal, dx12 or gl (default: every primary backend).
+    #[arg(long)]
+    pub backend: Option<String>,
+}
+
+impl DeviceArgs {
+    pub fn options(&self) -> DeviceOptions {
+        DeviceOptions { backend: self.backend.clone(), device: self.device.clone() }
+    }
+
+    pub fn open(&self) -> Result<Gpu> {
+        let (gpu, note) = Gpu::open(&self.options())?;
+        if let Some(n) = note {
+            eprintln!("note: {n}");
+        }
+        eprintln!("adapter: {}", gpu.describe());
+        Ok(gpu)
+    }
+}
+
+/// A model folder and how to batch it.
+#[derive(Args, Clone, Debug)]
+pub struct ModelArgs {
+    /// Hugging Face model folder (config.json, *.safetensors, tokenizer.json).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Sequences per pass. Changes speed, never results.
+    #[arg(long, default_value_t = 16)]
+    pub batch_size: usize,
+    #[command(flatten)]
+    pub device: DeviceArgs,
+}
+
+impl ModelArgs {
+    pub fn engine(&self) -> Result<Engine> {
+        let gpu = self.device.open()?;
+        let opts = EngineOptions { batch_size: self.batch_size.max(1), ..Default::default() };
+        Engine::load(gpu, &self.model, opts)
+    }
+}
+
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Devices(a) => devices::run(a),
+        Command::Score(a) => score::run(a),
+        Command::Generate(a) => generate::run(a),
+        Command::Bench(a) => bench::run(a),
+    }
+}

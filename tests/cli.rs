@@ -1,0 +1,78 @@
+//! The `pingce` binary: output format, batch invariance of its output, and bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn pingce(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_pingce")).args(args).current_dir(root()).output().unwrap()
+}
+
+fn tmp(name: &str, text: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("pingce-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn score_output_is_the_same_bytes_for_every_batch_size() {
+    let model = "tests/fixtures/tiny-qwen3";
+    let reqs = "evals/samples/requests.jsonl";
+    let base = pingce(&["score", "--model", model, "--batch-size", "1", reqs]);
+    assert!(base.status.success(), "{}", String::from_utf8_lossy(&base.stderr));
+    let text = String::from_utf8(base.stdout.clone()).unwrap();
+    let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let n_in = std::fs::read_to_string(root().join(reqs)).unwrap().lines().count();
+    assert_eq!(lines.len(), n_in, "one output line per request");
+    for l in &lines {
+        let lp = l["logprobs"].as_array().unwrap();
+        assert_eq!(lp.len(), l["continuation_tokens"].as_array().unwrap().len());
+        assert_eq!(lp.len(), l["is_greedy"].as_array().unwrap().len());
+        let sum: f64 = lp.iter().map(|x| x.as_f64().unwrap() as f32 as f64).sum();
+        assert_eq!(sum, l["sum_logprob"].as_f64().unwrap());
+    }
+    for bs in ["3", "16"] {
+        let o = pingce(&["score", "--model", model, "--batch-size", bs, reqs]);
+        assert!(o.status.success());
+        assert_eq!(o.stdout, base.stdout, "batch size {bs} changed the output");
+    }
+}
+
+fn fails_with(args: &[&str], needle: &str) {
+    let o = pingce(args);
+    assert!(!o.status.success(), "expected failure for {args:?}");
+    assert!(o.stdout.is_empty(), "nothing may be written on failure");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains(needle), "error for {args:?} should mention {needle:?}: {err}");
+}
+
+#[test]
+fn bad_request_files_are_reported_with_their_line() {
+    let m = "tests/fixtures/tiny-llama";
+    let empty = tmp("empty.jsonl", "");
+    fails_with(&["score", "--model", m, empty.to_str().unwrap()], "no requests");
+    let bad = tmp("bad.jsonl", "{\"context\": \"a\", \"continuation\": \"b\"}\n{\"context\": \"a\"}\n");
+    fails_with(&["score", "--model", m, bad.to_str().unwrap()], "bad.jsonl:2");
+    let long = "word ".repeat(400);
+    let too_long = tmp("long.jsonl", &format!("{{\"context\": \"{long}\", \"continuation\": \"x\"}}\n"));
+    fails_with(&["score", "--model", m, too_long.to_str().unwrap()], "longer than the model's context");
+    fails_with(&["score", "--model", "no/such/model", "evals/samples/requests.jsonl"], "does not exist");
+    let _ = Path::new("");
+}
+
+#[test]
+fn devices_lists_the_selected_adapter() {
+    let o = pingce(&["devices", "--json"]);
+    assert!(o.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let adapters = v["adapters"].as_array().unwrap();
+    assert!(!adapters.is_empty());
+    assert!(adapters[0]["max_storage_binding_mib"].as_u64().unwrap() > 0);
+    assert!(v["selected"]["name"].as_str().is_some());
+    fails_with(&["devices", "--backend", "opengl-es9"], "unknown backend");
+}
