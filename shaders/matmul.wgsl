@@ -18,16 +18,19 @@ struct Params {
 const BM: u32 = 64u;
 const BN: u32 = 64u;
 const BK: u32 = 16u;
-var<workgroup> xs: array<f32, 1024>; // [BK][BM]
-var<workgroup> ws: array<f32, 1024>; // [BK][BN]
+// [BK][BM / 4] and [BK][BN / 4]: vec4 element (kk, i) holds rows (columns) 4i .. 4i + 3 at k0 + kk.
+var<workgroup> xs: array<vec4<f32>, 256>;
+var<workgroup> ws: array<vec4<f32>, 256>;
 
 @compute @workgroup_size(16, 16)
 fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
     let tid = lid.y * 16u + lid.x;
     let row0 = wid.y * BM;
     let col0 = wid.x * BN;
-    var acc: array<f32, 16>;
-    for (var i = 0u; i < 16u; i++) { acc[i] = 0.0; }
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
     // Tile loads: invocation tid fetches 4 consecutive k of row (tid / 4).
     let lr = tid / 4u;
     let lk = (tid % 4u) * 4u;
@@ -37,35 +40,31 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
             var xv = 0.0;
             let r = row0 + lr;
             if (r < p.m && kc < p.k) { xv = x[p.x_offset + r * p.x_stride + kc]; }
-            xs[(lk + c) * BM + lr] = xv;
+            xs[(lk + c) * 16u + lr / 4u][lr % 4u] = xv;
             var wv = 0.0;
             let n = col0 + lr;
             if (n < p.n && kc < p.k) { wv = w_at(n * p.w_stride + kc); }
-            ws[(lk + c) * BN + lr] = wv;
+            ws[(lk + c) * 16u + lr / 4u][lr % 4u] = wv;
         }
         workgroupBarrier();
         for (var kk = 0u; kk < BK; kk++) {
-            var a: array<f32, 4>;
-            var b: array<f32, 4>;
-            for (var i = 0u; i < 4u; i++) {
-                a[i] = xs[kk * BM + lid.y * 4u + i];
-                b[i] = ws[kk * BN + lid.x * 4u + i];
-            }
-            for (var i = 0u; i < 4u; i++) {
-                for (var j = 0u; j < 4u; j++) {
-                    acc[i * 4u + j] = fma(a[i], b[j], acc[i * 4u + j]);
-                }
-            }
+            let a = xs[kk * 16u + lid.y];
+            let b = ws[kk * 16u + lid.x];
+            acc0 = fma(vec4<f32>(a.x), b, acc0);
+            acc1 = fma(vec4<f32>(a.y), b, acc1);
+            acc2 = fma(vec4<f32>(a.z), b, acc2);
+            acc3 = fma(vec4<f32>(a.w), b, acc3);
         }
         workgroupBarrier();
     }
+    let accs = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
     for (var i = 0u; i < 4u; i++) {
         let r = row0 + lid.y * 4u + i;
         if (r >= p.m) { continue; }
         for (var j = 0u; j < 4u; j++) {
             let n = col0 + lid.x * 4u + j;
             if (n >= p.n) { continue; }
-            var v = acc[i * 4u + j];
+            var v = accs[i][j];
 //#if BIAS
             v = v + bias[p.n_offset + n];
 //#endif

@@ -5,7 +5,7 @@ mod common;
 use common::{assert_close, gpu, Rng};
 use pingce::device::Gpu;
 use pingce::kernels::attention::Attention;
-use pingce::kernels::matmul::{linear, Path, Rows};
+use pingce::kernels::matmul::{linear_path, Path, Rows};
 use pingce::kernels::rmsnorm::{self, RmsNorm};
 use pingce::kernels::{embedding, kv_write, logprobs, rope, swiglu};
 use pingce::tensor::{DType, Matrix};
@@ -49,7 +49,7 @@ fn run_linear(gpu: &Gpu, path: Path, w: &Matrix, bias: Option<&[f32]>, x: &[f32]
     let bb = bias.map(|b| f32_buf(gpu, b));
     let mut rec = gpu.recorder();
     let rows = Rows { x: &xb, x_offset: 0, x_stride: w.cols, y: &yb, y_offset: 0, y_stride: n, m };
-    linear(&mut rec, path, w, bb.as_ref(), acc_init.is_some(), &rows).unwrap();
+    linear_path(&mut rec, path, w, bb.as_ref(), acc_init.is_some(), &rows).unwrap();
     rec.submit("test linear").unwrap();
     gpu.read_f32(&yb, 0, m * n).unwrap()
 }

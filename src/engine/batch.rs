@@ -6,7 +6,6 @@ use anyhow::{bail, Result};
 use super::kv_cache::KvCache;
 use crate::device::Gpu;
 use crate::kernels::logprobs::{self, TokenScore, NO_TARGET};
-use crate::kernels::matmul::Path;
 use crate::model::decoder::{Activations, HeadBuffers};
 use crate::model::Decoder;
 
@@ -41,7 +40,7 @@ impl Workspace {
 
 /// Runs `segs` through the model in one submission and returns, per segment, the scores of its
 /// scored positions, in order.
-pub fn run(gpu: &Gpu, model: &Decoder, ws: &mut Workspace, segs: &[Segment], path: Path, topk: usize) -> Result<Vec<Vec<TokenScore>>> {
+pub fn run(gpu: &Gpu, model: &Decoder, ws: &mut Workspace, segs: &[Segment], topk: usize) -> Result<Vec<Vec<TokenScore>>> {
     let tokens: usize = segs.iter().map(|s| s.tokens.len()).sum();
     let max_pos = model.cfg.max_position_embeddings;
     let mut ids = Vec::with_capacity(tokens);
@@ -88,9 +87,9 @@ pub fn run(gpu: &Gpu, model: &Decoder, ws: &mut Workspace, segs: &[Segment], pat
     let gather_buf = gpu.upload("gather", bytemuck::cast_slice(&gather))?;
     let target_buf = gpu.upload("targets", bytemuck::cast_slice(&targets))?;
     let mut rec = gpu.recorder();
-    model.record_layers(&mut rec, path, acts, tokens, &cache.layers())?;
+    model.record_layers(&mut rec, acts, tokens, &cache.layers())?;
     if rows > 0 {
-        model.record_head(&mut rec, path, acts, rows, &gather_buf, &target_buf, topk, head)?;
+        model.record_head(&mut rec, acts, rows, &gather_buf, &target_buf, topk, head)?;
     }
     rec.submit(&format!("running a batch of {} sequences ({tokens} tokens)", segs.len()))?;
     let words = gpu.read_u32(&head.out, 0, rows * logprobs::OUT_STRIDE)?;

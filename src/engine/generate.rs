@@ -7,7 +7,6 @@ use super::batch::{run, Segment};
 use super::requests::cut_at_stop;
 use super::Engine;
 use crate::kernels::logprobs::NO_TARGET;
-use crate::kernels::matmul::Path;
 
 #[derive(Clone, Debug)]
 pub struct GenRequest {
@@ -60,7 +59,7 @@ impl Engine {
                 .zip(&bases)
                 .map(|(p, &base)| Segment { tokens: p, start_pos: 0, base, score: vec![(p.len() - 1, NO_TARGET)] })
                 .collect();
-            let mut next: Vec<u32> = run(&self.gpu, &self.model, &mut self.ws, &segs, Path::Tiled, 0)?.iter().map(|s| s[0].argmax).collect();
+            let mut next: Vec<u32> = run(&self.gpu, &self.model, &mut self.ws, &segs, 0)?.iter().map(|s| s[0].argmax).collect();
             loop {
                 for i in 0..chunk.len() {
                     if done[i].is_some() {
@@ -90,7 +89,7 @@ impl Engine {
                         score: vec![(0, NO_TARGET)],
                     })
                     .collect();
-                let out = run(&self.gpu, &self.model, &mut self.ws, &segs, Path::Vector, 0)?;
+                let out = run(&self.gpu, &self.model, &mut self.ws, &segs, 0)?;
                 for (&i, s) in active.iter().zip(out) {
                     next[i] = s[0].argmax;
                 }
@@ -112,10 +111,10 @@ impl Engine {
         }
         self.ws.ensure_cache(&self.gpu, &self.model, tokens.len())?;
         let seg = Segment { tokens: &tokens[..prefix], start_pos: 0, base: 0, score: vec![(prefix - 1, tokens[prefix])] };
-        let mut lps = vec![run(&self.gpu, &self.model, &mut self.ws, &[seg], Path::Tiled, 0)?[0][0].logprob];
+        let mut lps = vec![run(&self.gpu, &self.model, &mut self.ws, &[seg], 0)?[0][0].logprob];
         for p in prefix..tokens.len() - 1 {
             let seg = Segment { tokens: &tokens[p..p + 1], start_pos: p, base: 0, score: vec![(0, tokens[p + 1])] };
-            lps.push(run(&self.gpu, &self.model, &mut self.ws, &[seg], Path::Vector, 0)?[0][0].logprob);
+            lps.push(run(&self.gpu, &self.model, &mut self.ws, &[seg], 0)?[0][0].logprob);
         }
         Ok(lps)
     }

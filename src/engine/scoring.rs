@@ -6,7 +6,6 @@ use super::batch::{run, Segment};
 use super::requests::{loglikelihood_tokens, rolling_windows};
 use super::Engine;
 use crate::kernels::logprobs::TokenScore;
-use crate::kernels::matmul::Path;
 
 /// Score `tokens[score_from..]`, each given the tokens before it.
 #[derive(Clone, Debug)]
@@ -73,7 +72,7 @@ impl Engine {
                 base += r.tokens.len();
             }
             self.ws.ensure_cache(&self.gpu, &self.model, base)?;
-            let out = run(&self.gpu, &self.model, &mut self.ws, &segs, Path::Tiled, topk)?;
+            let out = run(&self.gpu, &self.model, &mut self.ws, &segs, topk)?;
             for (&i, o) in batch.iter().zip(out) {
                 results[i] = o;
             }

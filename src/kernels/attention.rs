@@ -27,7 +27,7 @@ impl Attention {
             u(q_stride), u(q_offset), u(self.heads_q * self.head_dim), u(self.window.unwrap_or(0)),
             scale.to_bits(),
         ];
-        rec.dispatch_linear(k, &p, &[q, k_cache, v_cache, meta, out], u(tokens * self.heads_q));
+        rec.dispatch_linear(k, &p, &[q, k_cache, v_cache, meta, out], u((tokens * self.heads_q).div_ceil(64)));
         Ok(())
     }
 }

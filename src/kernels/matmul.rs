@@ -7,8 +7,8 @@ use super::{compile, u};
 use crate::device::Recorder;
 use crate::tensor::Matrix;
 
-/// Which kernel computes a linear layer. Chosen by the kind of step (prefill or decode), never by
-/// how many sequences are batched, so a sequence's results do not depend on its batch.
+/// Which kernel computes a linear layer. Both accumulate every output in the same order and give
+/// bit-identical results (tests/kernels.rs), so the choice is only about speed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Path {
     Tiled,
@@ -26,8 +26,24 @@ pub struct Rows<'a> {
     pub m: usize,
 }
 
-/// Records y[m, :] (+)= x[m, :] · wᵀ (+ bias). `accumulate` adds onto what y holds (residual).
-pub fn linear(rec: &mut Recorder, path: Path, w: &Matrix, bias: Option<&wgpu::Buffer>, accumulate: bool, r: &Rows) -> Result<()> {
+/// Rows up to which the matrix-vector kernel beats the tiled one (it streams the weights once per
+/// 4 rows; the tiled kernel computes 64-row tiles).
+pub const VECTOR_MAX_ROWS: usize = 32;
+
+impl Path {
+    pub fn for_rows(m: usize) -> Path {
+        if m <= VECTOR_MAX_ROWS { Path::Vector } else { Path::Tiled }
+    }
+}
+
+/// Records y[m, :] (+)= x[m, :] · wᵀ (+ bias) with the faster kernel for `m` rows.
+/// `accumulate` adds onto what y holds (the residual add).
+pub fn linear(rec: &mut Recorder, w: &Matrix, bias: Option<&wgpu::Buffer>, accumulate: bool, r: &Rows) -> Result<()> {
+    linear_path(rec, Path::for_rows(r.m), w, bias, accumulate, r)
+}
+
+/// [`linear`] with the kernel chosen by the caller.
+pub fn linear_path(rec: &mut Recorder, path: Path, w: &Matrix, bias: Option<&wgpu::Buffer>, accumulate: bool, r: &Rows) -> Result<()> {
     if r.m == 0 {
         return Ok(());
     }

@@ -9,7 +9,7 @@ use super::config::Config;
 use super::weights::{TensorRef, TensorSource};
 use crate::device::{Gpu, Recorder};
 use crate::kernels::attention::Attention;
-use crate::kernels::matmul::{linear, Path, Rows};
+use crate::kernels::matmul::{linear, Rows};
 use crate::kernels::rmsnorm::{self, RmsNorm};
 use crate::kernels::rope::{rope, RopeTable};
 use crate::kernels::{embedding, kv_write, logprobs, swiglu};
@@ -182,7 +182,7 @@ impl Decoder {
 
     /// Records embedding and every layer for `tokens` rows of `a` (ids and meta already written),
     /// writing keys and values into `cache`. The final hidden states stay in `a`.
-    pub fn record_layers(&self, rec: &mut Recorder, path: Path, a: &Activations, tokens: usize, cache: &[LayerCache]) -> Result<()> {
+    pub fn record_layers(&self, rec: &mut Recorder, a: &Activations, tokens: usize, cache: &[LayerCache]) -> Result<()> {
         let c = &self.cfg;
         let (hd, q_dim, kv_dim) = (c.hidden_size, c.q_dim(), c.kv_dim());
         let qkv_dim = q_dim + 2 * kv_dim;
@@ -193,7 +193,7 @@ impl Decoder {
             // Attention block.
             RmsNorm { weight: &layer.input_norm, dim: hd, eps }.to(rec, tokens, &hidden, &a.h, hd, None)?;
             let rows = Rows { x: &a.h, x_offset: 0, x_stride: hd, y: &a.qkv, y_offset: 0, y_stride: qkv_dim, m: tokens };
-            linear(rec, path, &layer.qkv, layer.qkv_bias.as_ref(), false, &rows)?;
+            linear(rec, &layer.qkv, layer.qkv_bias.as_ref(), false, &rows)?;
             if let (Some(qn), Some(kn)) = (&layer.q_norm, &layer.k_norm) {
                 let qr = rmsnorm::Rows { buf: &a.qkv, offset: 0, stride: qkv_dim, per: c.num_heads };
                 RmsNorm { weight: qn, dim: c.head_dim, eps }.in_place(rec, tokens * c.num_heads, &qr)?;
@@ -205,14 +205,14 @@ impl Decoder {
             kv_write::kv_write(rec, &a.qkv, qkv_dim, q_dim, q_dim + kv_dim, kv_dim, tokens, &a.meta, lc.k, lc.v)?;
             layer.attention.record(rec, &a.qkv, 0, qkv_dim, tokens, &a.meta, lc.k, lc.v, &a.att)?;
             let rows = Rows { x: &a.att, x_offset: 0, x_stride: q_dim, y: &a.x, y_offset: 0, y_stride: hd, m: tokens };
-            linear(rec, path, &layer.o, layer.o_bias.as_ref(), true, &rows)?;
+            linear(rec, &layer.o, layer.o_bias.as_ref(), true, &rows)?;
             // MLP block.
             RmsNorm { weight: &layer.post_norm, dim: hd, eps }.to(rec, tokens, &hidden, &a.h, hd, None)?;
             let rows = Rows { x: &a.h, x_offset: 0, x_stride: hd, y: &a.gu, y_offset: 0, y_stride: 2 * c.intermediate_size, m: tokens };
-            linear(rec, path, &layer.gate_up, None, false, &rows)?;
+            linear(rec, &layer.gate_up, None, false, &rows)?;
             swiglu::swiglu(rec, &a.gu, &a.act, tokens, c.intermediate_size)?;
             let rows = Rows { x: &a.act, x_offset: 0, x_stride: c.intermediate_size, y: &a.x, y_offset: 0, y_stride: hd, m: tokens };
-            linear(rec, path, &layer.down, None, true, &rows)?;
+            linear(rec, &layer.down, None, true, &rows)?;
         }
         Ok(())
     }
@@ -226,7 +226,7 @@ impl Decoder {
     /// Records final norm → LM head → log-softmax for the hidden rows listed in `gather`
     /// (`rows` of them), scoring `targets[r]`; results land in `out` (see `kernels::logprobs`).
     #[allow(clippy::too_many_arguments)]
-    pub fn record_head(&self, rec: &mut Recorder, path: Path, a: &Activations, rows: usize, gather: &wgpu::Buffer, targets: &wgpu::Buffer, topk: usize, head: &HeadBuffers) -> Result<()> {
+    pub fn record_head(&self, rec: &mut Recorder, a: &Activations, rows: usize, gather: &wgpu::Buffer, targets: &wgpu::Buffer, topk: usize, head: &HeadBuffers) -> Result<()> {
         let c = &self.cfg;
         let hd = c.hidden_size;
         let hidden = rmsnorm::Rows { buf: &a.x, offset: 0, stride: hd, per: 1 };
@@ -236,7 +236,7 @@ impl Decoder {
         while r0 < rows {
             let n = chunk.min(rows - r0);
             let lr = Rows { x: &head.normed, x_offset: r0 * hd, x_stride: hd, y: &head.logits, y_offset: 0, y_stride: c.vocab_size, m: n };
-            linear(rec, path, self.lm_head(), None, false, &lr)?;
+            linear(rec, self.lm_head(), None, false, &lr)?;
             logprobs::logprobs(rec, &head.logits, n, c.vocab_size, targets, r0, topk, &head.out)?;
             r0 += n;
         }
