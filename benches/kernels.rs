@@ -27,8 +27,28 @@ fn matrix(rows: usize, cols: usize, dtype: DType) -> Matrix {
         DType::F32 => bytemuck::cast_slice(&v).to_vec(),
         DType::F16 => v.iter().flat_map(|x| half::f16::from_f32(*x).to_le_bytes()).collect(),
         DType::BF16 => v.iter().flat_map(|x| half::bf16::from_f32(*x).to_le_bytes()).collect(),
+        q => random_blocks(q, rows * cols),
     };
     Matrix::upload(gpu(), "w", dtype, rows, cols, &bytes).unwrap()
+}
+
+/// Random quantized blocks with small, finite f16 scales.
+fn random_blocks(dtype: DType, n: usize) -> Vec<u8> {
+    let bb = dtype.block_bytes();
+    let mut bytes: Vec<u8> = values(dtype.bytes_for(n), 11).iter().map(|x| ((x + 0.5) * 255.0) as u8).collect();
+    let scale = half::f16::from_f32(0.01).to_le_bytes();
+    for blk in bytes.chunks_exact_mut(bb) {
+        match dtype {
+            DType::Q6_K => blk[208..210].copy_from_slice(&scale),
+            _ => {
+                blk[0..2].copy_from_slice(&scale);
+                if matches!(dtype, DType::Q4_1 | DType::Q4_K | DType::Q5_K) {
+                    blk[2..4].copy_from_slice(&scale);
+                }
+            }
+        }
+    }
+    bytes
 }
 
 fn run_linear(path: Path, w: &Matrix, x: &wgpu::Buffer, y: &wgpu::Buffer, m: usize, reps: usize) {
@@ -43,7 +63,7 @@ fn run_linear(path: Path, w: &Matrix, x: &wgpu::Buffer, y: &wgpu::Buffer, m: usi
 fn bench_matmul(c: &mut Criterion) {
     let mut g = c.benchmark_group("matmul");
     g.sample_size(10);
-    for (m, n, k, dtype) in [(512, 512, 512, DType::F32), (512, 1536, 576, DType::F32), (512, 576, 1536, DType::F32), (512, 1536, 576, DType::BF16)] {
+    for (m, n, k, dtype) in [(512, 512, 512, DType::F32), (512, 1536, 576, DType::F32), (512, 576, 1536, DType::F32), (512, 1536, 576, DType::BF16), (512, 1536, 576, DType::Q4_1)] {
         let w = matrix(n, k, dtype);
         let x = gpu().upload("x", bytemuck::cast_slice(&values(m * k, 3))).unwrap();
         let y = gpu().storage("y", (m * n * 4) as u64).unwrap();
@@ -56,7 +76,7 @@ fn bench_matmul(c: &mut Criterion) {
 fn bench_matvec(c: &mut Criterion) {
     let mut g = c.benchmark_group("matvec");
     g.sample_size(10);
-    for (n, k, dtype) in [(1536, 576, DType::F32), (576, 1536, DType::F32), (49152, 576, DType::F32), (1536, 576, DType::BF16)] {
+    for (n, k, dtype) in [(1536, 576, DType::F32), (576, 1536, DType::F32), (49152, 576, DType::F32), (1536, 576, DType::BF16), (1536, 576, DType::Q4_1), (1536, 576, DType::Q8_0), (1536, 512, DType::Q4_K), (1536, 512, DType::Q6_K)] {
         let w = matrix(n, k, dtype);
         let x = gpu().upload("x", bytemuck::cast_slice(&values(k, 3))).unwrap();
         let y = gpu().storage("y", (n * 4) as u64).unwrap();

@@ -31,3 +31,111 @@ fn w_pair(i: u32) -> vec2<f32> {
     return vec2<f32>(bitcast<f32>(u << 16u), bitcast<f32>(u & 0xffff0000u));
 }
 //#endif
+// ggml block formats: raw blocks as stored in GGUF, read byte-wise. Element i of the matrix
+// (flat row-major index; rows are whole blocks) is element i % B of block i / B.
+//#if W_Q8_0
+//#define W_BLOCKS
+//#endif
+//#if W_Q4_0
+//#define W_BLOCKS
+//#endif
+//#if W_Q4_1
+//#define W_BLOCKS
+//#endif
+//#if W_Q4_K
+//#define W_BLOCKS
+//#endif
+//#if W_Q5_K
+//#define W_BLOCKS
+//#endif
+//#if W_Q6_K
+//#define W_BLOCKS
+//#endif
+//#if W_BLOCKS
+@group(0) @binding(2) var<storage, read> w: array<u32>;
+fn byte_at(o: u32) -> u32 {
+    return (w[o >> 2u] >> ((o & 3u) * 8u)) & 0xffu;
+}
+// f16 at an even byte offset.
+fn half_at(o: u32) -> f32 {
+    let p = unpack2x16float(w[o >> 2u]);
+    return select(p.x, p.y, (o & 2u) != 0u);
+}
+fn w_pair(i: u32) -> vec2<f32> {
+    return vec2<f32>(w_at(i), w_at(i + 1u));
+}
+// ggml get_scale_min_k4: 6-bit scale and min of sub-block j from the 12 bytes at o.
+fn scale_min_k4(o: u32, j: u32) -> vec2<f32> {
+    if (j < 4u) {
+        return vec2<f32>(f32(byte_at(o + j) & 63u), f32(byte_at(o + j + 4u) & 63u));
+    }
+    let a = byte_at(o + j + 4u);
+    return vec2<f32>(f32((a & 15u) | ((byte_at(o + j - 4u) >> 6u) << 4u)), f32((a >> 4u) | ((byte_at(o + j) >> 6u) << 4u)));
+}
+//#endif
+//#if W_Q8_0
+fn w_at(i: u32) -> f32 {
+    let o = (i >> 5u) * 34u;
+    let q = byte_at(o + 2u + (i & 31u));
+    return half_at(o) * f32(bitcast<i32>(q << 24u) >> 24u);
+}
+//#endif
+//#if W_Q4_0
+fn w_at(i: u32) -> f32 {
+    let o = (i >> 5u) * 18u;
+    let j = i & 31u;
+    let q = byte_at(o + 2u + (j & 15u));
+    return half_at(o) * (f32(select(q & 15u, q >> 4u, j >= 16u)) - 8.0);
+}
+//#endif
+//#if W_Q4_1
+fn w_at(i: u32) -> f32 {
+    let o = (i >> 5u) * 20u;
+    let j = i & 31u;
+    let dm = unpack2x16float(w[o >> 2u]);
+    let q = byte_at(o + 4u + (j & 15u));
+    return dm.x * f32(select(q & 15u, q >> 4u, j >= 16u)) + dm.y;
+}
+//#endif
+//#if W_Q4_K
+fn w_at(i: u32) -> f32 {
+    let o = (i >> 8u) * 144u;
+    let j = i & 255u;
+    let dm = unpack2x16float(w[o >> 2u]);
+    let g = j >> 6u;
+    let hi = (j >> 5u) & 1u;
+    let sm = scale_min_k4(o + 4u, 2u * g + hi);
+    let q = byte_at(o + 16u + 32u * g + (j & 31u));
+    return (dm.x * sm.x) * f32(select(q & 15u, q >> 4u, hi == 1u)) - dm.y * sm.y;
+}
+//#endif
+//#if W_Q5_K
+fn w_at(i: u32) -> f32 {
+    let o = (i >> 8u) * 176u;
+    let j = i & 255u;
+    let dm = unpack2x16float(w[o >> 2u]);
+    let g = j >> 6u;
+    let hi = (j >> 5u) & 1u;
+    let l = j & 31u;
+    let sm = scale_min_k4(o + 4u, 2u * g + hi);
+    let q = byte_at(o + 48u + 32u * g + l);
+    let bit = (byte_at(o + 16u + l) >> (2u * g + hi)) & 1u;
+    return (dm.x * sm.x) * f32(select(q & 15u, q >> 4u, hi == 1u) + 16u * bit) - dm.y * sm.y;
+}
+//#endif
+//#if W_Q6_K
+fn w_at(i: u32) -> f32 {
+    let o = (i >> 8u) * 210u;
+    let j = i & 255u;
+    let n = j >> 7u;
+    let r = j & 127u;
+    let quarter = r >> 5u;
+    let l = r & 31u;
+    let ql = byte_at(o + 64u * n + l + 32u * (quarter & 1u));
+    let qh = byte_at(o + 128u + 32u * n + l);
+    let lo = select(ql & 15u, ql >> 4u, quarter >= 2u);
+    let q = i32(lo | (((qh >> (2u * quarter)) & 3u) << 4u)) - 32;
+    let sc = f32(bitcast<i32>(byte_at(o + 192u + 8u * n + l / 16u + 2u * quarter) << 24u) >> 24);
+    return (half_at(o + 208u) * sc) * f32(q);
+}
+//#endif

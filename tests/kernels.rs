@@ -23,6 +23,7 @@ fn encode(w: &[f32], dtype: DType) -> (Vec<u8>, Vec<f32>) {
         DType::F32 => bytemuck::cast_slice(w).to_vec(),
         DType::F16 => w.iter().flat_map(|x| half::f16::from_f32(*x).to_le_bytes()).collect(),
         DType::BF16 => w.iter().flat_map(|x| half::bf16::from_f32(*x).to_le_bytes()).collect(),
+        q => panic!("{q:?} is encoded with random_blocks"),
     };
     let vals = dtype.to_f32(&bytes);
     (bytes, vals)
@@ -73,6 +74,55 @@ fn linear_matches_cpu_for_each_dtype_path_and_chunking() {
         want2.iter_mut().zip(&init).for_each(|(a, b)| *a += b);
         let got = run_linear(gpu(), Path::Tiled, &w, None, &x, m, Some(&init));
         assert_close("accumulate", &got, &want2, 2e-4 * (k as f32).sqrt());
+    }
+}
+
+/// `n` elements of random `dtype` blocks: random quants, random f16 scales and mins.
+fn random_blocks(rng: &mut Rng, dtype: DType, n: usize) -> Vec<u8> {
+    let mut bytes: Vec<u8> = (0..dtype.bytes_for(n)).map(|_| rng.next_u64() as u8).collect();
+    let mut f16 = |rng: &mut Rng| half::f16::from_f32(rng.f32() * 0.05).to_le_bytes();
+    for blk in bytes.chunks_exact_mut(dtype.block_bytes()) {
+        match dtype {
+            DType::Q6_K => blk[208..210].copy_from_slice(&f16(rng)),
+            DType::Q4_1 | DType::Q4_K | DType::Q5_K => {
+                blk[0..2].copy_from_slice(&f16(rng));
+                blk[2..4].copy_from_slice(&f16(rng));
+            }
+            _ => blk[0..2].copy_from_slice(&f16(rng)),
+        }
+    }
+    bytes
+}
+
+#[test]
+fn quantized_linear_and_embedding_match_cpu_dequantization() {
+    let mut rng = Rng::new(11);
+    for dtype in [DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q4_K, DType::Q5_K, DType::Q6_K] {
+        let k = 3 * dtype.block_size();
+        let n = 37;
+        let bytes = random_blocks(&mut rng, dtype, n * k);
+        let wv = dtype.to_f32(&bytes);
+        assert!(wv.iter().all(|v| v.is_finite()));
+        let w = Matrix::upload(gpu(), "w", dtype, n, k, &bytes).unwrap();
+        // Q6_K's 8-bit scales make weights up to ~200: compare relative to the largest.
+        let wmax = wv.iter().fold(1f32, |a, v| a.max(v.abs()));
+        for m in [3, 67] {
+            let x = rng.vec(m * k, 1.0);
+            let want = cpu_linear(&x, &wv, None, m, n, k);
+            for path in [Path::Tiled, Path::Vector] {
+                let got = run_linear(gpu(), path, &w, None, &x, m, None);
+                assert_close(&format!("{dtype:?} {path:?} m={m}"), &got, &want, 1e-4 * (k as f32).sqrt() * wmax);
+            }
+            assert_eq!(run_linear(gpu(), Path::Tiled, &w, None, &x, m, None), run_linear(gpu(), Path::Vector, &w, None, &x, m, None));
+        }
+        let ids: Vec<u32> = vec![36, 0, 17, 5];
+        let idb = u32_buf(gpu(), &ids);
+        let out = f32_buf(gpu(), &vec![0.0; ids.len() * k]);
+        let mut rec = gpu().recorder();
+        embedding::embedding(&mut rec, &w, &idb, ids.len(), &out).unwrap();
+        rec.submit("embedding").unwrap();
+        let want: Vec<f32> = ids.iter().flat_map(|&i| wv[i as usize * k..(i as usize + 1) * k].to_vec()).collect();
+        assert_eq!(gpu().read_f32(&out, 0, ids.len() * k).unwrap(), want, "{dtype:?} embedding");
     }
 }
 

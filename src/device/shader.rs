@@ -1,10 +1,12 @@
 //! WGSL source composition: kernels share snippets (weight decoding) and switch variants with
-//! `//#if NAME` / `//#else` / `//#endif` lines, resolved before the source reaches wgpu.
+//! `//#if NAME` / `//#if !NAME` / `//#else` / `//#endif` lines (and `//#define NAME` inside them),
+//! resolved before the source reaches wgpu.
 
 use anyhow::{bail, Result};
 
 /// Keeps the lines whose enclosing `//#if` conditions hold for `defines`.
 pub fn preprocess(src: &str, defines: &[&str]) -> Result<String> {
+    let mut defines: Vec<&str> = defines.to_vec();
     let mut out = String::with_capacity(src.len());
     // Each entry: (this branch active, any branch of this if taken yet).
     let mut stack: Vec<(bool, bool)> = Vec::new();
@@ -18,6 +20,10 @@ pub fn preprocess(src: &str, defines: &[&str]) -> Result<String> {
             };
             let cond = defines.contains(&name) != negate;
             stack.push((cond, cond));
+        } else if let Some(name) = t.strip_prefix("//#define ") {
+            if active(&stack) {
+                defines.push(name.trim());
+            }
         } else if t == "//#else" {
             match stack.last_mut() {
                 Some(top) => {
@@ -50,5 +56,8 @@ mod tests {
         assert_eq!(preprocess(src, &["X"]).unwrap(), "a\nb\ne\n");
         assert_eq!(preprocess(src, &[]).unwrap(), "a\nc\nd\ne\n");
         assert!(preprocess("//#if X\n", &[]).is_err());
+        let d = "//#if A\n//#define B\n//#endif\n//#if B\nb\n//#endif\n";
+        assert_eq!(preprocess(d, &["A"]).unwrap(), "b\n");
+        assert_eq!(preprocess(d, &[]).unwrap(), "");
     }
 }

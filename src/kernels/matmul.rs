@@ -51,11 +51,11 @@ pub fn linear_path(rec: &mut Recorder, path: Path, w: &Matrix, bias: Option<&wgp
         Path::Tiled => "matmul",
         Path::Vector => "matvec",
     };
-    let defines: &[&str] = if bias.is_some() { &[w.dtype.define(), "BIAS"] } else { &[w.dtype.define()] };
-    let kernel = compile(rec.gpu(), file, defines)?;
     for c in &w.chunks {
+        let defines: &[&str] = if bias.is_some() { &[c.dtype.define(), "BIAS"] } else { &[c.dtype.define()] };
+        let kernel = compile(rec.gpu(), file, defines)?;
         let params = [
-            u(r.m), u(c.rows), u(w.cols), u(w.stride),
+            u(r.m), u(c.rows), u(w.cols), u(c.stride),
             u(r.x_offset), u(r.x_stride), u(r.y_offset), u(r.y_stride),
             u(c.row0), accumulate as u32,
         ];

@@ -13,7 +13,7 @@ use crate::kernels::matmul::{linear, Rows};
 use crate::kernels::rmsnorm::{self, RmsNorm};
 use crate::kernels::rope::{rope, RopeTable};
 use crate::kernels::{embedding, kv_write, logprobs, swiglu};
-use crate::tensor::{DType, Matrix};
+use crate::tensor::Matrix;
 
 pub struct Layer {
     input_norm: wgpu::Buffer,
@@ -67,26 +67,25 @@ fn norm_buf(gpu: &Gpu, src: &dyn TensorSource, name: &str, dim: usize) -> Result
     gpu.upload(name, bytemuck::cast_slice(&t.to_f32()))
 }
 
-/// Stacks the rows of several `[rows_i, cols]` tensors into one matrix in their common dtype
-/// (f32 if they differ).
+/// Stacks the rows of several `[rows_i, cols]` tensors into one matrix: concatenated when they
+/// share a format, else as chunks of different formats.
 fn stacked(gpu: &Gpu, src: &dyn TensorSource, parts: &[(String, usize)], cols: usize) -> Result<Matrix> {
     let tensors: Vec<TensorRef> = parts.iter().map(|(n, _)| src.tensor(n)).collect::<Result<_>>()?;
     for (t, (_, rows)) in tensors.iter().zip(parts) {
         t.expect_shape(&[*rows, cols])?;
     }
-    let rows: usize = parts.iter().map(|p| p.1).sum();
     let name = &parts[0].0;
-    if tensors.len() == 1 {
-        return Matrix::upload(gpu, name, tensors[0].dtype, rows, cols, &tensors[0].bytes);
-    }
     let dtype = tensors[0].dtype;
-    if tensors.iter().all(|t| t.dtype == dtype) {
+    if tensors.len() > 1 && tensors.iter().all(|t| t.dtype == dtype) {
+        let rows: usize = parts.iter().map(|p| p.1).sum();
         let bytes: Vec<u8> = tensors.iter().flat_map(|t| t.bytes.iter().copied()).collect();
-        Matrix::upload(gpu, name, dtype, rows, cols, &bytes)
-    } else {
-        let vals: Vec<f32> = tensors.iter().flat_map(|t| t.to_f32()).collect();
-        Matrix::upload(gpu, name, DType::F32, rows, cols, bytemuck::cast_slice(&vals))
+        return Matrix::upload(gpu, name, dtype, rows, cols, &bytes);
     }
+    let mut m = Matrix { rows: 0, cols, chunks: Vec::new() };
+    for (t, (n, rows)) in tensors.iter().zip(parts) {
+        m.append(gpu, n, t.dtype, *rows, &t.bytes)?;
+    }
+    Ok(m)
 }
 
 fn bias(gpu: &Gpu, src: &dyn TensorSource, names: &[(String, usize)]) -> Result<wgpu::Buffer> {

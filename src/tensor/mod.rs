@@ -1,0 +1,167 @@
+//! Weight matrices on the GPU, kept in their stored format (f32, f16, bf16 or a ggml block
+//! format) and split into chunks of rows where a matrix exceeds the adapter's largest storage
+//! binding (128 MiB on lavapipe). Kernels dequantize as they read.
+
+pub mod quant;
+
+use anyhow::{bail, Result};
+
+use crate::device::Gpu;
+
+/// How a weight matrix is stored on the GPU; kernels convert to f32 as they read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[allow(non_camel_case_types)]
+pub enum DType {
+    F32,
+    F16,
+    BF16,
+    Q8_0,
+    Q4_0,
+    Q4_1,
+    Q4_K,
+    Q5_K,
+    Q6_K,
+}
+
+impl DType {
+    /// Elements per block (1 for plain floats).
+    pub fn block_size(self) -> usize {
+        match self {
+            DType::F32 | DType::F16 | DType::BF16 => 1,
+            DType::Q8_0 | DType::Q4_0 | DType::Q4_1 => 32,
+            DType::Q4_K | DType::Q5_K | DType::Q6_K => 256,
+        }
+    }
+
+    /// Bytes per block.
+    pub fn block_bytes(self) -> usize {
+        match self {
+            DType::F32 => 4,
+            DType::F16 | DType::BF16 => 2,
+            DType::Q8_0 => 34,
+            DType::Q4_0 => 18,
+            DType::Q4_1 => 20,
+            DType::Q4_K => 144,
+            DType::Q5_K => 176,
+            DType::Q6_K => 210,
+        }
+    }
+
+    pub fn is_quantized(self) -> bool {
+        self.block_size() > 1
+    }
+
+    /// Bytes of `n` elements (`n` a multiple of the block size).
+    pub fn bytes_for(self, n: usize) -> usize {
+        n / self.block_size() * self.block_bytes()
+    }
+
+    /// Bytes per element of a plain float type.
+    pub fn size(self) -> usize {
+        self.block_bytes()
+    }
+
+    /// The WGSL define that selects this dtype's `w_at` in `shaders/weights.wgsl`.
+    pub fn define(self) -> &'static str {
+        match self {
+            DType::F32 => "W_F32",
+            DType::F16 => "W_F16",
+            DType::BF16 => "W_BF16",
+            DType::Q8_0 => "W_Q8_0",
+            DType::Q4_0 => "W_Q4_0",
+            DType::Q4_1 => "W_Q4_1",
+            DType::Q4_K => "W_Q4_K",
+            DType::Q5_K => "W_Q5_K",
+            DType::Q6_K => "W_Q6_K",
+        }
+    }
+
+    pub fn from_safetensors(d: safetensors::Dtype) -> Option<DType> {
+        match d {
+            safetensors::Dtype::F32 => Some(DType::F32),
+            safetensors::Dtype::F16 => Some(DType::F16),
+            safetensors::Dtype::BF16 => Some(DType::BF16),
+            _ => None,
+        }
+    }
+
+    /// Decodes stored elements to f32 (host side, for references and small tensors).
+    pub fn to_f32(self, bytes: &[u8]) -> Vec<f32> {
+        match self {
+            DType::F32 => bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+            DType::F16 => bytes.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
+            DType::BF16 => bytes.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
+            q => quant::dequantize(q, bytes),
+        }
+    }
+}
+
+/// Rows `row0 .. row0 + rows` of a matrix, in one buffer, in one format.
+pub struct Chunk {
+    pub buf: wgpu::Buffer,
+    pub row0: usize,
+    pub rows: usize,
+    pub dtype: DType,
+    /// Elements per stored row: `cols`, padded to even for 16-bit dtypes so rows start on a u32.
+    pub stride: usize,
+}
+
+/// A `[rows, cols]` row-major weight matrix (a linear layer's `[out, in]`, an embedding table),
+/// possibly made of parts stored in different formats (q, k and v of one layer, say).
+pub struct Matrix {
+    pub rows: usize,
+    pub cols: usize,
+    pub chunks: Vec<Chunk>,
+}
+
+impl Matrix {
+    /// Uploads a dense row-major `[rows, cols]` matrix given as raw little-endian bytes.
+    pub fn upload(gpu: &Gpu, name: &str, dtype: DType, rows: usize, cols: usize, bytes: &[u8]) -> Result<Matrix> {
+        let mut m = Matrix { rows: 0, cols, chunks: Vec::new() };
+        m.append(gpu, name, dtype, rows, bytes)?;
+        Ok(m)
+    }
+
+    /// Appends `rows` more rows stored as `dtype`.
+    pub fn append(&mut self, gpu: &Gpu, name: &str, dtype: DType, rows: usize, bytes: &[u8]) -> Result<()> {
+        let cols = self.cols;
+        if cols % dtype.block_size() != 0 {
+            bail!("{name}: rows of {cols} elements are not whole {dtype:?} blocks of {}", dtype.block_size());
+        }
+        let row_bytes = dtype.bytes_for(cols);
+        if bytes.len() != rows * row_bytes {
+            bail!("{name}: expected {rows}x{cols} {dtype:?} ({} bytes), got {} bytes", rows * row_bytes, bytes.len());
+        }
+        let stride = if dtype.block_bytes() == 2 { cols.next_multiple_of(2) } else { cols };
+        let stored_row = dtype.bytes_for(stride) as u64;
+        let per_chunk = (gpu.max_binding / stored_row).max(1) as usize;
+        let mut r = 0;
+        while r < rows {
+            let n = per_chunk.min(rows - r);
+            let src = &bytes[r * row_bytes..(r + n) * row_bytes];
+            let buf = if stride == cols {
+                gpu.upload(name, src)?
+            } else {
+                let sb = stored_row as usize;
+                let mut padded = vec![0u8; n * sb];
+                for i in 0..n {
+                    padded[i * sb..i * sb + row_bytes].copy_from_slice(&src[i * row_bytes..(i + 1) * row_bytes]);
+                }
+                gpu.upload(name, &padded)?
+            };
+            self.chunks.push(Chunk { buf, row0: self.rows + r, rows: n, dtype, stride });
+            r += n;
+        }
+        self.rows += rows;
+        Ok(())
+    }
+
+    pub fn bytes_on_gpu(&self) -> u64 {
+        self.chunks.iter().map(|c| c.buf.size()).sum()
+    }
+}
+
+/// Raw little-endian bytes of f32 values.
+pub fn f32_bytes(v: &[f32]) -> &[u8] {
+    bytemuck::cast_slice(v)
+}
