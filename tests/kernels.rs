@@ -80,7 +80,7 @@ fn linear_matches_cpu_for_each_dtype_path_and_chunking() {
 /// `n` elements of random `dtype` blocks: random quants, random f16 scales and mins.
 fn random_blocks(rng: &mut Rng, dtype: DType, n: usize) -> Vec<u8> {
     let mut bytes: Vec<u8> = (0..dtype.bytes_for(n)).map(|_| rng.next_u64() as u8).collect();
-    let mut f16 = |rng: &mut Rng| half::f16::from_f32(rng.f32() * 0.05).to_le_bytes();
+    let f16 = |rng: &mut Rng| half::f16::from_f32(rng.f32() * 0.05).to_le_bytes();
     for blk in bytes.chunks_exact_mut(dtype.block_bytes()) {
         match dtype {
             DType::Q6_K => blk[208..210].copy_from_slice(&f16(rng)),

@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 use crate::device::Gpu;
+use crate::model::gguf::GgufModel;
+use crate::model::gguf_tokenizer;
 use crate::model::weights::{Safetensors, TensorSource};
 use crate::model::{Config, Decoder, Tokenizer};
 pub use generate::{GenRequest, Generation, StopReason};
@@ -43,8 +45,15 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Loads a Hugging Face model folder: config.json, *.safetensors, tokenizer.json.
+    /// Loads a model: a GGUF file, or a Hugging Face folder (config.json, *.safetensors,
+    /// tokenizer.json).
     pub fn load(gpu: Gpu, dir: &Path, opts: EngineOptions) -> Result<Engine> {
+        if dir.is_file() && dir.extension().is_some_and(|e| e == "gguf") {
+            let g = GgufModel::open(dir)?;
+            let tokenizer = gguf_tokenizer::from_gguf(&g.gguf)?;
+            let model = Decoder::load(&gpu, g.cfg.clone(), &g).with_context(|| format!("loading weights from {}", dir.display()))?;
+            return Ok(Engine::new(gpu, model, tokenizer, opts, g.files()));
+        }
         if !dir.is_dir() {
             bail!("model folder {} does not exist", dir.display());
         }

@@ -2,6 +2,8 @@
 
 pub mod config;
 pub mod decoder;
+pub mod gguf;
+pub mod gguf_tokenizer;
 pub mod tokenizer;
 pub mod weights;
 

@@ -1,0 +1,385 @@
+//! GGUF files (versions 2 and 3): metadata of every value type, tensor infos, alignment and
+//! memory-mapped tensor data; and the mapping of a llama / qwen2 / qwen3 GGUF onto the
+//! Hugging Face names, config and weight layout the decoder uses.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use memmap2::Mmap;
+use serde_json::json;
+
+use super::config::Config;
+use super::weights::{TensorRef, TensorSource};
+use crate::tensor::DType;
+
+/// A metadata value.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    U8(u8),
+    I8(i8),
+    U16(u16),
+    I16(i16),
+    U32(u32),
+    I32(i32),
+    F32(f32),
+    Bool(bool),
+    Str(String),
+    Array(Vec<Value>),
+    U64(u64),
+    I64(i64),
+    F64(f64),
+}
+
+impl Value {
+    pub fn as_u64(&self) -> Option<u64> {
+        Some(match *self {
+            Value::U8(v) => v as u64,
+            Value::U16(v) => v as u64,
+            Value::U32(v) => v as u64,
+            Value::U64(v) => v,
+            Value::I8(v) if v >= 0 => v as u64,
+            Value::I16(v) if v >= 0 => v as u64,
+            Value::I32(v) if v >= 0 => v as u64,
+            Value::I64(v) if v >= 0 => v as u64,
+            _ => return None,
+        })
+    }
+    pub fn as_f64(&self) -> Option<f64> {
+        match *self {
+            Value::F32(v) => Some(v as f64),
+            Value::F64(v) => Some(v),
+            _ => self.as_u64().map(|v| v as f64),
+        }
+    }
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+    pub fn as_array(&self) -> Option<&[Value]> {
+        match self {
+            Value::Array(a) => Some(a),
+            _ => None,
+        }
+    }
+}
+
+pub struct TensorInfo {
+    /// Dimensions as ggml orders them: ne[0] is the innermost (a row's length).
+    pub ne: Vec<u64>,
+    pub ggml_type: u32,
+    pub dtype: DType,
+    pub offset: usize,
+    pub len: usize,
+}
+
+pub struct Gguf {
+    pub path: PathBuf,
+    pub version: u32,
+    pub metadata: HashMap<String, Value>,
+    pub tensors: HashMap<String, TensorInfo>,
+    map: Mmap,
+}
+
+/// ggml type id → format, block size (elements) and block bytes.
+fn ggml_type(t: u32) -> Option<DType> {
+    Some(match t {
+        0 => DType::F32,
+        1 => DType::F16,
+        2 => DType::Q4_0,
+        3 => DType::Q4_1,
+        8 => DType::Q8_0,
+        12 => DType::Q4_K,
+        13 => DType::Q5_K,
+        14 => DType::Q6_K,
+        30 => DType::BF16,
+        _ => return None,
+    })
+}
+
+fn ggml_type_name(t: u32) -> String {
+    let names = [
+        "F32", "F16", "Q4_0", "Q4_1", "Q4_2", "Q4_3", "Q5_0", "Q5_1", "Q8_0", "Q8_1", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "Q8_K", "IQ2_XXS",
+        "IQ2_XS", "IQ3_XXS", "IQ1_S", "IQ4_NL", "IQ3_S", "IQ2_S", "IQ4_XS", "I8", "I16", "I32", "I64", "F64", "IQ1_M", "BF16",
+    ];
+    names.get(t as usize).map_or(format!("type {t}"), |s| s.to_string())
+}
+
+struct Reader<'a> {
+    b: &'a [u8],
+    pos: usize,
+    path: &'a Path,
+}
+
+impl Reader<'_> {
+    fn take(&mut self, n: usize) -> Result<&[u8]> {
+        if self.pos + n > self.b.len() {
+            bail!("{}: truncated: needs {} bytes at offset {} but the file has {}", self.path.display(), n, self.pos, self.b.len());
+        }
+        let s = &self.b[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(s)
+    }
+    fn u32(&mut self) -> Result<u32> {
+        Ok(u32::from_le_bytes(self.take(4)?.try_into().unwrap()))
+    }
+    fn u64(&mut self) -> Result<u64> {
+        Ok(u64::from_le_bytes(self.take(8)?.try_into().unwrap()))
+    }
+    fn string(&mut self) -> Result<String> {
+        let n = self.u64()? as usize;
+        let bytes = self.take(n)?;
+        String::from_utf8(bytes.to_vec()).with_context(|| format!("{}: a string at offset {} is not UTF-8", self.path.display(), self.pos - n))
+    }
+    fn value(&mut self, t: u32) -> Result<Value> {
+        Ok(match t {
+            0 => Value::U8(self.take(1)?[0]),
+            1 => Value::I8(self.take(1)?[0] as i8),
+            2 => Value::U16(u16::from_le_bytes(self.take(2)?.try_into().unwrap())),
+            3 => Value::I16(i16::from_le_bytes(self.take(2)?.try_into().unwrap())),
+            4 => Value::U32(self.u32()?),
+            5 => Value::I32(self.u32()? as i32),
+            6 => Value::F32(f32::from_bits(self.u32()?)),
+            7 => Value::Bool(self.take(1)?[0] != 0),
+            8 => Value::Str(self.string()?),
+            9 => {
+                let et = self.u32()?;
+                let n = self.u64()? as usize;
+                if n > self.b.len() {
+                    bail!("{}: array of {n} values at offset {} cannot fit in the file", self.path.display(), self.pos);
+                }
+                let mut v = Vec::with_capacity(n);
+                for _ in 0..n {
+                    v.push(self.value(et)?);
+                }
+                Value::Array(v)
+            }
+            10 => Value::U64(self.u64()?),
+            11 => Value::I64(self.u64()? as i64),
+            12 => Value::F64(f64::from_bits(self.u64()?)),
+            other => bail!("{}: unknown metadata value type {other} at offset {}", self.path.display(), self.pos - 4),
+        })
+    }
+}
+
+impl Gguf {
+    pub fn open(path: &Path) -> Result<Gguf> {
+        let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        // SAFETY: read-only mapping of a file not expected to change while in use.
+        let map = unsafe { Mmap::map(&file) }.with_context(|| format!("mapping {}", path.display()))?;
+        let mut r = Reader { b: &map, pos: 0, path };
+        if r.take(4).map(|m| m != b"GGUF").unwrap_or(true) {
+            bail!("{}: not a GGUF file (no GGUF magic)", path.display());
+        }
+        let version = r.u32()?;
+        if !(2..=3).contains(&version) {
+            bail!("{}: GGUF version {version} is not supported (2 or 3)", path.display());
+        }
+        let n_tensors = r.u64()? as usize;
+        let n_kv = r.u64()? as usize;
+        let mut metadata = HashMap::new();
+        for _ in 0..n_kv {
+            let key = r.string()?;
+            let t = r.u32()?;
+            let v = r.value(t).with_context(|| format!("reading metadata {key:?}"))?;
+            metadata.insert(key, v);
+        }
+        let alignment = metadata.get("general.alignment").and_then(Value::as_u64).unwrap_or(32) as usize;
+        let mut infos = Vec::with_capacity(n_tensors);
+        for _ in 0..n_tensors {
+            let name = r.string()?;
+            let nd = r.u32()? as usize;
+            if nd > 4 {
+                bail!("{}: tensor {name} has {nd} dimensions", path.display());
+            }
+            let ne: Vec<u64> = (0..nd).map(|_| r.u64()).collect::<Result<_>>()?;
+            let t = r.u32()?;
+            let off = r.u64()? as usize;
+            infos.push((name, ne, t, off));
+        }
+        let data_start = r.pos.next_multiple_of(alignment);
+        let mut tensors = HashMap::new();
+        for (name, ne, t, off) in infos {
+            let n: u64 = ne.iter().product();
+            let (dtype, len) = match ggml_type(t) {
+                Some(d) => {
+                    if ne[0] as usize % d.block_size() != 0 {
+                        bail!("{}: tensor {name}: rows of {} are not whole {:?} blocks", path.display(), ne[0], d);
+                    }
+                    (d, d.bytes_for(n as usize))
+                }
+                // Unsupported types are only an error if the model needs the tensor.
+                None => (DType::F32, 0),
+            };
+            let start = data_start + off;
+            if start + len > map.len() {
+                bail!("{}: truncated: tensor {name} ends at byte {} but the file has {} bytes", path.display(), start + len, map.len());
+            }
+            tensors.insert(name, TensorInfo { ne, ggml_type: t, dtype, offset: start, len });
+        }
+        Ok(Gguf { path: path.to_path_buf(), version, metadata, tensors, map })
+    }
+
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.metadata.get(key)
+    }
+
+    fn need_u64(&self, key: &str) -> Result<u64> {
+        self.get(key).and_then(Value::as_u64).with_context(|| format!("{}: metadata is missing required key {key:?} (an integer)", self.path.display()))
+    }
+
+    fn arch(&self) -> Result<&str> {
+        self.get("general.architecture").and_then(Value::as_str).with_context(|| format!("{}: metadata is missing general.architecture", self.path.display()))
+    }
+
+    /// The Hugging Face-style config these hyper-parameters describe.
+    pub fn config(&self) -> Result<Config> {
+        let arch = self.arch()?;
+        let hf = match arch {
+            "llama" => "LlamaForCausalLM",
+            "qwen2" => "Qwen2ForCausalLM",
+            "qwen3" => "Qwen3ForCausalLM",
+            other => bail!("{}: architecture {other:?} is not supported (llama, qwen2, qwen3)", self.path.display()),
+        };
+        let k = |s: &str| format!("{arch}.{s}");
+        let heads = self.need_u64(&k("attention.head_count"))?;
+        let hidden = self.need_u64(&k("embedding_length"))?;
+        let vocab = match self.get(&k("vocab_size")).and_then(Value::as_u64) {
+            Some(v) => v,
+            None => self.tensors.get("token_embd.weight").map(|t| t.ne[1]).with_context(|| format!("{}: no token_embd.weight", self.path.display()))?,
+        };
+        let head_dim = self.get(&k("attention.key_length")).and_then(Value::as_u64).unwrap_or(hidden / heads);
+        let mut c = json!({
+            "architectures": [hf],
+            "hidden_size": hidden,
+            "intermediate_size": self.need_u64(&k("feed_forward_length"))?,
+            "num_hidden_layers": self.need_u64(&k("block_count"))?,
+            "num_attention_heads": heads,
+            "num_key_value_heads": self.get(&k("attention.head_count_kv")).and_then(Value::as_u64).unwrap_or(heads),
+            "head_dim": head_dim,
+            "vocab_size": vocab,
+            "rms_norm_eps": self.get(&k("attention.layer_norm_rms_epsilon")).and_then(Value::as_f64).unwrap_or(1e-6) as f32 as f64,
+            "rope_theta": self.get(&k("rope.freq_base")).and_then(Value::as_f64).unwrap_or(10000.0) as f32 as f64,
+            "max_position_embeddings": self.need_u64(&k("context_length"))?,
+            "tie_word_embeddings": !self.tensors.contains_key("output.weight"),
+            "bos_token_id": self.get("tokenizer.ggml.bos_token_id").and_then(Value::as_u64),
+            "eos_token_id": self.get("tokenizer.ggml.eos_token_id").and_then(Value::as_u64),
+        });
+        if arch == "llama" && self.tensors.contains_key("blk.0.attn_q.bias") {
+            c["attention_bias"] = true.into();
+        }
+        if let Some(t) = self.get(&k("rope.scaling.type")).and_then(Value::as_str) {
+            match t {
+                "none" => {}
+                "linear" => {
+                    let f = self.get(&k("rope.scaling.factor")).and_then(Value::as_f64).unwrap_or(1.0);
+                    c["rope_scaling"] = json!({"rope_type": "linear", "factor": f});
+                }
+                other => bail!("{}: {arch}.rope.scaling.type {other:?} is not supported", self.path.display()),
+            }
+        }
+        Config::from_json(&c).with_context(|| format!("{}: hyper-parameters", self.path.display()))
+    }
+
+    fn raw(&self, name: &str) -> Result<(&TensorInfo, &[u8])> {
+        let t = self.tensors.get(name).with_context(|| format!("{}: no tensor named {name}", self.path.display()))?;
+        if ggml_type(t.ggml_type).is_none() {
+            bail!(
+                "{}: tensor {name} has type {}; supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K, Q5_K, Q6_K",
+                self.path.display(),
+                ggml_type_name(t.ggml_type)
+            );
+        }
+        Ok((t, &self.map[t.offset..t.offset + t.len]))
+    }
+}
+
+/// A GGUF model seen through Hugging Face tensor names and layouts.
+pub struct GgufModel {
+    pub gguf: Gguf,
+    pub cfg: Config,
+}
+
+impl GgufModel {
+    pub fn open(path: &Path) -> Result<GgufModel> {
+        let gguf = Gguf::open(path)?;
+        let cfg = gguf.config()?;
+        Ok(GgufModel { gguf, cfg })
+    }
+
+    /// The GGUF name of a Hugging Face tensor name.
+    fn gguf_name(name: &str) -> Option<String> {
+        let fixed = match name {
+            "model.embed_tokens.weight" => Some("token_embd.weight"),
+            "model.norm.weight" => Some("output_norm.weight"),
+            "lm_head.weight" => Some("output.weight"),
+            _ => None,
+        };
+        if let Some(f) = fixed {
+            return Some(f.into());
+        }
+        let rest = name.strip_prefix("model.layers.")?;
+        let (layer, part) = rest.split_once('.')?;
+        let (module, kind) = part.rsplit_once('.')?;
+        let g = match module {
+            "self_attn.q_proj" => "attn_q",
+            "self_attn.k_proj" => "attn_k",
+            "self_attn.v_proj" => "attn_v",
+            "self_attn.o_proj" => "attn_output",
+            "self_attn.q_norm" => "attn_q_norm",
+            "self_attn.k_norm" => "attn_k_norm",
+            "mlp.gate_proj" => "ffn_gate",
+            "mlp.up_proj" => "ffn_up",
+            "mlp.down_proj" => "ffn_down",
+            "input_layernorm" => "attn_norm",
+            "post_attention_layernorm" => "ffn_norm",
+            _ => return None,
+        };
+        Some(format!("blk.{layer}.{g}.{kind}"))
+    }
+}
+
+/// llama.cpp's converter stores llama q/k projection rows permuted for interleaved RoPE
+/// (`permute(w, n_head)`: within each head, row 2i + j holds Hugging Face row j * d/2 + i).
+/// Reorders the rows (whole quantized rows) back to the Hugging Face rotate-half layout.
+fn unpermute_rows(bytes: &[u8], rows: usize, heads: usize) -> Vec<u8> {
+    let row_bytes = bytes.len() / rows;
+    let d = rows / heads;
+    let mut out = vec![0u8; bytes.len()];
+    for h in 0..heads {
+        for i in 0..d / 2 {
+            for j in 0..2 {
+                let src = h * d + 2 * i + j;
+                let dst = h * d + j * (d / 2) + i;
+                out[dst * row_bytes..(dst + 1) * row_bytes].copy_from_slice(&bytes[src * row_bytes..(src + 1) * row_bytes]);
+            }
+        }
+    }
+    out
+}
+
+impl TensorSource for GgufModel {
+    fn tensor(&self, name: &str) -> Result<TensorRef<'_>> {
+        let g = Self::gguf_name(name).with_context(|| format!("no GGUF tensor corresponds to {name}"))?;
+        let (info, bytes) = self.gguf.raw(&g)?;
+        let shape: Vec<usize> = info.ne.iter().rev().map(|&x| x as usize).collect();
+        let permuted = self.gguf.arch()? == "llama" && (g.ends_with("attn_q.weight") || g.ends_with("attn_k.weight") || g.ends_with("attn_q.bias") || g.ends_with("attn_k.bias"));
+        let bytes = if permuted {
+            let heads = if g.contains("attn_q") { self.cfg.num_heads } else { self.cfg.num_kv_heads };
+            Cow::Owned(unpermute_rows(bytes, shape[0], heads))
+        } else {
+            Cow::Borrowed(bytes)
+        };
+        Ok(TensorRef { name: format!("{g} ({name})"), dtype: info.dtype, shape, bytes })
+    }
+    fn contains(&self, name: &str) -> bool {
+        Self::gguf_name(name).is_some_and(|g| self.gguf.tensors.contains_key(&g))
+    }
+    fn files(&self) -> Vec<PathBuf> {
+        vec![self.gguf.path.clone()]
+    }
+}
