@@ -35,17 +35,40 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     let lr = tid / 4u;
     let lk = (tid % 4u) * 4u;
     for (var k0 = 0u; k0 < p.k; k0 += BK) {
-        for (var c = 0u; c < 4u; c++) {
-            let kc = k0 + lk + c;
-            var xv = 0.0;
-            let r = row0 + lr;
-            if (r < p.m && kc < p.k) { xv = x[p.x_offset + r * p.x_stride + kc]; }
-            xs[(lk + c) * 16u + lr / 4u][lr % 4u] = xv;
-            var wv = 0.0;
-            let n = col0 + lr;
-            if (n < p.n && kc < p.k) { wv = w_at(n * p.w_stride + kc); }
-            ws[(lk + c) * 16u + lr / 4u][lr % 4u] = wv;
+        let kq = k0 + lk;
+        let r = row0 + lr;
+        let n = col0 + lr;
+        var wq = vec4<f32>(0.0);
+        if (n < p.n) {
+            if (kq + 4u <= p.k && (p.w_stride & 3u) == 0u) {
+                wq = w_quad(n * p.w_stride + kq);
+            } else {
+                for (var c = 0u; c < 4u; c++) {
+                    if (kq + c < p.k) { wq[c] = w_at(n * p.w_stride + kq + c); }
+                }
+            }
         }
+        var xq = vec4<f32>(0.0);
+        if (r < p.m) {
+            let xo = p.x_offset + r * p.x_stride + kq;
+            if (kq + 4u <= p.k) {
+                xq = vec4<f32>(x[xo], x[xo + 1u], x[xo + 2u], x[xo + 3u]);
+            } else {
+                for (var c = 0u; c < 4u; c++) {
+                    if (kq + c < p.k) { xq[c] = x[xo + c]; }
+                }
+            }
+        }
+        let si = lk * 16u + lr / 4u;
+        let sc = lr % 4u;
+        xs[si][sc] = xq.x;
+        xs[si + 16u][sc] = xq.y;
+        xs[si + 32u][sc] = xq.z;
+        xs[si + 48u][sc] = xq.w;
+        ws[si][sc] = wq.x;
+        ws[si + 16u][sc] = wq.y;
+        ws[si + 32u][sc] = wq.z;
+        ws[si + 48u][sc] = wq.w;
         workgroupBarrier();
         for (var kk = 0u; kk < BK; kk++) {
             let a = xs[kk * 16u + lid.y];

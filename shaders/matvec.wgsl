@@ -23,18 +23,18 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
         let rows = min(4u, p.m - m0);
         var acc = vec4<f32>(0.0);
         let xb = p.x_offset + m0 * p.x_stride;
-        // Pairs of k (one u32 of a 16-bit weight row), in order, then an odd tail.
-        let k2 = p.k & ~1u;
-        for (var k = 0u; k < k2; k += 2u) {
-            let wv = w_pair(wrow + k);
-            acc[0] = fma(x[xb + k + 1u], wv.y, fma(x[xb + k], wv.x, acc[0]));
-            if (rows > 1u) { let o = xb + p.x_stride + k; acc[1] = fma(x[o + 1u], wv.y, fma(x[o], wv.x, acc[1])); }
-            if (rows > 2u) { let o = xb + 2u * p.x_stride + k; acc[2] = fma(x[o + 1u], wv.y, fma(x[o], wv.x, acc[2])); }
-            if (rows > 3u) { let o = xb + 3u * p.x_stride + k; acc[3] = fma(x[o + 1u], wv.y, fma(x[o], wv.x, acc[3])); }
+        // Quads of k (one u32 of 4-bit weights, two of 16-bit ones), in order, then the tail.
+        let k4 = p.k & ~3u;
+        for (var k = 0u; k < k4; k += 4u) {
+            let wv = w_quad(wrow + k);
+            for (var j = 0u; j < rows; j++) {
+                let o = xb + j * p.x_stride + k;
+                acc[j] = fma(x[o + 3u], wv.w, fma(x[o + 2u], wv.z, fma(x[o + 1u], wv.y, fma(x[o], wv.x, acc[j]))));
+            }
         }
-        if (k2 < p.k) {
-            let wv = w_at(wrow + k2);
-            for (var j = 0u; j < rows; j++) { acc[j] = fma(x[xb + j * p.x_stride + k2], wv, acc[j]); }
+        for (var k = k4; k < p.k; k++) {
+            let wv = w_at(wrow + k);
+            for (var j = 0u; j < rows; j++) { acc[j] = fma(x[xb + j * p.x_stride + k], wv, acc[j]); }
         }
         for (var j = 0u; j < rows; j++) {
             var v = acc[j];

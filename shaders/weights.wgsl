@@ -1,6 +1,7 @@
 // Weight storage formats, bound at binding 2. `w_at(i)` returns element i (row-major, padded
-// stride) as f32, `w_pair(i)` elements i and i + 1 for even i. Prepended to kernels that read
-// weights; one of W_* is defined.
+// stride) as f32, `w_pair(i)` elements i and i + 1 for even i, `w_quad(i)` elements i .. i + 3
+// for i a multiple of 4. All three give the same values. Prepended to kernels that read weights;
+// one of W_* is defined.
 //#if W_F32
 @group(0) @binding(2) var<storage, read> w: array<f32>;
 fn w_at(i: u32) -> f32 {
@@ -8,6 +9,9 @@ fn w_at(i: u32) -> f32 {
 }
 fn w_pair(i: u32) -> vec2<f32> {
     return vec2<f32>(w[i], w[i + 1u]);
+}
+fn w_quad(i: u32) -> vec4<f32> {
+    return vec4<f32>(w[i], w[i + 1u], w[i + 2u], w[i + 3u]);
 }
 //#endif
 //#if W_F16
@@ -19,6 +23,9 @@ fn w_at(i: u32) -> f32 {
 fn w_pair(i: u32) -> vec2<f32> {
     return unpack2x16float(w[i >> 1u]);
 }
+fn w_quad(i: u32) -> vec4<f32> {
+    return vec4<f32>(unpack2x16float(w[i >> 1u]), unpack2x16float(w[(i >> 1u) + 1u]));
+}
 //#endif
 //#if W_BF16
 @group(0) @binding(2) var<storage, read> w: array<u32>;
@@ -29,6 +36,9 @@ fn w_at(i: u32) -> f32 {
 fn w_pair(i: u32) -> vec2<f32> {
     let u = w[i >> 1u];
     return vec2<f32>(bitcast<f32>(u << 16u), bitcast<f32>(u & 0xffff0000u));
+}
+fn w_quad(i: u32) -> vec4<f32> {
+    return vec4<f32>(w_pair(i), w_pair(i + 2u));
 }
 //#endif
 // ggml block formats: raw blocks as stored in GGUF, read byte-wise. Element i of the matrix
@@ -44,12 +54,20 @@ fn w_pair(i: u32) -> vec2<f32> {
 //#endif
 //#if W_Q4_K
 //#define W_BLOCKS
+//#define W_KQUANT
 //#endif
 //#if W_Q5_K
 //#define W_BLOCKS
+//#define W_KQUANT
 //#endif
 //#if W_Q6_K
 //#define W_BLOCKS
+//#define W_KQUANT
+//#endif
+//#if W_KQUANT
+fn w_quad(i: u32) -> vec4<f32> {
+    return vec4<f32>(w_at(i), w_at(i + 1u), w_at(i + 2u), w_at(i + 3u));
+}
 //#endif
 //#if W_BLOCKS
 @group(0) @binding(2) var<storage, read> w: array<u32>;
@@ -63,6 +81,10 @@ fn half_at(o: u32) -> f32 {
 }
 fn w_pair(i: u32) -> vec2<f32> {
     return vec2<f32>(w_at(i), w_at(i + 1u));
+}
+// Four consecutive 4-bit fields of the u32 `q` starting at bit `shift` (low or high nibbles).
+fn nibbles(q: u32, shift: u32) -> vec4<f32> {
+    return vec4<f32>(vec4<u32>((q >> shift) & 15u, (q >> (shift + 8u)) & 15u, (q >> (shift + 16u)) & 15u, (q >> (shift + 24u)) & 15u));
 }
 // ggml get_scale_min_k4: 6-bit scale and min of sub-block j from the 12 bytes at o.
 fn scale_min_k4(o: u32, j: u32) -> vec2<f32> {
@@ -79,6 +101,12 @@ fn w_at(i: u32) -> f32 {
     let q = byte_at(o + 2u + (i & 31u));
     return half_at(o) * f32(bitcast<i32>(q << 24u) >> 24u);
 }
+fn w_quad(i: u32) -> vec4<f32> {
+    let o = (i >> 5u) * 34u;
+    let b = o + 2u + (i & 31u);
+    let q = vec4<u32>(byte_at(b), byte_at(b + 1u), byte_at(b + 2u), byte_at(b + 3u));
+    return half_at(o) * vec4<f32>(bitcast<vec4<i32>>(q << vec4<u32>(24u)) >> vec4<u32>(24u));
+}
 //#endif
 //#if W_Q4_0
 fn w_at(i: u32) -> f32 {
@@ -87,6 +115,13 @@ fn w_at(i: u32) -> f32 {
     let q = byte_at(o + 2u + (j & 15u));
     return half_at(o) * (f32(select(q & 15u, q >> 4u, j >= 16u)) - 8.0);
 }
+fn w_quad(i: u32) -> vec4<f32> {
+    let o = (i >> 5u) * 18u;
+    let j = i & 31u;
+    let b = o + 2u + (j & 15u);
+    let q = byte_at(b) | (byte_at(b + 1u) << 8u) | (byte_at(b + 2u) << 16u) | (byte_at(b + 3u) << 24u);
+    return half_at(o) * (nibbles(q, select(0u, 4u, j >= 16u)) - vec4<f32>(8.0));
+}
 //#endif
 //#if W_Q4_1
 fn w_at(i: u32) -> f32 {
@@ -94,7 +129,14 @@ fn w_at(i: u32) -> f32 {
     let j = i & 31u;
     let dm = unpack2x16float(w[o >> 2u]);
     let q = byte_at(o + 4u + (j & 15u));
-    return dm.x * f32(select(q & 15u, q >> 4u, j >= 16u)) + dm.y;
+    return fma(dm.x, f32(select(q & 15u, q >> 4u, j >= 16u)), dm.y);
+}
+fn w_quad(i: u32) -> vec4<f32> {
+    let o = (i >> 5u) * 20u;
+    let j = i & 31u;
+    let dm = unpack2x16float(w[o >> 2u]);
+    let q = w[(o + 4u + (j & 15u)) >> 2u];
+    return fma(vec4<f32>(dm.x), nibbles(q, select(0u, 4u, j >= 16u)), vec4<f32>(dm.y));
 }
 //#endif
 //#if W_Q4_K

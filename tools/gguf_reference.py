@@ -148,7 +148,7 @@ PROMPTS = [
     ("code_python", "def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n    if n < 2:\n        return n\n", True),
     ("code_rust", "fn main() {\n\tlet v: Vec<u32> = (1..=10).map(|x| x * x).collect();\n\tprintln!(\"{:?}\", v);\n}\n", False),
     ("code_json", '{"name": "pingce", "version": "0.1.0", "tags": ["eval", "wgsl", "gpu"], "ok": true, "n": null}', False),
-    ("math_latex", "The quadratic formula gives $x = \\frac{-b \\pm \\sqrt{b^2 - 4ac}}{2a}$, so for $x^2 - 5x + 6 = 0$ we get", True),
+    ("math_latex", "The quadratic formula gives $x = \\frac{-b \\pm \\sqrt{b^2 - 4ac}}{2a}$. For example, to solve $x^2 - 5x + 6 = 0$,", True),
     ("math_word", "Question: A train travels 120 km in 1.5 hours. What is its average speed?\nAnswer: The average speed is", True),
     ("chat", "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n<|im_start|>user\nWhat is the largest planet in the solar system?<|im_end|>\n<|im_start|>assistant\n", True),
     ("digits", "Order #00042: 1234567 units at $3.14159 each, total 3878293.52 (ref 2024-01-31T23:59:59Z).", False),
