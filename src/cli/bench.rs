@@ -40,7 +40,14 @@ pub fn run(a: BenchArgs) -> Result<()> {
     };
     let reqs: Vec<ScoreRequest> = (0..a.prefill_batch).map(|_| ScoreRequest { tokens: (0..len).map(|_| next()).collect(), score_from: len - 1 }).collect();
     println!("adapter: {}", engine.gpu.describe());
-    println!("model: {} ({} MiB of weights on the GPU)", a.model.model.display(), engine.model.weight_bytes() >> 20);
+    let path = a.model.path()?;
+    let file_bytes: u64 = engine.files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
+    println!(
+        "model: {} ({:.1} MiB of weights on the GPU; {:.1} MiB of model files)",
+        path.display(),
+        engine.model.weight_bytes() as f64 / 1048576.0,
+        file_bytes as f64 / 1048576.0
+    );
     engine.opts.batch_size = a.prefill_batch.max(a.decode_batch);
     engine.opts.max_batch_tokens = engine.opts.max_batch_tokens.max(a.prefill_batch * len);
     // Warm-up compiles the pipelines and sizes the buffers.

@@ -60,9 +60,10 @@ impl DeviceArgs {
 /// A model folder and how to batch it.
 #[derive(Args, Clone, Debug)]
 pub struct ModelArgs {
-    /// Hugging Face model folder (config.json, *.safetensors, tokenizer.json).
+    /// A GGUF file or a Hugging Face model folder (config.json, *.safetensors, tokenizer.json).
+    /// Default: $PINGCE_MODEL, else models/SmolLM2-135M-Instruct.Q4_1.gguf.
     #[arg(long)]
-    pub model: PathBuf,
+    pub model: Option<PathBuf>,
     /// Sequences per pass. Changes speed, never results.
     #[arg(long, default_value_t = 16)]
     pub batch_size: usize,
@@ -71,10 +72,24 @@ pub struct ModelArgs {
 }
 
 impl ModelArgs {
+    pub fn path(&self) -> Result<PathBuf> {
+        match &self.model {
+            Some(p) => Ok(p.clone()),
+            None => {
+                let p = pingce::default_model();
+                if !p.exists() {
+                    anyhow::bail!("no --model given and the default model {} is missing: run tools/fetch-default-model", p.display());
+                }
+                Ok(p)
+            }
+        }
+    }
+
     pub fn engine(&self) -> Result<Engine> {
+        let path = self.path()?;
         let gpu = self.device.open()?;
         let opts = EngineOptions { batch_size: self.batch_size.max(1), ..Default::default() };
-        Engine::load(gpu, &self.model, opts)
+        Engine::load(gpu, &path, opts)
     }
 }
 
