@@ -76,3 +76,15 @@ fn devices_lists_the_selected_adapter() {
     assert!(v["selected"]["name"].as_str().is_some());
     fails_with(&["devices", "--backend", "opengl-es9"], "unknown backend");
 }
+
+#[test]
+fn determinism_command_passes_on_a_fixture_model() {
+    let o = pingce(&["determinism", "--model", "tests/fixtures/tiny-mistral", "--batch-sizes", "1,3,16"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{out}\n{}", String::from_utf8_lossy(&o.stderr));
+    assert!(out.contains("PASS"), "{out}");
+    // 3 batch sizes x 3 orders + the incremental decode check.
+    let rows: Vec<&str> = out.lines().filter(|l| l.starts_with("batch size") || l.starts_with("incremental")).collect();
+    assert_eq!(rows.len(), 10, "{out}");
+    assert!(rows[1..].iter().all(|l| l.ends_with("bit-identical")), "{out}");
+}

@@ -1,6 +1,7 @@
 //! Subcommands: `devices`, `score`, `generate`, `bench`.
 
 mod bench;
+mod determinism;
 mod devices;
 mod generate;
 mod score;
@@ -29,6 +30,8 @@ enum Command {
     Generate(generate::GenerateArgs),
     /// Measure prefill and decode throughput.
     Bench(bench::BenchArgs),
+    /// Check that log-probs are bit-identical across batch sizes, orders and decode paths.
+    Determinism(determinism::DeterminismArgs),
 }
 
 /// Adapter selection, shared by every subcommand that runs kernels.
@@ -99,5 +102,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Score(a) => score::run(a),
         Command::Generate(a) => generate::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Determinism(a) => determinism::run(a),
     }
 }

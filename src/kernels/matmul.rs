@@ -30,6 +30,9 @@ pub struct Rows<'a> {
 /// 4 rows; the tiled kernel computes 64-row tiles).
 pub const VECTOR_MAX_ROWS: usize = 32;
 
+/// Rows and columns of output per workgroup of the tiled kernel.
+const TILE: usize = 128;
+
 impl Path {
     pub fn for_rows(m: usize) -> Path {
         if m <= VECTOR_MAX_ROWS { Path::Vector } else { Path::Tiled }
@@ -65,7 +68,7 @@ pub fn linear_path(rec: &mut Recorder, path: Path, w: &Matrix, bias: Option<&wgp
         }
         match path {
             Path::Tiled => {
-                rec.dispatch(kernel.clone(), &params, &bufs, [u(c.rows.div_ceil(64)), u(r.m.div_ceil(64)), 1])
+                rec.dispatch(kernel.clone(), &params, &bufs, [u(c.rows.div_ceil(TILE)), u(r.m.div_ceil(TILE)), 1])
             }
             Path::Vector => rec.dispatch_linear(kernel.clone(), &params, &bufs, u(c.rows.div_ceil(64))),
         }
