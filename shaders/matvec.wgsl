@@ -1,13 +1,14 @@
 // Decode path of matmul (same Params and bindings), for a few rows m: each invocation owns one
 // weight row n and accumulates fma(x, w, acc) over k = 0, 1, 2, ... in order, exactly as the tiled
 // kernel does, so decode and prefill give bit-identical results. Rows m are taken 4 at a time.
+// x is read as vec4 (one load per 4 k): k, x_offset and x_stride are multiples of 4 here.
 struct Params {
     m: u32, n: u32, k: u32, w_stride: u32,
     x_offset: u32, x_stride: u32, y_offset: u32, y_stride: u32,
     n_offset: u32, accumulate: u32,
 }
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
 //#if BIAS
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
@@ -23,18 +24,15 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
         let rows = min(4u, p.m - m0);
         var acc = vec4<f32>(0.0);
         let xb = p.x_offset + m0 * p.x_stride;
-        // Quads of k (one u32 of 4-bit weights, two of 16-bit ones), in order, then the tail.
-        let k4 = p.k & ~3u;
-        for (var k = 0u; k < k4; k += 4u) {
+        // Quads of k (one u32 of 4-bit weights, two of 16-bit ones), in order.
+        let xq = xb >> 2u;
+        let xs = p.x_stride >> 2u;
+        for (var k = 0u; k < p.k; k += 4u) {
             let wv = w_quad(wrow + k);
             for (var j = 0u; j < rows; j++) {
-                let o = xb + j * p.x_stride + k;
-                acc[j] = fma(x[o + 3u], wv.w, fma(x[o + 2u], wv.z, fma(x[o + 1u], wv.y, fma(x[o], wv.x, acc[j]))));
+                let xv = x[xq + j * xs + (k >> 2u)];
+                acc[j] = fma(xv.w, wv.w, fma(xv.z, wv.z, fma(xv.y, wv.y, fma(xv.x, wv.x, acc[j]))));
             }
-        }
-        for (var k = k4; k < p.k; k++) {
-            let wv = w_at(wrow + k);
-            for (var j = 0u; j < rows; j++) { acc[j] = fma(x[xb + j * p.x_stride + k], wv, acc[j]); }
         }
         for (var j = 0u; j < rows; j++) {
             var v = acc[j];

@@ -45,11 +45,15 @@ pub fn linear(rec: &mut Recorder, w: &Matrix, bias: Option<&wgpu::Buffer>, accum
     linear_path(rec, Path::for_rows(r.m), w, bias, accumulate, r)
 }
 
-/// [`linear`] with the kernel chosen by the caller.
+/// [`linear`] with the kernel chosen by the caller. The vector kernel reads x four floats at a
+/// time; where `cols`, `x_offset` or `x_stride` is not a multiple of 4 the tiled kernel (which
+/// gives the same bits) runs instead.
 pub fn linear_path(rec: &mut Recorder, path: Path, w: &Matrix, bias: Option<&wgpu::Buffer>, accumulate: bool, r: &Rows) -> Result<()> {
     if r.m == 0 {
         return Ok(());
     }
+    let aligned = w.cols % 4 == 0 && r.x_offset % 4 == 0 && r.x_stride % 4 == 0;
+    let path = if aligned { path } else { Path::Tiled };
     let file = match path {
         Path::Tiled => "matmul",
         Path::Vector => "matvec",
