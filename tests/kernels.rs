@@ -296,7 +296,7 @@ fn attention_with_cache_gqa_and_sliding_window() {
     let (hq, hkv, d) = (6, 2, 20);
     let kv_dim = hkv * d;
     let q_dim = hq * d;
-    let stride = q_dim + 2 * kv_dim + 3; // a fused qkv row with some slack
+    let stride = q_dim + 2 * kv_dim + 4; // a fused qkv row with some slack
     // Two sequences of awkward lengths packed together, cache rows allocated apart.
     let lens = [70usize, 131];
     let bases = [5usize, 100];

@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Result};
 
-use super::{compile, u};
+use super::{compile_with, u};
 use crate::device::Recorder;
 
 pub struct Attention {
@@ -17,10 +17,13 @@ impl Attention {
     /// out[t, h*d..] = softmax(q·kᵀ / sqrt(d)) · v for query rows at `q_offset + t * q_stride`.
     #[allow(clippy::too_many_arguments)]
     pub fn record(&self, rec: &mut Recorder, q: &wgpu::Buffer, q_offset: usize, q_stride: usize, tokens: usize, meta: &wgpu::Buffer, k_cache: &wgpu::Buffer, v_cache: &wgpu::Buffer, out: &wgpu::Buffer) -> Result<()> {
-        if self.head_dim > 256 || self.heads_q % self.heads_kv != 0 {
-            bail!("attention: head_dim {} (max 256) / heads {} over kv heads {}", self.head_dim, self.heads_q, self.heads_kv);
+        if self.head_dim > 256 || self.head_dim % 4 != 0 || self.heads_q % self.heads_kv != 0 {
+            bail!("attention: head_dim {} (a multiple of 4, at most 256) / heads {} over kv heads {}", self.head_dim, self.heads_q, self.heads_kv);
         }
-        let k = compile(rec.gpu(), "attention", &[])?;
+        if q_offset % 4 != 0 || q_stride % 4 != 0 {
+            bail!("attention: query rows must start on multiples of 4 floats");
+        }
+        let k = compile_with(rec.gpu(), "attention", &[], &[("D4", u(self.head_dim / 4))])?;
         let scale = 1.0 / (self.head_dim as f32).sqrt();
         let p = [
             u(tokens), u(self.heads_q), u(self.heads_kv), u(self.head_dim),

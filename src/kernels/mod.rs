@@ -37,9 +37,19 @@ fn source(file: &str) -> Result<&'static str> {
 /// The pipeline for `shaders/<file>.wgsl` with `defines`, compiled on first use and cached.
 /// A `W_*` define prepends the weight-format snippet.
 pub(crate) fn compile(gpu: &Gpu, file: &str, defines: &[&str]) -> Result<Arc<Kernel>> {
-    let key = format!("{file}[{}]", defines.join(","));
+    compile_with(gpu, file, defines, &[])
+}
+
+/// [`compile`] with `const NAME: u32 = value;` declarations prepended (sizes a kernel is
+/// specialised for, so its loops have constant bounds).
+pub(crate) fn compile_with(gpu: &Gpu, file: &str, defines: &[&str], consts: &[(&str, u32)]) -> Result<Arc<Kernel>> {
+    let c: Vec<String> = consts.iter().map(|(n, v)| format!("{n}={v}")).collect();
+    let key = format!("{file}[{}][{}]", defines.join(","), c.join(","));
     gpu.kernel(&key, || {
         let mut src = String::new();
+        for (n, v) in consts {
+            src.push_str(&format!("const {n}: u32 = {v}u;\n"));
+        }
         if defines.iter().any(|d| d.starts_with("W_")) {
             src.push_str(WEIGHTS);
         }

@@ -121,8 +121,8 @@ impl Config {
             Arch::Qwen3 => get_usize(v, "head_dim")?.unwrap_or(128),
             _ => get_usize(v, "head_dim")?.unwrap_or(hidden_size / num_heads),
         };
-        if head_dim % 2 != 0 || head_dim > 256 {
-            bail!("head_dim {head_dim}: must be even and at most 256");
+        if head_dim % 4 != 0 || head_dim > 256 {
+            bail!("head_dim {head_dim}: must be a multiple of 4 and at most 256");
         }
         let num_layers = need_usize(v, "num_hidden_layers")?;
         let (rope_theta, rope_scaling) = rope(v)?;
