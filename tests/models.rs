@@ -153,3 +153,47 @@ fn loglikelihood_splits_pairs_like_lm_eval() {
     assert_eq!(direct[0].iter().map(|s| s.logprob).collect::<Vec<_>>(), out[0].logprobs);
     assert!(out.iter().all(|s| s.logprobs.iter().all(|x| *x < 0.0)));
 }
+
+#[test]
+fn generate_until_stops_at_stop_strings_and_limits() {
+    let name = "tiny-llama";
+    let mut e = engine(name, 4);
+    let r = reference(name);
+    let g = &r["generations"][0];
+    let full_text = e.tokenizer.decode(&ids(&g["new_ids"])).unwrap();
+    // A stop string taken from the middle of the reference continuation.
+    let chars: Vec<char> = full_text.chars().collect();
+    let stop: String = chars[chars.len() / 2..chars.len() / 2 + 2].iter().collect();
+    let cut = &full_text[..full_text.find(&stop).unwrap()];
+    let reqs = vec![
+        pingce::engine::UntilRequest { context: g["prompt"].as_str().unwrap().into(), until: vec![stop.clone()], max_gen_toks: 16 },
+        pingce::engine::UntilRequest { context: g["prompt"].as_str().unwrap().into(), until: vec![], max_gen_toks: 5 },
+    ];
+    let out = e.generate_until(&reqs).unwrap();
+    assert_eq!(out[0].text, cut, "cut at {stop:?}");
+    assert_eq!(out[0].stop, pingce::engine::StopReason::StopString);
+    assert_eq!(out[1].tokens, ids(&g["new_ids"])[..5]);
+    assert_eq!(out[1].stop, pingce::engine::StopReason::MaxTokens);
+}
+
+#[test]
+fn loglikelihood_rolling_covers_every_token_once() {
+    let mut e = engine("tiny-qwen2", 4);
+    let r = reference("tiny-qwen2");
+    let text = r["texts"][5]["text"].as_str().unwrap().to_string();
+    let n = e.tokenizer.encode(&text).unwrap().len();
+    // Within the context: one window, the same numbers as loglikelihood("", text).
+    let rolled = e.loglikelihood_rolling(std::slice::from_ref(&text)).unwrap().remove(0);
+    assert_eq!(rolled.len(), 1);
+    let ll = e.loglikelihood(&[(String::new(), text.clone())], 0).unwrap().remove(0);
+    assert_eq!(rolled[0].logprobs, ll.logprobs);
+    // Longer than the 256-position context: several disjoint windows, every token scored once.
+    let long = format!("{text} {text} {text}");
+    let ids_long = e.tokenizer.encode(&long).unwrap();
+    assert!(ids_long.len() > 256 && n < 256);
+    let windows = e.loglikelihood_rolling(std::slice::from_ref(&long)).unwrap().remove(0);
+    assert!(windows.len() >= 2);
+    let scored: Vec<u32> = windows.iter().flat_map(|w| w.continuation_tokens.clone()).collect();
+    assert_eq!(scored, ids_long);
+    assert!(windows.iter().all(|w| w.context_tokens.len() + w.continuation_tokens.len() <= 257));
+}

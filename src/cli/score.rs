@@ -61,7 +61,7 @@ pub fn run(a: ScoreArgs) -> Result<()> {
     for (i, (ctx, cont)) in pairs.iter().enumerate() {
         let (c, t) = loglikelihood_tokens(&engine.tokenizer, ctx, cont, prefix)?;
         let n = c.len() + t.len();
-        if n > engine.max_length() {
+        if n > engine.max_length() + 1 {
             bail!("{}: request {}: {n} tokens, longer than the model's context of {}", a.requests.display(), i + 1, engine.max_length());
         }
         if t.is_empty() {

@@ -4,7 +4,7 @@
 use anyhow::{bail, Result};
 
 use super::batch::{run, Segment};
-use super::requests::cut_at_stop;
+use super::requests::{cut_at_stop, generation_context, stop_sequences, Encode};
 use super::Engine;
 use crate::kernels::logprobs::NO_TARGET;
 
@@ -13,6 +13,14 @@ pub struct GenRequest {
     pub prompt: Vec<u32>,
     pub until: Vec<String>,
     pub max_tokens: usize,
+}
+
+/// lm-eval's `generate_until` request: a text context, stop strings and a token budget.
+#[derive(Clone, Debug)]
+pub struct UntilRequest {
+    pub context: String,
+    pub until: Vec<String>,
+    pub max_gen_toks: usize,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -100,6 +108,25 @@ impl Engine {
             }
         }
         Ok(results)
+    }
+
+    /// lm-eval `generate_until`: the EOS token's text joins the stop strings, the context is
+    /// left-truncated to `max_length - max_gen_toks` tokens, and the text is cut at the first stop.
+    pub fn generate_until(&mut self, reqs: &[UntilRequest]) -> Result<Vec<Generation>> {
+        let eos_text = match self.tokenizer.eos_id {
+            Some(id) => Some(self.tokenizer.decode(&[id])?),
+            None => None,
+        };
+        let mut gen = Vec::with_capacity(reqs.len());
+        for r in reqs {
+            let tokens = self.tokenizer.encode(&r.context)?;
+            gen.push(GenRequest {
+                prompt: generation_context(&tokens, self.max_length(), r.max_gen_toks)?,
+                until: stop_sequences(r.until.clone(), eos_text.as_deref()),
+                max_tokens: r.max_gen_toks,
+            });
+        }
+        self.generate(&gen)
     }
 
     /// Teacher-forced incremental decode: prefill `tokens[..prefix]`, then feed the rest one at a

@@ -16,7 +16,7 @@ use crate::model::gguf::GgufModel;
 use crate::model::gguf_tokenizer;
 use crate::model::weights::{Safetensors, TensorSource};
 use crate::model::{Config, Decoder, Tokenizer};
-pub use generate::{GenRequest, Generation, StopReason};
+pub use generate::{GenRequest, Generation, StopReason, UntilRequest};
 pub use scoring::{Scored, ScoreRequest};
 
 /// Knobs that change throughput, never results.

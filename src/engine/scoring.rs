@@ -43,8 +43,9 @@ impl Engine {
             if r.score_from == 0 || r.score_from > r.tokens.len() {
                 bail!("request {i}: score_from {} must be in 1..={}", r.score_from, r.tokens.len());
             }
-            if r.tokens.len() > self.max_length() {
-                bail!("request {i}: {} tokens, longer than the model's context of {}", r.tokens.len(), self.max_length());
+            // The last token is only a target: max_length + 1 tokens fit, as in lm-eval.
+            if r.tokens.len() > self.max_length() + 1 {
+                bail!("request {i}: {} tokens, longer than the model's context of {} (+1 target)", r.tokens.len(), self.max_length());
             }
         }
         // Longest first, as lm-eval orders requests: fewer, fuller passes.
