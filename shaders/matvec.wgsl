@@ -1,5 +1,5 @@
-// Decode path of matmul (same Params and bindings), for a few rows m: each invocation owns one
-// weight row n and accumulates fma(x, w, acc) over k = 0, 1, 2, ... in order, exactly as the tiled
+// Decode path of matmul (same Params and bindings), for a few rows m: each invocation owns four
+// weight rows and, for each, accumulates fma(x, w, acc) over k = 0, 1, 2, ... in order, exactly as the tiled
 // kernel does, so decode and prefill give bit-identical results. Rows m are taken 4 at a time.
 // x is read as vec4 (one load per 4 k): k, x_offset and x_stride are multiples of 4 here.
 struct Params {
@@ -17,31 +17,50 @@ struct Params {
 @compute @workgroup_size(64)
 fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,
         @builtin(num_workgroups) nwg: vec3<u32>) {
-    let n = (wid.x + wid.y * nwg.x) * 64u + lid.x;
-    if (n >= p.n) { return; }
-    let wrow = n * p.w_stride;
+    // Four weight rows per invocation: four independent accumulation chains per x row.
+    let n0 = ((wid.x + wid.y * nwg.x) * 64u + lid.x) * 4u;
+    if (n0 >= p.n) { return; }
+    let last = p.n - 1u;
+    let w0 = n0 * p.w_stride;
+    let w1 = min(n0 + 1u, last) * p.w_stride;
+    let w2 = min(n0 + 2u, last) * p.w_stride;
+    let w3 = min(n0 + 3u, last) * p.w_stride;
+    let xs = p.x_stride >> 2u;
     for (var m0 = 0u; m0 < p.m; m0 += 4u) {
         let rows = min(4u, p.m - m0);
-        var acc = vec4<f32>(0.0);
-        let xb = p.x_offset + m0 * p.x_stride;
+        // acc[r][j]: weight row n0 + r, x row m0 + j.
+        var a0 = vec4<f32>(0.0);
+        var a1 = vec4<f32>(0.0);
+        var a2 = vec4<f32>(0.0);
+        var a3 = vec4<f32>(0.0);
+        let xq = (p.x_offset + m0 * p.x_stride) >> 2u;
         // Quads of k (one u32 of 4-bit weights, two of 16-bit ones), in order.
-        let xq = xb >> 2u;
-        let xs = p.x_stride >> 2u;
         for (var k = 0u; k < p.k; k += 4u) {
-            let wv = w_quad(wrow + k);
+            let v0 = w_quad(w0 + k);
+            let v1 = w_quad(w1 + k);
+            let v2 = w_quad(w2 + k);
+            let v3 = w_quad(w3 + k);
             for (var j = 0u; j < rows; j++) {
                 let xv = x[xq + j * xs + (k >> 2u)];
-                acc[j] = fma(xv.w, wv.w, fma(xv.z, wv.z, fma(xv.y, wv.y, fma(xv.x, wv.x, acc[j]))));
+                a0[j] = fma(xv.w, v0.w, fma(xv.z, v0.z, fma(xv.y, v0.y, fma(xv.x, v0.x, a0[j]))));
+                a1[j] = fma(xv.w, v1.w, fma(xv.z, v1.z, fma(xv.y, v1.y, fma(xv.x, v1.x, a1[j]))));
+                a2[j] = fma(xv.w, v2.w, fma(xv.z, v2.z, fma(xv.y, v2.y, fma(xv.x, v2.x, a2[j]))));
+                a3[j] = fma(xv.w, v3.w, fma(xv.z, v3.z, fma(xv.y, v3.y, fma(xv.x, v3.x, a3[j]))));
             }
         }
-        for (var j = 0u; j < rows; j++) {
-            var v = acc[j];
+        let accs = array<vec4<f32>, 4>(a0, a1, a2, a3);
+        for (var r = 0u; r < 4u; r++) {
+            let n = n0 + r;
+            if (n >= p.n) { break; }
+            for (var j = 0u; j < rows; j++) {
+                var v = accs[r][j];
 //#if BIAS
-            v = v + bias[p.n_offset + n];
+                v = v + bias[p.n_offset + n];
 //#endif
-            let yi = p.y_offset + (m0 + j) * p.y_stride + p.n_offset + n;
-            if (p.accumulate != 0u) { v = y[yi] + v; }
-            y[yi] = v;
+                let yi = p.y_offset + (m0 + j) * p.y_stride + p.n_offset + n;
+                if (p.accumulate != 0u) { v = y[yi] + v; }
+                y[yi] = v;
+            }
         }
     }
 }

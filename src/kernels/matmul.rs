@@ -74,7 +74,7 @@ pub fn linear_path(rec: &mut Recorder, path: Path, w: &Matrix, bias: Option<&wgp
             Path::Tiled => {
                 rec.dispatch(kernel.clone(), &params, &bufs, [u(c.rows.div_ceil(TILE)), u(r.m.div_ceil(TILE)), 1])
             }
-            Path::Vector => rec.dispatch_linear(kernel.clone(), &params, &bufs, u(c.rows.div_ceil(64))),
+            Path::Vector => rec.dispatch_linear(kernel.clone(), &params, &bufs, u(c.rows.div_ceil(256))),
         }
     }
     Ok(())
