@@ -7,6 +7,7 @@
 
 pub mod device;
 pub mod engine;
+pub mod eval;
 pub mod kernels;
 pub mod model;
 pub mod tensor;

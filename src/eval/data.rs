@@ -1,0 +1,1 @@
+//! Readers for the published dataset formats. Placeholder: being written.

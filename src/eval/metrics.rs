@@ -1,0 +1,1 @@
+//! Metrics and their standard errors, as lm-eval computes them. Placeholder: being written.
