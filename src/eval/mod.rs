@@ -4,6 +4,7 @@
 
 pub mod data;
 pub mod metrics;
+pub mod runner;
 pub mod task;
 
 /// One dataset row, with the field names of the Hugging Face dataset lm-eval reads.

@@ -1,0 +1,332 @@
+//! Runs tasks on the engine and writes the evidence: `samples_<task>.jsonl` (one record per
+//! document, appended and flushed as each chunk finishes, so a crash loses nothing finished),
+//! `results.json` (scores, stderr, n, resolved configs, manifest) and `summary.md`. Rerunning
+//! into the same folder resumes; a changed model, data or config refuses to.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use regex::Regex;
+use serde_json::{json, Value};
+
+use super::metrics::{self, Filter};
+use super::task::{Item, ItemKind};
+use crate::engine::{Engine, UntilRequest};
+
+/// exact_match options (lm-eval `metric_list` entries).
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct ExactMatch {
+    #[serde(default)]
+    pub ignore_case: bool,
+    #[serde(default)]
+    pub ignore_punctuation: bool,
+    #[serde(default)]
+    pub regexes_to_ignore: Vec<String>,
+}
+
+/// One task, resolved: its items and how to score them.
+pub struct TaskRun {
+    pub name: String,
+    /// Metric names (acc, acc_norm, mc2, exact_match, word_perplexity, byte_perplexity,
+    /// bits_per_byte).
+    pub metrics: Vec<String>,
+    pub filters: Vec<Filter>,
+    pub exact_match: ExactMatch,
+    /// The resolved task configuration, recorded in results.json and hashed for resume checks.
+    pub config: Value,
+    pub data_files: Vec<PathBuf>,
+    pub items: Vec<Item>,
+    /// Groups the task belongs to.
+    pub groups: Vec<String>,
+}
+
+pub struct RunOptions {
+    pub out: PathBuf,
+    /// Items per engine call (a chunk is written when it finishes).
+    pub chunk: usize,
+    /// Settings that identify the run (seed, few-shot, limit, ...), recorded and checked on resume.
+    pub settings: Value,
+    pub progress: bool,
+}
+
+fn hash_files(files: &[PathBuf]) -> Result<BTreeMap<String, String>> {
+    files.iter().map(|f| Ok((f.display().to_string(), crate::sha256_file(f)?))).collect()
+}
+
+/// Reads the finished records of a samples file, dropping a torn last line (a crash mid-write).
+fn read_records(path: &Path) -> Result<Vec<Value>> {
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    let f = File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut out = Vec::new();
+    let mut good_len = 0u64;
+    for line in BufReader::new(f).split(b'\n') {
+        let line = line?;
+        match serde_json::from_slice::<Value>(&line) {
+            Ok(v) => {
+                good_len += line.len() as u64 + 1;
+                out.push(v);
+            }
+            Err(_) => break,
+        }
+    }
+    let actual = std::fs::metadata(path)?.len();
+    if actual > good_len {
+        OpenOptions::new().write(true).open(path)?.set_len(good_len)?;
+    }
+    Ok(out)
+}
+
+fn f32s(v: &[f32]) -> Vec<f64> {
+    v.iter().map(|&x| x as f64).collect()
+}
+
+/// Scores a chunk of items into sample records.
+fn score_items(engine: &mut Engine, task: &TaskRun, items: &[&Item]) -> Result<Vec<Value>> {
+    let mut pairs = Vec::new();
+    let mut gens = Vec::new();
+    let mut texts = Vec::new();
+    for it in items {
+        match &it.kind {
+            ItemKind::Choices { continuations, .. } => pairs.extend(continuations.iter().map(|c| (it.context.clone(), c.clone()))),
+            ItemKind::Continuation { continuation } => pairs.push((it.context.clone(), continuation.clone())),
+            ItemKind::Rolling { text } => texts.push(text.clone()),
+            ItemKind::Generate { until, max_gen_toks, .. } => gens.push(UntilRequest { context: it.context.clone(), until: until.clone(), max_gen_toks: *max_gen_toks }),
+        }
+    }
+    let mut scored = engine.loglikelihood(&pairs, 0)?.into_iter();
+    let mut rolled = engine.loglikelihood_rolling(&texts)?.into_iter();
+    let mut generated = engine.generate_until(&gens)?.into_iter();
+    let em_ignore: Vec<Regex> = task.exact_match.regexes_to_ignore.iter().map(|r| Regex::new(r)).collect::<Result<_, _>>()?;
+    let mut records = Vec::with_capacity(items.len());
+    for it in items {
+        let mut r = json!({"doc_id": it.doc_id, "prompt_sha256": crate::sha256_bytes(it.context.as_bytes())});
+        match &it.kind {
+            ItemKind::Choices { continuations, gold, labels } => {
+                let s: Vec<_> = scored.by_ref().take(continuations.len()).collect();
+                let lls: Vec<f64> = s.iter().map(|x| x.sum_logprob()).collect();
+                let choices: Vec<String> = continuations.iter().map(|c| choice_text(task, c)).collect();
+                let cs = metrics::choice_scores(&lls, &choices, gold);
+                r["loglikelihoods"] = json!(lls);
+                r["is_greedy"] = json!(s.iter().map(|x| x.all_greedy()).collect::<Vec<_>>());
+                r["target"] = json!(gold);
+                r["pred"] = json!(cs.pred);
+                r["acc"] = json!(cs.acc);
+                r["acc_norm"] = json!(cs.acc_norm);
+                if !labels.is_empty() {
+                    r["mc2"] = json!(metrics::mc2(&lls, labels));
+                }
+            }
+            ItemKind::Continuation { .. } => {
+                let s = scored.next().unwrap();
+                r["loglikelihood"] = json!(s.sum_logprob());
+                r["is_greedy"] = json!(s.all_greedy());
+                r["logprobs"] = json!(f32s(&s.logprobs));
+            }
+            ItemKind::Rolling { text } => {
+                let windows = rolled.next().unwrap();
+                let ll: f64 = windows.iter().map(|w| w.sum_logprob()).sum();
+                r["loglikelihood"] = json!(ll);
+                r["words"] = json!(metrics::word_count(text));
+                r["bytes"] = json!(text.len());
+            }
+            ItemKind::Generate { target, .. } => {
+                let g = generated.next().unwrap();
+                r["generated"] = json!(g.text);
+                r["target"] = json!(target);
+                let mut filtered = serde_json::Map::new();
+                let pipelines = if task.filters.is_empty() { vec![Filter { name: "none".into(), filter: vec![] }] } else { task.filters.clone() };
+                for f in &pipelines {
+                    let ans = f.apply(&g.text)?;
+                    let em = metrics::exact_match(&ans, target, task.exact_match.ignore_case, task.exact_match.ignore_punctuation, &em_ignore);
+                    filtered.insert(f.name.clone(), json!({"answer": ans, "exact_match": em}));
+                }
+                r["filtered"] = Value::Object(filtered);
+            }
+        }
+        records.push(r);
+    }
+    Ok(records)
+}
+
+/// The raw choice text of a continuation: lm-eval's acc_norm divides by `len(choice)`, which
+/// excludes the target delimiter.
+fn choice_text(task: &TaskRun, continuation: &str) -> String {
+    let delim = task.config.get("target_delimiter").and_then(Value::as_str).unwrap_or(" ");
+    continuation.strip_prefix(delim).unwrap_or(continuation).to_string()
+}
+
+/// Scores and standard errors of one task from its records.
+fn task_scores(task: &TaskRun, records: &[Value]) -> Result<BTreeMap<String, Value>> {
+    let mut out = BTreeMap::new();
+    let col = |key: &str| -> Vec<f64> { records.iter().filter_map(|r| r.get(key).and_then(Value::as_f64)).collect() };
+    for m in &task.metrics {
+        match m.as_str() {
+            "acc" | "acc_norm" | "mc2" | "mc1" => {
+                let key = if m == "mc1" { "acc" } else { m.as_str() };
+                let (mean, se) = metrics::mean_stderr(&col(key));
+                out.insert(m.clone(), json!({"value": mean, "stderr": se, "n": records.len()}));
+            }
+            "exact_match" => {
+                let names: Vec<String> = if task.filters.is_empty() { vec!["none".into()] } else { task.filters.iter().map(|f| f.name.clone()).collect() };
+                for n in names {
+                    let v: Vec<f64> = records.iter().filter_map(|r| r["filtered"][&n]["exact_match"].as_f64()).collect();
+                    let (mean, se) = metrics::mean_stderr(&v);
+                    out.insert(format!("exact_match,{n}"), json!({"value": mean, "stderr": se, "n": v.len()}));
+                }
+            }
+            "word_perplexity" | "byte_perplexity" | "bits_per_byte" => {
+                let w = if m == "word_perplexity" { "words" } else { "bytes" };
+                let items: Vec<(f64, f64)> = records.iter().map(|r| (r["loglikelihood"].as_f64().unwrap_or(0.0), r[w].as_f64().unwrap_or(0.0))).collect();
+                let v = if m == "bits_per_byte" { metrics::bits_per_byte(&items) } else { metrics::weighted_perplexity(&items) };
+                // lm-eval bootstraps these stderrs; pingce reports none rather than a different estimate.
+                out.insert(m.clone(), json!({"value": v, "stderr": null, "n": records.len()}));
+            }
+            other => bail!("task {}: metric {other:?} is not supported", task.name),
+        }
+    }
+    Ok(out)
+}
+
+fn write_atomic(path: &Path, text: &str) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+/// Runs every task, resuming from what `opts.out` already holds, and returns results.json.
+pub fn run(engine: &mut Engine, tasks: &[TaskRun], opts: &RunOptions) -> Result<Value> {
+    std::fs::create_dir_all(&opts.out).with_context(|| format!("creating {}", opts.out.display()))?;
+    let model_files = hash_files(&engine.files)?;
+    let mut data_files: Vec<PathBuf> = tasks.iter().flat_map(|t| t.data_files.clone()).collect();
+    data_files.sort();
+    data_files.dedup();
+    let data = hash_files(&data_files)?;
+    let configs: BTreeMap<&str, &Value> = tasks.iter().map(|t| (t.name.as_str(), &t.config)).collect();
+    let identity = json!({
+        "model_files": model_files,
+        "data_files": data,
+        "task_configs_sha256": crate::sha256_bytes(serde_json::to_string(&configs)?.as_bytes()),
+        "settings": opts.settings,
+    });
+    let run_path = opts.out.join("run.json");
+    if run_path.exists() {
+        let prev: Value = serde_json::from_str(&std::fs::read_to_string(&run_path)?).with_context(|| format!("{}: not valid JSON", run_path.display()))?;
+        for key in ["model_files", "data_files", "task_configs_sha256", "settings"] {
+            if prev.get(key) != identity.get(key) {
+                bail!(
+                    "{} holds a run with a different {key}: refusing to resume into it (use another --output folder)",
+                    opts.out.display()
+                );
+            }
+        }
+    } else {
+        write_atomic(&run_path, &serde_json::to_string_pretty(&identity)?)?;
+    }
+    let mut results = serde_json::Map::new();
+    let mut n_per_task = BTreeMap::new();
+    for task in tasks {
+        let path = opts.out.join(format!("samples_{}.jsonl", task.name));
+        let mut records = read_records(&path)?;
+        let done: HashSet<u64> = records.iter().filter_map(|r| r["doc_id"].as_u64()).collect();
+        let todo: Vec<&Item> = task.items.iter().filter(|it| !done.contains(&(it.doc_id as u64))).collect();
+        let bar = if opts.progress {
+            let b = indicatif::ProgressBar::new(task.items.len() as u64);
+            b.set_style(
+                indicatif::ProgressStyle::with_template("{prefix:>24} [{bar:30}] {pos}/{len} {per_sec} ETA {eta}").unwrap().progress_chars("=> "),
+            );
+            b.set_prefix(task.name.clone());
+            b.set_position(done.len() as u64);
+            b
+        } else {
+            indicatif::ProgressBar::hidden()
+        };
+        let mut file = OpenOptions::new().create(true).append(true).open(&path).with_context(|| format!("opening {}", path.display()))?;
+        for chunk in todo.chunks(opts.chunk.max(1)) {
+            let recs = score_items(engine, task, chunk).with_context(|| format!("task {}", task.name))?;
+            let mut buf = String::new();
+            for r in &recs {
+                buf.push_str(&serde_json::to_string(r)?);
+                buf.push('\n');
+            }
+            file.write_all(buf.as_bytes())?;
+            file.sync_data()?;
+            records.extend(recs);
+            bar.inc(chunk.len() as u64);
+        }
+        bar.finish_and_clear();
+        records.sort_by_key(|r| r["doc_id"].as_u64());
+        let scores = task_scores(task, &records)?;
+        n_per_task.insert(task.name.clone(), (records.len(), scores.clone(), task.groups.clone()));
+        results.insert(task.name.clone(), json!(scores));
+    }
+    // Groups: micro (size-weighted, lm-eval) and macro (plain mean, OpenCompass) averages.
+    let mut groups: BTreeMap<String, Vec<(f64, Option<f64>, usize, String)>> = BTreeMap::new();
+    for (name, (n, scores, gs)) in &n_per_task {
+        for g in gs {
+            for (metric, v) in scores {
+                if let Some(val) = v["value"].as_f64() {
+                    groups.entry(format!("{g}\u{0}{metric}")).or_default().push((val, v["stderr"].as_f64(), *n, name.clone()));
+                }
+            }
+        }
+    }
+    let mut group_results = serde_json::Map::new();
+    for (key, parts) in groups {
+        let (g, metric) = key.split_once('\u{0}').unwrap();
+        let p: Vec<(f64, Option<f64>, usize)> = parts.iter().map(|x| (x.0, x.1, x.2)).collect();
+        let s = metrics::group(&p);
+        let entry = group_results.entry(g.to_string()).or_insert_with(|| json!({}));
+        entry[metric] = json!({"micro": s.micro, "micro_stderr": s.micro_stderr, "macro": s.macro_, "n": s.n, "tasks": parts.len()});
+    }
+    let manifest = json!({
+        "pingce_version": crate::VERSION,
+        "git_commit": crate::GIT_COMMIT,
+        "adapter": engine.gpu.describe(),
+        "backend": format!("{:?}", engine.gpu.info.backend),
+        "driver": format!("{} {}", engine.gpu.info.driver, engine.gpu.info.driver_info),
+        "batch_size": engine.opts.batch_size,
+        "model_files": identity["model_files"],
+        "data_files": identity["data_files"],
+        "settings": opts.settings,
+    });
+    let out = json!({
+        "results": results,
+        "groups": group_results,
+        "configs": configs,
+        "n": n_per_task.iter().map(|(k, v)| (k.clone(), v.0)).collect::<BTreeMap<_, _>>(),
+        "manifest": manifest,
+    });
+    write_atomic(&opts.out.join("results.json"), &serde_json::to_string_pretty(&out)?)?;
+    let md = summary(&out);
+    write_atomic(&opts.out.join("summary.md"), &md)?;
+    Ok(out)
+}
+
+/// A Markdown table of every task and group score.
+pub fn summary(results: &Value) -> String {
+    let mut s = String::from("| task | metric | value | stderr | n |\n|---|---|---|---|---|\n");
+    if let Some(r) = results["results"].as_object() {
+        for (task, metrics) in r {
+            for (m, v) in metrics.as_object().into_iter().flatten() {
+                let se = v["stderr"].as_f64().map_or("–".into(), |x| format!("{x:.4}"));
+                s += &format!("| {task} | {m} | {:.4} | {se} | {} |\n", v["value"].as_f64().unwrap_or(f64::NAN), v["n"]);
+            }
+        }
+    }
+    if let Some(g) = results["groups"].as_object() {
+        for (group, metrics) in g {
+            for (m, v) in metrics.as_object().into_iter().flatten() {
+                let se = v["micro_stderr"].as_f64().map_or("–".into(), |x| format!("{x:.4}"));
+                s += &format!("| {group} (micro) | {m} | {:.4} | {se} | {} |\n", v["micro"].as_f64().unwrap_or(f64::NAN), v["n"]);
+                s += &format!("| {group} (macro) | {m} | {:.4} | – | {} |\n", v["macro"].as_f64().unwrap_or(f64::NAN), v["n"]);
+            }
+        }
+    }
+    s
+}
