@@ -197,3 +197,26 @@ fn loglikelihood_rolling_covers_every_token_once() {
     assert_eq!(scored, ids_long);
     assert!(windows.iter().all(|w| w.context_tokens.len() + w.continuation_tokens.len() <= 257));
 }
+
+#[test]
+fn shared_context_choices_are_bit_identical_to_separate_pairs() {
+    for name in ["tiny-llama", "tiny-mistral"] {
+        let items: Vec<(String, Vec<String>)> = vec![
+            ("Question: Which animal says moo?\nAnswer:".into(), vec![" cow".into(), " a big green frog".into(), " dog".into(), " the cat".into()]),
+            ("".into(), vec!["Hello world".into(), "今天".into()]),
+            ("The long context of an item, long enough to cross the sliding window of eight tokens. It".into(), vec![" ends".into(), " goes on and on and on".into()]),
+        ];
+        let mut e = engine(name, 5);
+        let shared = e.loglikelihood_choices(&items).unwrap();
+        let pairs: Vec<(String, String)> = items.iter().flat_map(|(c, cs)| cs.iter().map(move |x| (c.clone(), x.clone()))).collect();
+        let separate = e.loglikelihood(&pairs, 0).unwrap();
+        let flat: Vec<_> = shared.iter().flatten().collect();
+        assert_eq!(flat.len(), separate.len());
+        for (a, b) in flat.iter().zip(&separate) {
+            assert_eq!(a.continuation_tokens, b.continuation_tokens);
+            let (x, y): (Vec<u32>, Vec<u32>) = (a.logprobs.iter().map(|v| v.to_bits()).collect(), b.logprobs.iter().map(|v| v.to_bits()).collect());
+            assert_eq!(x, y, "{name}: shared vs separate for {:?}", a.continuation_tokens);
+            assert_eq!(a.is_greedy, b.is_greedy);
+        }
+    }
+}

@@ -41,6 +41,12 @@ impl Workspace {
 /// Runs `segs` through the model in one submission and returns, per segment, the scores of its
 /// scored positions, in order.
 pub fn run(gpu: &Gpu, model: &Decoder, ws: &mut Workspace, segs: &[Segment], topk: usize) -> Result<Vec<Vec<TokenScore>>> {
+    run_after_copies(gpu, model, ws, &[], segs, topk)
+}
+
+/// [`run`], after first duplicating cached rows: each `(rows, src, dst)` copies `rows` positions
+/// from cache row `src` to `dst` (a shared context given to each continuation).
+pub fn run_after_copies(gpu: &Gpu, model: &Decoder, ws: &mut Workspace, copies: &[(usize, usize, usize)], segs: &[Segment], topk: usize) -> Result<Vec<Vec<TokenScore>>> {
     let tokens: usize = segs.iter().map(|s| s.tokens.len()).sum();
     let max_pos = model.cfg.max_position_embeddings;
     let mut ids = Vec::with_capacity(tokens);
@@ -87,6 +93,12 @@ pub fn run(gpu: &Gpu, model: &Decoder, ws: &mut Workspace, segs: &[Segment], top
     let gather_buf = gpu.upload("gather", bytemuck::cast_slice(&gather))?;
     let target_buf = gpu.upload("targets", bytemuck::cast_slice(&targets))?;
     let mut rec = gpu.recorder();
+    for &(rows, src, dst) in copies {
+        if src + rows > cache.rows || dst + rows > cache.rows {
+            bail!("internal: KV copy outside the cache");
+        }
+        cache.record_copy(&mut rec, model.cfg.kv_dim(), rows, src, dst)?;
+    }
     model.record_layers(&mut rec, acts, tokens, &cache.layers())?;
     if rows > 0 {
         model.record_head(&mut rec, acts, rows, &gather_buf, &target_buf, topk, head)?;

@@ -31,6 +31,14 @@ impl KvCache {
         Ok(KvCache { rows, k, v })
     }
 
+    /// Records copies of `rows` cached positions from row `src` to row `dst` in every layer.
+    pub fn record_copy(&self, rec: &mut crate::device::Recorder, kv_dim: usize, rows: usize, src: usize, dst: usize) -> Result<()> {
+        for (k, v) in self.k.iter().zip(&self.v) {
+            crate::kernels::kv_write::kv_copy(rec, k, v, kv_dim, rows, src, dst)?;
+        }
+        Ok(())
+    }
+
     pub fn layers(&self) -> Vec<LayerCache<'_>> {
         self.k.iter().zip(&self.v).map(|(k, v)| LayerCache { k, v }).collect()
     }

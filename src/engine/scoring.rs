@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Result};
 
-use super::batch::{run, Segment};
+use super::batch::{run, run_after_copies, Segment};
 use super::requests::{loglikelihood_tokens, rolling_windows};
 use super::Engine;
 use crate::kernels::logprobs::TokenScore;
@@ -108,6 +108,95 @@ impl Engine {
                 continuation_tokens: t,
             })
             .collect())
+    }
+
+    /// Multiple-choice scoring: for each (context, continuations) item, the context is prefilled
+    /// once and every continuation is scored from a copy of its KV cache. Bit-identical to
+    /// [`loglikelihood`](Self::loglikelihood) on the separate pairs (tests/models.rs).
+    pub fn loglikelihood_choices(&mut self, items: &[(String, Vec<String>)]) -> Result<Vec<Vec<Scored>>> {
+        let prefix = self.tokenizer.prefix_token()?;
+        // Encode every pair as lm-eval does; the context tokens are the same for every choice.
+        let mut enc: Vec<(Vec<u32>, Vec<Vec<u32>>)> = Vec::with_capacity(items.len());
+        for (ctx, conts) in items {
+            let mut c0: Option<Vec<u32>> = None;
+            let mut ts = Vec::with_capacity(conts.len());
+            for cont in conts {
+                let (c, t) = loglikelihood_tokens(&self.tokenizer, ctx, cont, prefix)?;
+                if t.is_empty() {
+                    bail!("continuation {cont:?} encodes to no tokens");
+                }
+                if c.len() + t.len() > self.max_length() + 1 {
+                    bail!("context + continuation of {} tokens is longer than the model's context of {}", c.len() + t.len(), self.max_length());
+                }
+                match &c0 {
+                    Some(prev) if *prev != c => bail!("internal: context tokens differ between choices"),
+                    _ => c0 = Some(c),
+                }
+                ts.push(t);
+            }
+            enc.push((c0.unwrap_or_else(|| vec![prefix]), ts));
+        }
+        let mut results: Vec<Vec<Scored>> = Vec::with_capacity(items.len());
+        let mut k = 0;
+        while k < enc.len() {
+            // Items per pass: within the batch size (counted in continuations) and token budget.
+            let mut end = k;
+            let (mut conts, mut toks) = (0, 0);
+            while end < enc.len() {
+                let (c, ts) = &enc[end];
+                let t: usize = c.len() + ts.iter().map(|t| t.len()).sum::<usize>();
+                if end > k && (conts + ts.len() > self.opts.batch_size.max(1) || toks + t > self.opts.max_batch_tokens) {
+                    break;
+                }
+                conts += ts.len();
+                toks += t;
+                end += 1;
+            }
+            // Cache layout per item: context rows, then for each choice a region of
+            // (context + continuation) rows; choice 0 extends the context's own region.
+            let mut seg_a = Vec::new();
+            let mut seg_b = Vec::new();
+            let mut copies = Vec::new();
+            let mut rows = 0;
+            for (c, ts) in &enc[k..end] {
+                let base = rows;
+                seg_a.push(Segment { tokens: c, start_pos: 0, base, score: ts.iter().map(|t| (c.len() - 1, t[0])).collect() });
+                rows += c.len() + ts[0].len();
+                for (i, t) in ts.iter().enumerate() {
+                    let b = if i == 0 { base } else { rows };
+                    if i > 0 {
+                        copies.push((c.len(), base, b));
+                        rows += c.len() + t.len();
+                    }
+                    if t.len() > 1 {
+                        seg_b.push(Segment { tokens: &t[..t.len() - 1], start_pos: c.len(), base: b, score: (1..t.len()).map(|j| (j - 1, t[j])).collect() });
+                    }
+                }
+            }
+            self.ws.ensure_cache(&self.gpu, &self.model, rows)?;
+            let first = run(&self.gpu, &self.model, &mut self.ws, &seg_a, 0)?;
+            let rest = if seg_b.is_empty() { Vec::new() } else { run_after_copies(&self.gpu, &self.model, &mut self.ws, &copies, &seg_b, 0)? };
+            let mut rest = rest.into_iter();
+            for ((c, ts), a) in enc[k..end].iter().zip(first) {
+                let mut item = Vec::with_capacity(ts.len());
+                for (t, s0) in ts.iter().zip(a) {
+                    let mut s = vec![s0];
+                    if t.len() > 1 {
+                        s.extend(rest.next().unwrap());
+                    }
+                    item.push(Scored {
+                        logprobs: s.iter().map(|x| x.logprob).collect(),
+                        is_greedy: s.iter().zip(t).map(|(x, &id)| x.argmax == id).collect(),
+                        topk: Vec::new(),
+                        context_tokens: c.clone(),
+                        continuation_tokens: t.clone(),
+                    });
+                }
+                results.push(item);
+            }
+            k = end;
+        }
+        Ok(results)
     }
 
     /// lm-eval `loglikelihood_rolling`: the log-likelihood of each whole text, scored in

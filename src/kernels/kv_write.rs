@@ -1,4 +1,5 @@
-//! `shaders/kv_write.wgsl`: copies each token's key and value heads into the KV cache.
+//! `shaders/kv_write.wgsl`: copies each token's key and value heads into the KV cache; and
+//! `shaders/kv_copy.wgsl`: duplicates cached rows.
 
 use anyhow::Result;
 
@@ -12,5 +13,16 @@ pub fn kv_write(rec: &mut Recorder, qkv: &wgpu::Buffer, row_stride: usize, k_off
     let k = compile(rec.gpu(), "kv_write", &[])?;
     let p = [u(tokens), u(kv_dim), u(row_stride), u(k_offset), u(v_offset)];
     rec.dispatch_linear(k, &p, &[qkv, meta, k_cache, v_cache], u((tokens * kv_dim).div_ceil(64)));
+    Ok(())
+}
+
+/// `shaders/kv_copy.wgsl`: duplicates `rows` cached positions from row `src` to row `dst`.
+#[allow(clippy::too_many_arguments)]
+pub fn kv_copy(rec: &mut Recorder, k_cache: &wgpu::Buffer, v_cache: &wgpu::Buffer, kv_dim: usize, rows: usize, src: usize, dst: usize) -> Result<()> {
+    if rows == 0 {
+        return Ok(());
+    }
+    let k = compile(rec.gpu(), "kv_copy", &[])?;
+    rec.dispatch_linear(k, &[u(rows), u(kv_dim), u(src), u(dst)], &[k_cache, v_cache], u((rows * kv_dim).div_ceil(64)));
     Ok(())
 }

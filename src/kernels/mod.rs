@@ -24,6 +24,7 @@ fn source(file: &str) -> Result<&'static str> {
         "attention" => include_str!("../../shaders/attention.wgsl"),
         "embedding" => include_str!("../../shaders/embedding.wgsl"),
         "kv_write" => include_str!("../../shaders/kv_write.wgsl"),
+        "kv_copy" => include_str!("../../shaders/kv_copy.wgsl"),
         "logprobs" => include_str!("../../shaders/logprobs.wgsl"),
         "matmul" => include_str!("../../shaders/matmul.wgsl"),
         "matvec" => include_str!("../../shaders/matvec.wgsl"),
