@@ -10,6 +10,7 @@ use super::gguf::{Gguf, Value};
 use super::tokenizer::Tokenizer;
 
 /// ggml token types: 1 normal, 2 unknown, 3 control, 4 user-defined, 5 unused, 6 byte.
+const UNKNOWN: u64 = 2;
 const CONTROL: u64 = 3;
 const USER_DEFINED: u64 = 4;
 
@@ -41,8 +42,9 @@ pub fn from_gguf(g: &Gguf) -> Result<Tokenizer> {
     let added: Vec<Json> = tokens
         .iter()
         .enumerate()
-        .filter(|(i, _)| matches!(types.get(*i), Some(&CONTROL) | Some(&USER_DEFINED)))
-        .map(|(i, t)| json!({"id": i, "content": t, "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": types[i] == CONTROL}))
+        // transformers' LlamaTokenizer registers `<unk>` as special too, so it matches whole in text.
+        .filter(|(i, _)| matches!(types.get(*i), Some(&CONTROL) | Some(&USER_DEFINED)) || (model == "llama" && types.get(*i) == Some(&UNKNOWN)))
+        .map(|(i, t)| json!({"id": i, "content": t, "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": types[i] != USER_DEFINED}))
         .collect();
     let vocab: serde_json::Map<String, Json> = tokens.iter().enumerate().map(|(i, t)| (t.clone(), json!(i))).collect();
     let tok = match model {
@@ -66,17 +68,19 @@ pub fn from_gguf(g: &Gguf) -> Result<Tokenizer> {
             })
         }
         "llama" => {
-            // SentencePiece BPE: merges follow the scores; spaces become ▁ and a ▁ is prepended.
+            // SentencePiece BPE: merges follow the scores; spaces become ▁ and a ▁ is prepended, as
+            // transformers' LlamaTokenizer does it: Metaspace with prepend_scheme "first" (only at
+            // the start of the text, not after a special token, and not if it already starts with
+            // a space or ▁). Sentencepiece/llama.cpp prepend unconditionally; transformers is the
+            // reference (tests/spm_tokenizer.rs).
             let scores: Vec<f64> = match g.get("tokenizer.ggml.scores").and_then(Value::as_array) {
                 Some(a) => a.iter().map(|v| v.as_f64().unwrap_or(0.0)).collect(),
                 None => bail!("{}: a llama (SentencePiece) vocabulary needs tokenizer.ggml.scores", g.path.display()),
             };
             let merges = spm_merges(&tokens, &scores, &types);
             let add_space = g.get("tokenizer.ggml.add_space_prefix").map(|v| *v != Value::Bool(false)).unwrap_or(true);
-            let mut norm = vec![json!({"type": "Replace", "pattern": {"String": " "}, "content": "\u{2581}"})];
-            if add_space {
-                norm.insert(0, json!({"type": "Prepend", "prepend": "\u{2581}"}));
-            }
+            let scheme = if add_space { "first" } else { "never" };
+            let pre = json!({"type": "Metaspace", "replacement": "\u{2581}", "prepend_scheme": scheme, "split": false});
             let unk = g.get("tokenizer.ggml.unknown_token_id").and_then(Value::as_u64).and_then(|i| tokens.get(i as usize)).cloned();
             let mut dec = vec![
                 json!({"type": "Replace", "pattern": {"String": "\u{2581}"}, "content": " "}),
@@ -88,7 +92,7 @@ pub fn from_gguf(g: &Gguf) -> Result<Tokenizer> {
             }
             json!({
                 "version": "1.0", "truncation": null, "padding": null, "added_tokens": added,
-                "normalizer": {"type": "Sequence", "normalizers": norm}, "pre_tokenizer": null, "post_processor": null,
+                "normalizer": null, "pre_tokenizer": pre, "post_processor": null,
                 "decoder": {"type": "Sequence", "decoders": dec},
                 "model": {"type": "BPE", "dropout": null, "unk_token": unk, "continuing_subword_prefix": null,
                           "end_of_word_suffix": null, "fuse_unk": true, "byte_fallback": true, "ignore_merges": false,
