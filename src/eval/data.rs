@@ -1,1 +1,771 @@
-//! Readers for the published dataset formats. Placeholder: being written.
+//! Readers for the published dataset formats, from local files.
+//!
+//! Every reader normalises rows into the field names (and value types) of the Hugging Face
+//! dataset that lm-evaluation-harness loads for the task, so that the task templates in `evals/`
+//! are lm-eval's own:
+//!
+//! | format | files | document (HF dataset) |
+//! | --- | --- | --- |
+//! | `mmlu_csv` | headerless `question,A,B,C,D,answer` (`<subject>_<split>.csv`) | `cais/mmlu`: `{question, subject, choices: [4], answer: 0..3}` |
+//! | `ceval_csv` | header `id,question,A,B,C,D,answer,explanation` | `ceval/ceval-exam`: same columns, `id` an int |
+//! | `cmmlu_csv` | header `,Question,A,B,C,D,Answer` | `haonan-li/cmmlu`: `{Question, A, B, C, D, Answer}` |
+//! | `arc_jsonl` | `{id, question: {stem, choices: [{text, label}]}, answerKey}` | `allenai/ai2_arc`: `{id, question, choices: {text, label}, answerKey}` |
+//! | `hellaswag_jsonl` | `{ind, activity_label, ctx, endings, label}` (+ `ctx_a`, `ctx_b` if present) | `Rowan/hellaswag`: adds `ctx_a`, `ctx_b`; `label` a string |
+//! | `winogrande_jsonl` | `{qID, sentence, option1, option2, answer}` | `allenai/winogrande`: `{sentence, option1, option2, answer}` |
+//! | `piqa_jsonl` | `X.jsonl` `{goal, sol1, sol2}` + `X-labels.lst` | `baber/piqa`: `{goal, sol1, sol2, label}` |
+//! | `boolq_jsonl` | re-export `{query: "Passage: …\nQuestion: …?", choices: ["no","yes"], gold}`, or `{question, passage, answer: bool}` / `{question, passage, label}` | `super_glue/boolq`: `{question, passage, idx, label}` |
+//! | `truthfulqa_json` | JSON list `{question, mc1_targets: {text: 0/1}, mc2_targets}` (key order kept) | `truthful_qa/multiple_choice`: `{question, mc1_targets: {choices, labels}, mc2_targets}` |
+//! | `gsm8k_jsonl` | `{question, answer}` | `openai/gsm8k` |
+//! | `wikitext` | `wiki.<split>.tokens` / `.raw` text | `EleutherAI/wikitext_document_level`: one `{page}` per article |
+//! | `text` | any text file | one `{text}` per file |
+//! | `jsonl` | one JSON object per line | the objects as they are |
+//!
+//! Errors name the file and line (CSV record, JSON line).
+
+pub mod jinja;
+pub mod pyrandom;
+
+use super::Doc;
+use anyhow::{anyhow, bail, Context, Result};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+
+/// A dataset file format (the `dataset.format` key of a task YAML).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    MmluCsv,
+    CevalCsv,
+    CmmluCsv,
+    ArcJsonl,
+    HellaswagJsonl,
+    WinograndeJsonl,
+    PiqaJsonl,
+    BoolqJsonl,
+    TruthfulqaJson,
+    Gsm8kJsonl,
+    Wikitext,
+    Text,
+    Jsonl,
+}
+
+/// Expand a glob (`*`, `?` in any path component; relative to `root`) into the matching files,
+/// sorted. A pattern without wildcards names one file, which need not exist (the caller reports
+/// it missing).
+pub fn expand_glob(root: &Path, pattern: &str) -> Result<Vec<PathBuf>> {
+    let comps: Vec<&str> = pattern.split('/').filter(|c| !c.is_empty()).collect();
+    let mut current = vec![root.to_path_buf()];
+    for (i, comp) in comps.iter().enumerate() {
+        let last = i + 1 == comps.len();
+        let mut next = Vec::new();
+        for dir in &current {
+            if !comp.contains(['*', '?']) {
+                let p = dir.join(comp);
+                if last || p.is_dir() {
+                    next.push(p);
+                }
+                continue;
+            }
+            let Ok(entries) = std::fs::read_dir(dir) else { continue };
+            for e in entries {
+                let e = e.with_context(|| format!("reading directory {}", dir.display()))?;
+                let name = e.file_name();
+                let Some(name) = name.to_str() else { continue };
+                if wildcard_match(comp, name) {
+                    let p = e.path();
+                    if (last && p.is_file()) || (!last && p.is_dir()) {
+                        next.push(p);
+                    }
+                }
+            }
+        }
+        current = next;
+    }
+    current.sort();
+    Ok(current)
+}
+
+/// `*` (any run) and `?` (one char) wildcard match of a whole name.
+pub fn wildcard_match(pattern: &str, name: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let n: Vec<char> = name.chars().collect();
+    let (mut pi, mut ni) = (0, 0);
+    let (mut star, mut mark) = (None, 0);
+    while ni < n.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == n[ni]) {
+            pi += 1;
+            ni += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ni;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ni = mark;
+        } else {
+            return false;
+        }
+    }
+    while pi < p.len() && p[pi] == '*' {
+        pi += 1;
+    }
+    pi == p.len()
+}
+
+/// Read every file of one split (already expanded, in order) and concatenate the documents.
+pub fn read_files(format: Format, files: &[PathBuf]) -> Result<Vec<Doc>> {
+    let mut docs = Vec::new();
+    for f in files {
+        docs.extend(read_file(format, f)?);
+    }
+    Ok(docs)
+}
+
+/// Read one file in `format`.
+pub fn read_file(format: Format, path: &Path) -> Result<Vec<Doc>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read dataset file {}", path.display()))?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    let p = path.display();
+    match format {
+        Format::MmluCsv => read_mmlu(path, text),
+        Format::CevalCsv => read_ceval(path, text),
+        Format::CmmluCsv => read_cmmlu(path, text),
+        Format::ArcJsonl => jsonl(path, text, arc_row),
+        Format::HellaswagJsonl => jsonl(path, text, hellaswag_row),
+        Format::WinograndeJsonl => jsonl(path, text, winogrande_row),
+        Format::PiqaJsonl => read_piqa(path, text),
+        Format::BoolqJsonl => {
+            let mut i = 0;
+            jsonl(path, text, |o| {
+                let d = boolq_row(o, i);
+                i += 1;
+                d
+            })
+        }
+        Format::TruthfulqaJson => read_truthfulqa(path, text),
+        Format::Gsm8kJsonl => jsonl(path, text, gsm8k_row),
+        Format::Wikitext => Ok(wikitext_pages(text)
+            .into_iter()
+            .map(|page| obj(json!({ "page": page })))
+            .collect()),
+        Format::Text => Ok(vec![obj(json!({ "text": text }))]),
+        Format::Jsonl => jsonl(path, text, Ok),
+    }
+    .map_err(|e| anyhow!("{p}: {e:#}"))
+}
+
+fn obj(v: Value) -> Doc {
+    match v {
+        Value::Object(m) => m,
+        _ => unreachable!("obj() takes a JSON object"),
+    }
+}
+
+/// One JSON object per non-empty line; `f` normalises it. Errors carry `line N`.
+fn jsonl(path: &Path, text: &str, mut f: impl FnMut(Doc) -> Result<Doc>) -> Result<Vec<Doc>> {
+    let _ = path;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let v: Value = serde_json::from_str(line)
+            .map_err(|e| anyhow!("line {}: malformed JSON: {e}", i + 1))?;
+        let Value::Object(o) = v else {
+            bail!("line {}: expected a JSON object", i + 1);
+        };
+        out.push(f(o).map_err(|e| anyhow!("line {}: {e:#}", i + 1))?);
+    }
+    Ok(out)
+}
+
+fn get_str(o: &Doc, key: &str) -> Result<String> {
+    match o.get(key) {
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(v) => bail!("field `{key}` is not a string: {v}"),
+        None => bail!("missing field `{key}`"),
+    }
+}
+
+const LETTERS: [&str; 4] = ["A", "B", "C", "D"];
+
+fn letter_index(answer: &str) -> Result<usize> {
+    LETTERS
+        .iter()
+        .position(|l| *l == answer.trim())
+        .ok_or_else(|| anyhow!("answer {answer:?} is not one of the choices A, B, C, D"))
+}
+
+/// CSV records with their line numbers. `header`: the expected header row, if any.
+fn csv_records(text: &str, header: Option<&[&str]>, ncols: usize) -> Result<Vec<(u64, Vec<String>)>> {
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    let mut out = Vec::new();
+    let mut first = true;
+    for rec in rdr.records() {
+        let rec = rec.map_err(|e| {
+            let line = e.position().map_or(0, |p| p.line());
+            anyhow!("line {line}: malformed CSV: {e}")
+        })?;
+        let line = rec.position().map_or(0, |p| p.line());
+        let fields: Vec<String> = rec.iter().map(str::to_string).collect();
+        if first {
+            first = false;
+            if let Some(h) = header {
+                let got: Vec<&str> = fields.iter().map(|s| s.trim()).collect();
+                if got != h {
+                    bail!("line {line}: expected the header `{}`, found `{}`", h.join(","), fields.join(","));
+                }
+                continue;
+            }
+        }
+        if fields.len() == 1 && fields[0].is_empty() {
+            continue;
+        }
+        if fields.len() != ncols {
+            bail!(
+                "line {line}: CSV row has {} columns, expected {ncols}",
+                fields.len()
+            );
+        }
+        out.push((line, fields));
+    }
+    Ok(out)
+}
+
+/// `<subject>_<split>.csv` → `<subject>` (the split suffix is `dev`, `val` or `test`).
+pub fn mmlu_subject(path: &Path) -> String {
+    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+    for suf in ["_dev", "_val", "_test", "_validation"] {
+        if let Some(s) = stem.strip_suffix(suf) {
+            return s.to_string();
+        }
+    }
+    stem.to_string()
+}
+
+fn read_mmlu(path: &Path, text: &str) -> Result<Vec<Doc>> {
+    let subject = mmlu_subject(path);
+    csv_records(text, None, 6)?
+        .into_iter()
+        .map(|(line, f)| {
+            let answer = letter_index(&f[5]).map_err(|e| anyhow!("line {line}: {e}"))?;
+            Ok(obj(json!({
+                "question": f[0],
+                "subject": subject,
+                "choices": [f[1], f[2], f[3], f[4]],
+                "answer": answer,
+            })))
+        })
+        .collect()
+}
+
+fn read_ceval(_path: &Path, text: &str) -> Result<Vec<Doc>> {
+    let header = ["id", "question", "A", "B", "C", "D", "answer", "explanation"];
+    csv_records(text, Some(&header), 8)?
+        .into_iter()
+        .map(|(line, f)| {
+            letter_index(&f[6]).map_err(|e| anyhow!("line {line}: {e}"))?;
+            let id: Value = f[0]
+                .trim()
+                .parse::<i64>()
+                .map(Value::from)
+                .map_err(|_| anyhow!("line {line}: id {:?} is not an integer", f[0]))?;
+            Ok(obj(json!({
+                "id": id, "question": f[1], "A": f[2], "B": f[3], "C": f[4], "D": f[5],
+                "answer": f[6], "explanation": f[7],
+            })))
+        })
+        .collect()
+}
+
+fn read_cmmlu(_path: &Path, text: &str) -> Result<Vec<Doc>> {
+    let header = ["", "Question", "A", "B", "C", "D", "Answer"];
+    csv_records(text, Some(&header), 7)?
+        .into_iter()
+        .map(|(line, f)| {
+            letter_index(&f[6]).map_err(|e| anyhow!("line {line}: {e}"))?;
+            Ok(obj(json!({
+                "Question": f[1], "A": f[2], "B": f[3], "C": f[4], "D": f[5], "Answer": f[6],
+            })))
+        })
+        .collect()
+}
+
+fn arc_row(o: Doc) -> Result<Doc> {
+    let id = get_str(&o, "id")?;
+    let answer_key = get_str(&o, "answerKey")?;
+    let q = o
+        .get("question")
+        .and_then(Value::as_object)
+        .ok_or_else(|| anyhow!("field `question` is not an object {{stem, choices}}"))?;
+    let stem = get_str(q, "stem")?;
+    let choices = q
+        .get("choices")
+        .and_then(Value::as_array)
+        .ok_or_else(|| anyhow!("field `question.choices` is not a list"))?;
+    let (mut text, mut label) = (Vec::new(), Vec::new());
+    for c in choices {
+        let c = c.as_object().ok_or_else(|| anyhow!("a choice is not an object {{text, label}}"))?;
+        text.push(get_str(c, "text")?);
+        label.push(get_str(c, "label")?);
+    }
+    if !label.contains(&answer_key) {
+        bail!("answerKey {answer_key:?} is not one of the choice labels {label:?}");
+    }
+    Ok(obj(json!({
+        "id": id, "question": stem, "choices": {"text": text, "label": label}, "answerKey": answer_key,
+    })))
+}
+
+/// Split a HellaSwag `ctx` back into `ctx_a` and `ctx_b` when the file lacks them.
+///
+/// In the HF dataset `ctx = ctx_a + " " + ctx_b` when `ctx_b` is non-empty, and `ctx_b` is the
+/// lowercased start of the last sentence (ActivityNet items); WikiHow items mostly have an empty
+/// `ctx_b`. lm-eval's preprocessing capitalises `ctx_b`, so the split matters. Heuristic: `ctx_b`
+/// is the text after the last `". "` when it starts with a lowercase letter, else empty. Exact
+/// whenever the file carries `ctx_a`/`ctx_b`.
+pub fn hellaswag_split_ctx(ctx: &str) -> (String, String) {
+    if let Some(i) = ctx.rfind(". ") {
+        let tail = &ctx[i + 2..];
+        if tail.chars().next().is_some_and(|c| c.is_lowercase()) {
+            return (ctx[..i + 1].to_string(), tail.to_string());
+        }
+    }
+    (ctx.to_string(), String::new())
+}
+
+fn hellaswag_row(mut o: Doc) -> Result<Doc> {
+    get_str(&o, "activity_label")?;
+    let endings = o
+        .get("endings")
+        .and_then(Value::as_array)
+        .ok_or_else(|| anyhow!("field `endings` is not a list"))?;
+    if endings.iter().any(|e| !e.is_string()) {
+        bail!("field `endings` must hold strings");
+    }
+    let n = endings.len();
+    let label = match o.get("label") {
+        Some(Value::Number(x)) => x.as_u64().map(|v| v as usize),
+        Some(Value::String(s)) => s.trim().parse::<usize>().ok(),
+        _ => None,
+    }
+    .ok_or_else(|| anyhow!("field `label` is missing or not an integer"))?;
+    if label >= n {
+        bail!("label {label} is outside the {n} endings");
+    }
+    if !(o.contains_key("ctx_a") && o.contains_key("ctx_b")) {
+        let ctx = get_str(&o, "ctx")?;
+        let (a, b) = hellaswag_split_ctx(&ctx);
+        o.insert("ctx_a".into(), a.into());
+        o.insert("ctx_b".into(), b.into());
+    } else {
+        let (a, b) = (get_str(&o, "ctx_a")?, get_str(&o, "ctx_b")?);
+        if !o.contains_key("ctx") {
+            let ctx = if b.is_empty() { a } else { format!("{a} {b}") };
+            o.insert("ctx".into(), ctx.into());
+        }
+    }
+    // The HF dataset stores the label as a string.
+    o.insert("label".into(), label.to_string().into());
+    Ok(o)
+}
+
+fn winogrande_row(o: Doc) -> Result<Doc> {
+    let sentence = get_str(&o, "sentence")?;
+    if !sentence.contains('_') {
+        bail!("sentence has no `_` blank: {sentence:?}");
+    }
+    let answer = match o.get("answer") {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        _ => bail!("missing field `answer`"),
+    };
+    if answer != "1" && answer != "2" {
+        bail!("answer {answer:?} is not one of the options \"1\", \"2\"");
+    }
+    Ok(obj(json!({
+        "sentence": sentence,
+        "option1": get_str(&o, "option1")?,
+        "option2": get_str(&o, "option2")?,
+        "answer": answer,
+    })))
+}
+
+/// `X.jsonl` → `X-labels.lst` (PIQA's layout).
+pub fn piqa_labels_path(path: &Path) -> PathBuf {
+    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+    path.with_file_name(format!("{stem}-labels.lst"))
+}
+
+fn read_piqa(path: &Path, text: &str) -> Result<Vec<Doc>> {
+    let lpath = piqa_labels_path(path);
+    let ltext = std::fs::read_to_string(&lpath)
+        .with_context(|| format!("cannot read the PIQA labels file {}", lpath.display()))?;
+    let labels: Vec<(usize, &str)> = ltext
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .collect();
+    let rows = jsonl(path, text, |o| {
+        Ok(obj(json!({
+            "goal": get_str(&o, "goal")?, "sol1": get_str(&o, "sol1")?, "sol2": get_str(&o, "sol2")?,
+        })))
+    })?;
+    if rows.len() != labels.len() {
+        bail!(
+            "{} rows but {} labels in {}",
+            rows.len(),
+            labels.len(),
+            lpath.display()
+        );
+    }
+    rows.into_iter()
+        .zip(labels)
+        .map(|(mut d, (i, l))| {
+            let label: u64 = match l.trim() {
+                "0" => 0,
+                "1" => 1,
+                other => bail!("{} line {}: label {other:?} is not 0 or 1", lpath.display(), i + 1),
+            };
+            d.insert("label".into(), label.into());
+            Ok(d)
+        })
+        .collect()
+}
+
+fn boolq_row(o: Doc, idx: usize) -> Result<Doc> {
+    let (question, passage, label) = if let Some(Value::String(query)) = o.get("query") {
+        let choices = o.get("choices").cloned().unwrap_or(Value::Null);
+        if choices != json!(["no", "yes"]) {
+            bail!("choices must be [\"no\", \"yes\"], found {choices}");
+        }
+        let gold = o
+            .get("gold")
+            .and_then(Value::as_u64)
+            .filter(|g| *g < 2)
+            .ok_or_else(|| anyhow!("gold is not 0 or 1"))?;
+        let rest = query
+            .strip_prefix("Passage: ")
+            .ok_or_else(|| anyhow!("query does not start with \"Passage: \""))?;
+        let i = rest
+            .rfind("\nQuestion: ")
+            .ok_or_else(|| anyhow!("query has no \"\\nQuestion: \" line"))?;
+        let q = &rest[i + "\nQuestion: ".len()..];
+        let q = q.strip_suffix('?').unwrap_or(q);
+        (q.to_string(), rest[..i].to_string(), gold)
+    } else {
+        let label = match (o.get("label"), o.get("answer")) {
+            (Some(Value::Number(n)), _) => n.as_u64().filter(|g| *g < 2),
+            (Some(Value::Bool(b)), _) | (None, Some(Value::Bool(b))) => Some(u64::from(*b)),
+            _ => None,
+        }
+        .ok_or_else(|| anyhow!("no `label` (0/1) or `answer` (bool)"))?;
+        (get_str(&o, "question")?, get_str(&o, "passage")?, label)
+    };
+    Ok(obj(json!({ "question": question, "passage": passage, "idx": idx, "label": label })))
+}
+
+/// A JSON object read as ordered `(key, value)` pairs (serde_json's map here is sorted).
+struct Ordered(Vec<(String, Value)>);
+
+impl<'de> serde::Deserialize<'de> for Ordered {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Ordered;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> std::result::Result<Ordered, A::Error> {
+                let mut v = Vec::new();
+                while let Some((k, x)) = m.next_entry::<String, Value>()? {
+                    v.push((k, x));
+                }
+                Ok(Ordered(v))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct TqaRow {
+    question: String,
+    mc1_targets: Ordered,
+    mc2_targets: Ordered,
+}
+
+fn tqa_targets(t: &Ordered, name: &str) -> Result<Value> {
+    // Already in the HF layout {choices, labels}?
+    let keys: Vec<&str> = t.0.iter().map(|(k, _)| k.as_str()).collect();
+    let (choices, labels): (Vec<String>, Vec<i64>) = if keys == ["choices", "labels"] {
+        let c: Vec<String> = serde_json::from_value(t.0[0].1.clone())
+            .map_err(|e| anyhow!("{name}.choices: {e}"))?;
+        let l: Vec<i64> = serde_json::from_value(t.0[1].1.clone())
+            .map_err(|e| anyhow!("{name}.labels: {e}"))?;
+        if c.len() != l.len() {
+            bail!("{name}: {} choices but {} labels", c.len(), l.len());
+        }
+        (c, l)
+    } else {
+        let mut c = Vec::new();
+        let mut l = Vec::new();
+        for (k, v) in &t.0 {
+            c.push(k.clone());
+            l.push(v.as_i64().filter(|x| *x == 0 || *x == 1).ok_or_else(|| {
+                anyhow!("{name}: label of {k:?} is {v}, not 0 or 1")
+            })?);
+        }
+        (c, l)
+    };
+    if choices.is_empty() {
+        bail!("{name} has no answers");
+    }
+    if !labels.contains(&1) {
+        bail!("{name} has no true answer");
+    }
+    Ok(json!({ "choices": choices, "labels": labels }))
+}
+
+fn read_truthfulqa(_path: &Path, text: &str) -> Result<Vec<Doc>> {
+    let rows: Vec<TqaRow> = serde_json::from_str(text).map_err(|e| {
+        anyhow!("line {}: malformed TruthfulQA JSON (a list of {{question, mc1_targets, mc2_targets}}): {e}", e.line())
+    })?;
+    rows.into_iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let mc1 = tqa_targets(&r.mc1_targets, "mc1_targets")
+                .map_err(|e| anyhow!("item {}: {e}", i + 1))?;
+            if mc1["labels"][0] != json!(1) {
+                bail!("item {}: mc1_targets must list the true answer first", i + 1);
+            }
+            let mc2 = tqa_targets(&r.mc2_targets, "mc2_targets")
+                .map_err(|e| anyhow!("item {}: {e}", i + 1))?;
+            Ok(obj(json!({ "question": r.question, "mc1_targets": mc1, "mc2_targets": mc2 })))
+        })
+        .collect()
+}
+
+fn gsm8k_row(o: Doc) -> Result<Doc> {
+    let answer = get_str(&o, "answer")?;
+    if !answer.contains("#### ") {
+        bail!("answer does not end with \"#### <number>\"");
+    }
+    Ok(obj(json!({ "question": get_str(&o, "question")?, "answer": answer })))
+}
+
+/// Articles of a WikiText file as `EleutherAI/wikitext_document_level` builds them: lines split on
+/// `"\n"`; a line whose `replace("= = =", "===").replace("= =", "==").strip()` starts with `"= "`
+/// and ends with `" ="` (a level-1 heading) starts a new page; the lines gathered so far are
+/// joined with `"\n"` and kept if not blank; the last page is always kept.
+pub fn wikitext_pages(text: &str) -> Vec<String> {
+    let mut pages = Vec::new();
+    let mut ret: Vec<&str> = Vec::new();
+    for line in text.split('\n') {
+        let r = line.replace("= = =", "===").replace("= =", "==");
+        let r = python_strip(&r);
+        if r.starts_with("= ") && r.ends_with(" =") {
+            let page = ret.join("\n");
+            if !python_strip(&page).is_empty() {
+                pages.push(page);
+            }
+            ret.clear();
+        }
+        ret.push(line);
+    }
+    pages.push(ret.join("\n"));
+    pages
+}
+
+/// `lm_eval/tasks/wikitext/preprocess_wikitext.py::wikitext_detokenizer` (available to
+/// templates as the `wikitext_detokenize` filter).
+pub fn wikitext_detokenize(page: &str) -> String {
+    let mut s = page.replace("s '", "s'");
+    s = replace_slash_quote_digit(&s);
+    for (a, b) in [(" @-@ ", "-"), (" @,@ ", ","), (" @.@ ", ".")] {
+        s = s.replace(a, b);
+    }
+    for (a, b) in [(" : ", ": "), (" ; ", "; "), (" . ", ". "), (" ! ", "! "), (" ? ", "? "), (" , ", ", ")] {
+        s = s.replace(a, b);
+    }
+    for (open, close) in [('(', ')'), ('[', ']'), ('{', '}'), ('"', '"'), ('\'', '\'')] {
+        s = strip_inside(&s, open, close);
+    }
+    for (a, b) in [("= = = =", "===="), ("= = =", "==="), ("= =", "==")] {
+        s = s.replace(a, b);
+    }
+    s = s.replace(" \u{b0} ", "\u{b0}");
+    for (a, b) in [(" \n", "\n"), ("\n ", "\n"), (" N ", " 1 "), (" 's", "'s")] {
+        s = s.replace(a, b);
+    }
+    s
+}
+
+/// `re.sub(r"/' [0-9]/", r"/'[0-9]/", s)`: the replacement is the literal text `/'[0-9]/`.
+fn replace_slash_quote_digit(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = String::with_capacity(s.len());
+    let mut i = 0;
+    let mut last = 0;
+    while i + 5 <= b.len() {
+        if &b[i..i + 3] == b"/' " && b[i + 3].is_ascii_digit() && b[i + 4] == b'/' {
+            out.push_str(&s[last..i]);
+            out.push_str("/'[0-9]/");
+            i += 5;
+            last = i;
+        } else {
+            i += 1;
+        }
+    }
+    out.push_str(&s[last..]);
+    out
+}
+
+/// `re.sub(r"<open>\s*([^<close>]*?)\s*<close>", r"<open>\1<close>", s)`: whitespace just inside
+/// each non-overlapping `open … close` pair (no `close` inside) is removed, scanning left to right.
+fn strip_inside(s: &str, open: char, close: char) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find(open) {
+        let after = &rest[i + open.len_utf8()..];
+        let Some(j) = after.find(close) else { break };
+        out.push_str(&rest[..i]);
+        out.push(open);
+        out.push_str(python_strip(&after[..j]));
+        out.push(close);
+        rest = &after[j + close.len_utf8()..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Python's `str.strip()` (whitespace as `str.isspace`).
+pub fn python_strip(s: &str) -> &str {
+    use crate::engine::requests::python_is_space;
+    s.trim_matches(python_is_space)
+}
+
+/// The document preprocessors lm-eval implements in Python (`process_docs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProcessDocs {
+    /// `lm_eval/tasks/hellaswag/utils.py::process_docs`: adds `query`, `choices`, `gold`.
+    Hellaswag,
+}
+
+impl ProcessDocs {
+    pub fn apply(self, docs: Vec<Doc>) -> Result<Vec<Doc>> {
+        match self {
+            ProcessDocs::Hellaswag => docs.into_iter().map(hellaswag_process_doc).collect(),
+        }
+    }
+}
+
+/// `hellaswag/utils.py::preprocess`: strip, `" [title]"` → `". "`, remove `\[.*?\]`, `"  "` → `" "`.
+pub fn hellaswag_preprocess(text: &str) -> String {
+    let text = python_strip(text).replace(" [title]", ". ");
+    // re.sub("\\[.*?\\]", "", text): leftmost, shortest bracketed runs (no newline inside, as `.`).
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text.as_str();
+    while let Some(i) = rest.find('[') {
+        match rest[i + 1..].find([']', '\n']) {
+            Some(j) if rest.as_bytes()[i + 1 + j] == b']' => {
+                out.push_str(&rest[..i]);
+                rest = &rest[i + 1 + j + 1..];
+            }
+            Some(j) => {
+                // A newline before the closing bracket: no match starting here.
+                out.push_str(&rest[..i + 1 + j + 1]);
+                rest = &rest[i + 1 + j + 1..];
+            }
+            None => break,
+        }
+    }
+    out.push_str(rest);
+    out.replace("  ", " ")
+}
+
+/// Python's `str.capitalize()`: first character upper-cased, the rest lower-cased.
+pub fn python_capitalize(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        None => String::new(),
+        Some(f) => f.to_uppercase().chain(c.as_str().to_lowercase().chars()).collect(),
+    }
+}
+
+fn hellaswag_process_doc(mut d: Doc) -> Result<Doc> {
+    let ctx_a = get_str(&d, "ctx_a")?;
+    let ctx_b = get_str(&d, "ctx_b")?;
+    let label = get_str(&d, "activity_label")?;
+    let ctx = format!("{ctx_a} {}", python_capitalize(&ctx_b));
+    let endings: Vec<String> = d
+        .get("endings")
+        .and_then(Value::as_array)
+        .ok_or_else(|| anyhow!("missing `endings`"))?
+        .iter()
+        .map(|e| hellaswag_preprocess(e.as_str().unwrap_or_default()))
+        .collect();
+    let gold: i64 = match d.get("label") {
+        Some(Value::String(s)) => s.trim().parse()?,
+        Some(Value::Number(n)) => n.as_i64().unwrap_or(-1),
+        _ => bail!("missing `label`"),
+    };
+    d.insert("query".into(), hellaswag_preprocess(&format!("{label}: {ctx}")).into());
+    d.insert("choices".into(), json!(endings));
+    d.insert("gold".into(), gold.into());
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        assert!(wildcard_match("*_dev.csv", "law_dev.csv"));
+        assert!(!wildcard_match("*_dev.csv", "law_val.csv"));
+        assert!(wildcard_match("a?c*", "abcdef"));
+        assert!(wildcard_match("*", ""));
+        assert!(!wildcard_match("?", ""));
+    }
+
+    #[test]
+    fn hellaswag_cleanup() {
+        assert_eq!(hellaswag_preprocess(" a [title] b [step] c  d "), "a. b c d");
+        assert_eq!(hellaswag_preprocess("x [unclosed"), "x [unclosed");
+        assert_eq!(hellaswag_preprocess("[a]b[c]"), "b");
+        assert_eq!(python_capitalize("the MAN"), "The man");
+        assert_eq!(
+            hellaswag_split_ctx("A man is on a roof. he"),
+            ("A man is on a roof.".into(), "he".into())
+        );
+        assert_eq!(
+            hellaswag_split_ctx("Wash it. Then dry it."),
+            ("Wash it. Then dry it.".into(), String::new())
+        );
+    }
+
+    #[test]
+    fn wikitext_split() {
+        let t = " \n = A = \n \n x y \n = = Sub = = \n z \n = B = \n w \n";
+        let p = wikitext_pages(t);
+        assert_eq!(p, vec![" = A = \n \n x y \n = = Sub = = \n z ", " = B = \n w \n"]);
+        assert_eq!(
+            wikitext_detokenize(" = A = \n x @-@ y ( a , b ) \" q \" 3 @.@ 5 \n = = S = = \n"),
+            " = A =\nx-y (a, b) \"q\" 3.5\n== S ==\n"
+        );
+    }
+
+    #[test]
+    fn boolq_query() {
+        let o = obj(json!({"query": "Passage: P one.\nQuestion: is it?", "choices": ["no", "yes"], "gold": 1}));
+        let d = boolq_row(o, 3).unwrap();
+        assert_eq!(Value::Object(d), json!({"question": "is it", "passage": "P one.", "idx": 3, "label": 1}));
+    }
+}
