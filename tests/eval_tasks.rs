@@ -73,7 +73,7 @@ fn prompts_match_lm_eval() {
 fn every_task_renders_the_samples() {
     let tasks = tasks();
     let samples = root().join("evals/samples");
-    assert_eq!(tasks.len(), 57 + 52 + 67 + 10);
+    assert_eq!(tasks.len(), 57 + 52 + 67 + 10 + 52 + 67);
     for t in &tasks {
         let (docs, pool) = t.docs(&samples).unwrap_or_else(|e| panic!("{}: {e:#}", t.name));
         assert!(!docs.is_empty(), "{}", t.name);
@@ -167,6 +167,36 @@ fn select_names_groups_globs_and_suggestions() {
     let e = task::select(&tasks, "mmlu_astronmy").unwrap_err().to_string();
     assert!(e.contains("did you mean `mmlu_astronomy`"), "{e}");
     assert!(task::select(&tasks, "nothing_*").is_err());
+}
+
+/// The OpenCompass variants: HUMAN prompt and BOT answer joined by "\n", examples in dev order.
+#[test]
+fn opencompass_layout() {
+    let tasks = tasks();
+    let t = find(&tasks, "cmmlu-oc_anatomy");
+    let (docs, pool) = t.docs(&root().join("evals/samples")).unwrap();
+    let items = t.items(&docs, &pool, None, 1234).unwrap();
+    let h = |d: &pingce::eval::Doc| {
+        format!(
+            "以下是关于解剖学的单项选择题，请直接给出正确答案的选项。\n题目：{}\nA. {}\nB. {}\nC. {}\nD. {}\n答案是: ",
+            d["Question"].as_str().unwrap(), d["A"].as_str().unwrap(), d["B"].as_str().unwrap(),
+            d["C"].as_str().unwrap(), d["D"].as_str().unwrap()
+        )
+    };
+    let mut want = String::new();
+    for d in &docs[1..5] {
+        want += &format!("{}\n{}\n", h(d), d["Answer"].as_str().unwrap());
+    }
+    want += &h(&docs[0]);
+    assert_eq!(items[0].context, want);
+    match &items[0].kind {
+        ItemKind::Choices { continuations, gold, .. } => {
+            assert_eq!(continuations, &vec!["\nA".to_string(), "\nB".into(), "\nC".into(), "\nD".into()]);
+            assert_eq!(gold, &vec![1]);
+        }
+        k => panic!("{k:?}"),
+    }
+    assert_eq!(task::select(&tasks, "ceval-valid-oc").unwrap().len(), 52);
 }
 
 fn tmpdir(name: &str) -> PathBuf {

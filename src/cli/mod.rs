@@ -1,9 +1,11 @@
 //! Subcommands: `devices`, `score`, `generate`, `bench`.
 
 mod bench;
+mod compare;
 mod determinism;
 mod devices;
 mod generate;
+mod logits;
 mod score;
 
 use std::path::PathBuf;
@@ -32,6 +34,10 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Check that log-probs are bit-identical across batch sizes, orders and decode paths.
     Determinism(determinism::DeterminismArgs),
+    /// Write every scored position's log-probs, top-k and tail mass to a safetensors dump.
+    Logits(logits::LogitsArgs),
+    /// Compare a candidate logit dump against a reference: KLD, top-1, flips; PASS/FAIL.
+    Compare(compare::CompareArgs),
 }
 
 /// Adapter selection, shared by every subcommand that runs kernels.
@@ -103,5 +109,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Generate(a) => generate::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Determinism(a) => determinism::run(a),
+        Command::Logits(a) => logits::run(a),
+        Command::Compare(a) => compare::run(a),
     }
 }

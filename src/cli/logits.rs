@@ -1,0 +1,216 @@
+//! `pingce logits`: every scored position's target log-prob, top-k and tail mass, written as a
+//! safetensors logit dump (docs/logit-dump.md) for `pingce compare`.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, ensure, Context, Result};
+use clap::Args;
+use pingce::conformance::{hash_files, sha256_bytes, sha256_file, tail_logmass, Dump, InputInfo, Manifest, ModelInfo, FORMAT, FORMAT_VERSION, MAX_TOPK};
+use pingce::engine::requests::{loglikelihood_tokens, rolling_windows, Encode};
+use pingce::engine::{Engine, ScoreRequest};
+use serde::Deserialize;
+
+use super::ModelArgs;
+
+#[derive(Args)]
+#[command(group = clap::ArgGroup::new("input").required(true).args(["requests", "text"]))]
+pub struct LogitsArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// JSONL file, one {"context": str, "continuation": str} per line (optionally "gold": bool,
+    /// marking the right choice of a multiple-choice item); the continuation tokens are scored.
+    #[arg(long)]
+    requests: Option<PathBuf>,
+    /// A text file scored whole, in lm-eval's disjoint rolling windows of the model's context.
+    #[arg(long)]
+    text: Option<PathBuf>,
+    /// Output safetensors file (written atomically).
+    #[arg(long)]
+    out: PathBuf,
+    /// Top-k ids and log-probs stored per position (1..=32).
+    #[arg(long, default_value_t = 32)]
+    top_k: usize,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Request {
+    context: String,
+    continuation: String,
+    #[serde(default)]
+    gold: Option<bool>,
+}
+
+/// Requests with optional gold flags, naming the line of any problem.
+fn read_requests(path: &Path) -> Result<Vec<Request>> {
+    let f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut out = Vec::new();
+    for (i, line) in BufReader::new(f).lines().enumerate() {
+        let line = line.with_context(|| format!("{}:{}: not valid UTF-8 text", path.display(), i + 1))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let r: Request = serde_json::from_str(&line).with_context(|| {
+            format!("{}:{}: expected {{\"context\": string, \"continuation\": string}} (and optionally \"gold\": bool)", path.display(), i + 1)
+        })?;
+        out.push(r);
+    }
+    if out.is_empty() {
+        bail!("{}: no requests (the file is empty)", path.display());
+    }
+    Ok(out)
+}
+
+/// Rows of a dump, filled request by request.
+#[derive(Default)]
+struct Rows {
+    target_logprob: Vec<f32>,
+    topk_ids: Vec<i32>,
+    topk_logprobs: Vec<f32>,
+    tail_logmass: Vec<f32>,
+    token_ids: Vec<i32>,
+    request_index: Vec<i32>,
+    position: Vec<i32>,
+    is_argmax: Vec<u8>,
+}
+
+impl Rows {
+    /// Request `r`'s scored tokens, the first at index `first_pos` of its token sequence:
+    /// (target id, target log-prob, target is the argmax, top-k).
+    fn push<'a>(&mut self, r: usize, first_pos: usize, scored: impl Iterator<Item = (u32, f32, bool, &'a [(u32, f32)])>, k: usize) -> Result<()> {
+        for (j, (t, lp, is_argmax, topk)) in scored.enumerate() {
+            ensure!(topk.len() == k, "request {}: {} top-k entries, asked for {k}", r + 1, topk.len());
+            let lps: Vec<f32> = topk.iter().map(|x| x.1).collect();
+            self.target_logprob.push(lp);
+            self.topk_ids.extend(topk.iter().map(|x| x.0 as i32));
+            self.tail_logmass.push(tail_logmass(&lps) as f32);
+            self.topk_logprobs.extend(lps);
+            self.token_ids.push(t as i32);
+            self.request_index.push(r as i32);
+            self.position.push((first_pos + j) as i32);
+            self.is_argmax.push(is_argmax as u8);
+        }
+        Ok(())
+    }
+}
+
+fn tokenizer_info(engine: &Engine, model: &Path) -> serde_json::Value {
+    let is_gguf = model.is_file();
+    serde_json::json!({
+        "source": if is_gguf { "gguf metadata (tokenizer.ggml.*)" } else { "tokenizer.json" },
+        "path": if is_gguf { model.display().to_string() } else { model.join("tokenizer.json").display().to_string() },
+        "vocab_size": engine.tokenizer.vocab_size(),
+        "bos_id": engine.tokenizer.bos_id,
+        "eos_id": engine.tokenizer.eos_id,
+        "prefix_token": engine.tokenizer.prefix_token().ok(),
+        "add_special_tokens": false,
+    })
+}
+
+pub fn run(a: LogitsArgs) -> Result<()> {
+    let k = a.top_k;
+    if k == 0 || k > MAX_TOPK {
+        bail!("--top-k {k}: must be 1..={MAX_TOPK}");
+    }
+    // Read the input before loading the model, so a bad file fails fast.
+    let (kind, input_path) = match (&a.requests, &a.text) {
+        (Some(p), None) => ("requests", p.clone()),
+        (None, Some(p)) => ("text", p.clone()),
+        _ => bail!("give exactly one of --requests and --text"),
+    };
+    let requests = if kind == "requests" { Some(read_requests(&input_path)?) } else { None };
+    let text = if kind == "text" {
+        let t = std::fs::read_to_string(&input_path).with_context(|| format!("reading {} (must be UTF-8 text)", input_path.display()))?;
+        ensure!(!t.is_empty(), "{}: empty text", input_path.display());
+        Some(t)
+    } else {
+        None
+    };
+    let (input_sha, _) = sha256_file(&input_path)?;
+    let model_path = a.model.path()?;
+    let mut engine = a.model.engine()?;
+    let max_len = engine.max_length();
+    let mut rows = Rows::default();
+    let (n_requests, context_sha256, gold) = if let Some(reqs) = &requests {
+        let prefix = engine.tokenizer.prefix_token()?;
+        for (i, r) in reqs.iter().enumerate() {
+            let (c, t) = loglikelihood_tokens(&engine.tokenizer, &r.context, &r.continuation, prefix)?;
+            if c.len() + t.len() > max_len + 1 {
+                bail!("{}: request {}: {} tokens, longer than the model's context of {max_len}", input_path.display(), i + 1, c.len() + t.len());
+            }
+            if t.is_empty() {
+                bail!("{}: request {}: the continuation encodes to no tokens", input_path.display(), i + 1);
+            }
+            if c.is_empty() {
+                bail!("{}: request {}: the context encodes to no tokens (whitespace only?)", input_path.display(), i + 1);
+            }
+        }
+        let pairs: Vec<(String, String)> = reqs.iter().map(|r| (r.context.clone(), r.continuation.clone())).collect();
+        let scored = engine.loglikelihood(&pairs, k)?;
+        for (i, s) in scored.iter().enumerate() {
+            let it = (0..s.logprobs.len()).map(|j| (s.continuation_tokens[j], s.logprobs[j], s.is_greedy[j], s.topk[j].as_slice()));
+            rows.push(i, s.context_tokens.len(), it, k)?;
+        }
+        let hashes = reqs.iter().map(|r| sha256_bytes(r.context.as_bytes())).collect();
+        let gold = reqs.iter().any(|r| r.gold.is_some()).then(|| reqs.iter().map(|r| r.gold.map_or(-1, |g| g as i8)).collect());
+        (reqs.len(), Some(hashes), gold)
+    } else {
+        // lm-eval loglikelihood_rolling's windows (as Engine::loglikelihood_rolling builds them),
+        // scored with top-k.
+        let text = text.as_ref().unwrap();
+        let prefix = engine.tokenizer.prefix_token()?;
+        let ids = engine.tokenizer.encode(text)?;
+        ensure!(!ids.is_empty(), "{}: the text encodes to no tokens", input_path.display());
+        let windows = rolling_windows(&ids, prefix, max_len, 1);
+        let reqs: Vec<ScoreRequest> = windows
+            .iter()
+            .map(|(c, t)| {
+                let mut tokens = c.clone();
+                tokens.extend(t);
+                ScoreRequest { tokens, score_from: c.len() }
+            })
+            .collect();
+        let scores = engine.score(&reqs, k)?;
+        for (w, ((c, t), s)) in windows.iter().zip(&scores).enumerate() {
+            ensure!(t.len() == s.len(), "window {}: {} targets but {} scores", w + 1, t.len(), s.len());
+            let it = t.iter().zip(s).map(|(&id, x)| (id, x.logprob, x.argmax == id, x.topk.as_slice()));
+            rows.push(w, c.len(), it, k)?;
+        }
+        (windows.len(), None, None)
+    };
+    let files = hash_files(&engine.files)?;
+    let n = rows.target_logprob.len();
+    let manifest = Manifest {
+        format: FORMAT.into(),
+        format_version: FORMAT_VERSION,
+        producer: format!("pingce {}", pingce::VERSION),
+        pingce_version: Some(pingce::VERSION.into()),
+        model: ModelInfo { path: model_path.display().to_string(), files, vocab_size: engine.model.cfg.vocab_size, max_length: max_len },
+        tokenizer: tokenizer_info(&engine, &model_path),
+        input: InputInfo { kind: kind.into(), path: input_path.display().to_string(), sha256: input_sha },
+        adapter: engine.gpu.describe(),
+        top_k: k,
+        positions: n,
+        requests: n_requests,
+        // No batch size: it never changes the numbers, so dumps are the same bytes for any.
+        extra: serde_json::Map::new(),
+    };
+    let dump = Dump {
+        manifest,
+        k,
+        target_logprob: rows.target_logprob,
+        topk_ids: rows.topk_ids,
+        topk_logprobs: rows.topk_logprobs,
+        tail_logmass: rows.tail_logmass,
+        token_ids: rows.token_ids,
+        request_index: rows.request_index,
+        position: rows.position,
+        is_argmax: rows.is_argmax,
+        context_sha256,
+        gold,
+    };
+    dump.write(&a.out)?;
+    eprintln!("wrote {} ({n} positions in {n_requests} {kind}, top-{k})", a.out.display());
+    Ok(())
+}
