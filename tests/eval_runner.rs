@@ -32,6 +32,7 @@ fn tasks() -> Vec<TaskRun> {
             context: format!("Question: {q}\nAnswer:"),
             kind: ItemKind::Choices {
                 continuations: vec![" mat".into(), " four".into(), " blue sky".into(), " wet".into()],
+                choices: vec!["mat".into(), "four".into(), "blue sky".into(), "wet".into()],
                 gold: vec![i % 4],
                 labels: if i % 2 == 0 { vec![1, 1, 0, 0] } else { vec![] },
             },
@@ -48,7 +49,12 @@ fn tasks() -> Vec<TaskRun> {
     let rolling: Vec<Item> = ["Every evening the old man walks to the harbour.", "A short text."]
         .iter()
         .enumerate()
-        .map(|(i, t)| Item { doc_id: i, doc: Default::default(), context: String::new(), kind: ItemKind::Rolling { text: t.to_string() } })
+        .map(|(i, t)| Item {
+            doc_id: i,
+            doc: Default::default(),
+            context: String::new(),
+            kind: ItemKind::Rolling { text: t.to_string(), words: t.split_whitespace().count(), bytes: t.len() },
+        })
         .collect();
     vec![
         TaskRun {

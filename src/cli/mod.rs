@@ -4,6 +4,7 @@ mod bench;
 mod compare;
 mod determinism;
 mod devices;
+mod eval;
 mod generate;
 mod logits;
 mod score;
@@ -32,6 +33,10 @@ enum Command {
     Generate(generate::GenerateArgs),
     /// Measure prefill and decode throughput.
     Bench(bench::BenchArgs),
+    /// Evaluate a model on benchmark tasks (YAML in evals/).
+    Eval(eval::EvalArgs),
+    /// List the tasks and groups.
+    Tasks(eval::TasksArgs),
     /// Check that log-probs are bit-identical across batch sizes, orders and decode paths.
     Determinism(determinism::DeterminismArgs),
     /// Write every scored position's log-probs, top-k and tail mass to a safetensors dump.
@@ -109,6 +114,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Generate(a) => generate::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Determinism(a) => determinism::run(a),
+        Command::Eval(a) => eval::run(a),
+        Command::Tasks(a) => eval::list(a),
         Command::Logits(a) => logits::run(a),
         Command::Compare(a) => compare::run(a),
     }

@@ -87,17 +87,20 @@ fn f32s(v: &[f32]) -> Vec<f64> {
 
 /// Scores a chunk of items into sample records.
 fn score_items(engine: &mut Engine, task: &TaskRun, items: &[&Item]) -> Result<Vec<Value>> {
+    let mut shared = Vec::new();
     let mut pairs = Vec::new();
     let mut gens = Vec::new();
     let mut texts = Vec::new();
     for it in items {
         match &it.kind {
-            ItemKind::Choices { continuations, .. } => pairs.extend(continuations.iter().map(|c| (it.context.clone(), c.clone()))),
-            ItemKind::Continuation { continuation } => pairs.push((it.context.clone(), continuation.clone())),
-            ItemKind::Rolling { text } => texts.push(text.clone()),
+            ItemKind::Choices { continuations, .. } => shared.push((it.context.clone(), continuations.clone())),
+            ItemKind::ChoiceContexts { .. } | ItemKind::Continuation { .. } => pairs.extend(it.loglikelihood_requests()),
+            ItemKind::Rolling { text, .. } => texts.push(text.clone()),
             ItemKind::Generate { until, max_gen_toks, .. } => gens.push(UntilRequest { context: it.context.clone(), until: until.clone(), max_gen_toks: *max_gen_toks }),
         }
     }
+    // Choices share their context's prefill (bit-identical to scoring each pair).
+    let mut choice_scores = engine.loglikelihood_choices(&shared)?.into_iter();
     let mut scored = engine.loglikelihood(&pairs, 0)?.into_iter();
     let mut rolled = engine.loglikelihood_rolling(&texts)?.into_iter();
     let mut generated = engine.generate_until(&gens)?.into_iter();
@@ -106,20 +109,13 @@ fn score_items(engine: &mut Engine, task: &TaskRun, items: &[&Item]) -> Result<V
     for it in items {
         let mut r = json!({"doc_id": it.doc_id, "prompt_sha256": crate::sha256_bytes(it.context.as_bytes())});
         match &it.kind {
-            ItemKind::Choices { continuations, gold, labels } => {
-                let s: Vec<_> = scored.by_ref().take(continuations.len()).collect();
-                let lls: Vec<f64> = s.iter().map(|x| x.sum_logprob()).collect();
-                let choices: Vec<String> = continuations.iter().map(|c| choice_text(task, c)).collect();
-                let cs = metrics::choice_scores(&lls, &choices, gold);
-                r["loglikelihoods"] = json!(lls);
-                r["is_greedy"] = json!(s.iter().map(|x| x.all_greedy()).collect::<Vec<_>>());
-                r["target"] = json!(gold);
-                r["pred"] = json!(cs.pred);
-                r["acc"] = json!(cs.acc);
-                r["acc_norm"] = json!(cs.acc_norm);
-                if !labels.is_empty() {
-                    r["mc2"] = json!(metrics::mc2(&lls, labels));
-                }
+            ItemKind::Choices { choices, gold, labels, .. } => {
+                let s = choice_scores.next().unwrap();
+                choice_record(&mut r, &s, choices, gold, labels);
+            }
+            ItemKind::ChoiceContexts { choices, gold, .. } => {
+                let s: Vec<_> = scored.by_ref().take(choices.len()).collect();
+                choice_record(&mut r, &s, choices, gold, &[]);
             }
             ItemKind::Continuation { .. } => {
                 let s = scored.next().unwrap();
@@ -127,12 +123,12 @@ fn score_items(engine: &mut Engine, task: &TaskRun, items: &[&Item]) -> Result<V
                 r["is_greedy"] = json!(s.all_greedy());
                 r["logprobs"] = json!(f32s(&s.logprobs));
             }
-            ItemKind::Rolling { text } => {
+            ItemKind::Rolling { words, bytes, .. } => {
                 let windows = rolled.next().unwrap();
                 let ll: f64 = windows.iter().map(|w| w.sum_logprob()).sum();
                 r["loglikelihood"] = json!(ll);
-                r["words"] = json!(metrics::word_count(text));
-                r["bytes"] = json!(text.len());
+                r["words"] = json!(words);
+                r["bytes"] = json!(bytes);
             }
             ItemKind::Generate { target, .. } => {
                 let g = generated.next().unwrap();
@@ -153,11 +149,19 @@ fn score_items(engine: &mut Engine, task: &TaskRun, items: &[&Item]) -> Result<V
     Ok(records)
 }
 
-/// The raw choice text of a continuation: lm-eval's acc_norm divides by `len(choice)`, which
-/// excludes the target delimiter.
-fn choice_text(task: &TaskRun, continuation: &str) -> String {
-    let delim = task.config.get("target_delimiter").and_then(Value::as_str).unwrap_or(" ");
-    continuation.strip_prefix(delim).unwrap_or(continuation).to_string()
+/// The multiple-choice fields of a sample record.
+fn choice_record(r: &mut Value, s: &[crate::engine::Scored], choices: &[String], gold: &[usize], labels: &[u8]) {
+    let lls: Vec<f64> = s.iter().map(|x| x.sum_logprob()).collect();
+    let cs = metrics::choice_scores(&lls, choices, gold);
+    r["loglikelihoods"] = json!(lls);
+    r["is_greedy"] = json!(s.iter().map(|x| x.all_greedy()).collect::<Vec<_>>());
+    r["target"] = json!(gold);
+    r["pred"] = json!(cs.pred);
+    r["acc"] = json!(cs.acc);
+    r["acc_norm"] = json!(cs.acc_norm);
+    if !labels.is_empty() {
+        r["mc2"] = json!(metrics::mc2(&lls, labels));
+    }
 }
 
 /// Scores and standard errors of one task from its records.
