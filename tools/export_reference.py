@@ -7,6 +7,7 @@ writes (docs/logit-dump.md), for `pingce compare REF CAND`.
         --requests evals/samples/requests.jsonl --out ref.safetensors
     python3 tools/export_reference.py --model models/SmolLM2-135M-Instruct.Q4_1.gguf \
         --requests evals/samples/requests.jsonl --out ref.safetensors
+    python3 tools/export_reference.py --model M --text FILE.txt --out ref.safetensors   # rolling windows
 
 --model is a Hugging Face folder (config.json, *.safetensors, tokenizer.json) or a .gguf file, which
 transformers loads with `from_pretrained(folder, gguf_file=name)`, dequantized to float32.
@@ -101,7 +102,12 @@ def tail_logmass(lps: np.ndarray) -> float:
 
 def read_requests(path: Path) -> list[dict]:
     out = []
-    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    # Lines end at "\n" only (as Rust's BufRead::lines, which pingce uses): str.splitlines would also
+    # split inside a JSON string holding U+2028 or U+001C.
+    with open(path, encoding="utf-8", newline="") as f:
+        text = f.read()
+    for i, line in enumerate(text.split("\n"), start=1):
+        line = line.removesuffix("\r")
         if not line.strip():
             continue
         try:
@@ -117,10 +123,31 @@ def read_requests(path: Path) -> list[dict]:
     return out
 
 
+def rolling_windows(tokens: list[int], prefix: int, max_seq_len: int, context_len: int = 1) -> list[tuple[list[int], list[int]]]:
+    """lm_eval.utils.get_rolling_token_windows followed by make_disjoint_window, as HFLM's
+    loglikelihood_rolling calls them (and pingce's engine::requests::rolling_windows)."""
+    assert 1 <= context_len <= max_seq_len
+    if not tokens:
+        return []
+    pred_len = max_seq_len - context_len + 1
+    n = len(tokens)
+    first = min(max_seq_len, n)
+    out = [([prefix] + tokens[: first - 1], tokens[:first])]
+    predicted = first
+    while predicted < n:
+        wlen = min(n - predicted, pred_len)
+        end = predicted + wlen
+        out.append((tokens[end - max_seq_len - 1 : end - 1], tokens[end - wlen : end]))
+        predicted += wlen
+    return [(a[: len(a) - (len(b) - 1)], b) for a, b in out]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", required=True, type=Path, help="Hugging Face folder or .gguf file")
-    ap.add_argument("--requests", required=True, type=Path, help='JSONL of {"context", "continuation"}')
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--requests", type=Path, help='JSONL of {"context", "continuation"} (optionally "gold": bool)')
+    src.add_argument("--text", type=Path, help="a text file scored whole in lm-eval's rolling windows")
     ap.add_argument("--out", required=True, type=Path, help="output .safetensors")
     ap.add_argument("--top-k", type=int, default=32)
     ap.add_argument("--threads", type=int, default=1)
@@ -132,7 +159,16 @@ def main() -> int:
     torch.set_num_threads(a.threads)
     torch.use_deterministic_algorithms(True)
 
-    requests = read_requests(a.requests)
+    input_path: Path = a.requests if a.requests is not None else a.text
+    if a.requests is not None:
+        requests = read_requests(a.requests)
+        text = None
+    else:
+        requests = None
+        with open(a.text, encoding="utf-8", newline="") as f:
+            text = f.read()
+        if not text:
+            raise SystemExit(f"error: {a.text}: empty text")
     model_path: Path = a.model
     if model_path.is_file():
         d, name = str(model_path.parent), model_path.name
@@ -158,26 +194,13 @@ def main() -> int:
         return list(tok(s, add_special_tokens=False).input_ids)
 
     rows = {n: [] for n in ["target_logprob", "topk_ids", "topk_logprobs", "tail_logmass", "token_ids", "request_index", "position", "is_argmax"]}
-    for ri, r in enumerate(requests):
-        ctx, cont = r["context"], r["continuation"]
-        if ctx == "":
-            c, t = [prefix], enc(cont)
-        else:
-            n = py_rstrip_len(ctx)
-            whole = enc(ctx + cont)
-            c = enc(ctx[:n])
-            t = whole[len(c):]
-        if not t:
-            raise SystemExit(f"error: {a.requests}: request {ri + 1}: the continuation encodes to no tokens")
-        if not c:
-            raise SystemExit(f"error: {a.requests}: request {ri + 1}: the context encodes to no tokens")
-        ids = c + t
-        if len(ids) > max_length + 1:
-            raise SystemExit(f"error: {a.requests}: request {ri + 1}: {len(ids)} tokens, longer than the model's context of {max_length}")
+
+    def score(ri: int, ids: list[int], first: int) -> None:
+        """One forward pass over ids[:-1]; rows for the targets ids[first:]."""
         with torch.no_grad():
             logits = model(input_ids=torch.tensor([ids[:-1]]), use_cache=False).logits[0].to(torch.float32)
         logp = torch.log_softmax(logits, dim=-1)
-        for p in range(len(c), len(ids)):
+        for p in range(first, len(ids)):
             row = logp[p - 1]
             v, i = torch.topk(row, k)
             lps = v.numpy().astype(np.float32)
@@ -191,6 +214,33 @@ def main() -> int:
             rows["position"].append(p)
             rows["is_argmax"].append(int(torch.argmax(row).item()) == tgt)
 
+    if requests is not None:
+        for ri, r in enumerate(requests):
+            ctx, cont = r["context"], r["continuation"]
+            if ctx == "":
+                c, t = [prefix], enc(cont)
+            else:
+                n = py_rstrip_len(ctx)
+                whole = enc(ctx + cont)
+                c = enc(ctx[:n])
+                t = whole[len(c):]
+            if not t:
+                raise SystemExit(f"error: {input_path}: request {ri + 1}: the continuation encodes to no tokens")
+            if not c:
+                raise SystemExit(f"error: {input_path}: request {ri + 1}: the context encodes to no tokens")
+            if len(c) + len(t) > max_length + 1:
+                raise SystemExit(f"error: {input_path}: request {ri + 1}: {len(c) + len(t)} tokens, longer than the model's context of {max_length}")
+            score(ri, c + t, len(c))
+        n_requests = len(requests)
+    else:
+        ids = enc(text)
+        if not ids:
+            raise SystemExit(f"error: {input_path}: the text encodes to no tokens")
+        windows = rolling_windows(ids, prefix, max_length)
+        for wi, (c, t) in enumerate(windows):
+            score(wi, c + t, len(c))
+        n_requests = len(windows)
+
     n = len(rows["target_logprob"])
     tensors = {
         "target_logprob": np.array(rows["target_logprob"], dtype=np.float32),
@@ -201,16 +251,17 @@ def main() -> int:
         "request_index": np.array(rows["request_index"], dtype=np.int32),
         "position": np.array(rows["position"], dtype=np.int32),
         "is_argmax": np.array(rows["is_argmax"], dtype=np.uint8),
-        "context_sha256": np.stack([np.frombuffer(hashlib.sha256(r["context"].encode("utf-8")).digest(), dtype=np.uint8) for r in requests]),
     }
-    if any("gold" in r for r in requests):
+    if requests is not None:
+        tensors["context_sha256"] = np.stack([np.frombuffer(hashlib.sha256(r["context"].encode("utf-8")).digest(), dtype=np.uint8) for r in requests])
+    if requests is not None and any("gold" in r for r in requests):
         tensors["gold"] = np.array([int(r["gold"]) if "gold" in r else -1 for r in requests], dtype=np.int8)
 
     files = []
     for f in model_files(model_path):
         sha, size = sha256_file(f)
         files.append({"path": str(f), "sha256": sha, "bytes": size})
-    in_sha, _ = sha256_file(a.requests)
+    in_sha, _ = sha256_file(input_path)
     manifest = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -226,11 +277,11 @@ def main() -> int:
             "prefix_token": prefix,
             "add_special_tokens": False,
         },
-        "input": {"kind": "requests", "path": str(a.requests), "sha256": in_sha},
+        "input": {"kind": "requests" if requests is not None else "text", "path": str(input_path), "sha256": in_sha},
         "adapter": f"CPU ({platform.machine()}, {platform.processor() or 'unknown'}), torch {a.threads} thread(s)",
         "top_k": k,
         "positions": n,
-        "requests": len(requests),
+        "requests": n_requests,
         "extra": {
             "python": platform.python_version(),
             "torch": torch.__version__,
@@ -253,7 +304,7 @@ def main() -> int:
     finally:
         if tmp.exists():
             tmp.unlink()
-    print(f"wrote {out} ({n} positions in {len(requests)} requests, top-{k})", file=sys.stderr)
+    print(f"wrote {out} ({n} positions in {n_requests} {'requests' if requests is not None else 'windows'}, top-{k})", file=sys.stderr)
     return 0
 
 

@@ -211,6 +211,7 @@ pub fn run(a: LogitsArgs) -> Result<()> {
         gold,
     };
     dump.write(&a.out)?;
-    eprintln!("wrote {} ({n} positions in {n_requests} {kind}, top-{k})", a.out.display());
+    let unit = if kind == "text" { "rolling windows" } else { "requests" };
+    eprintln!("wrote {} ({n} positions in {n_requests} {unit}, top-{k})", a.out.display());
     Ok(())
 }
