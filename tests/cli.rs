@@ -88,3 +88,56 @@ fn determinism_command_passes_on_a_fixture_model() {
     assert_eq!(rows.len(), 10, "{out}");
     assert!(rows[1..].iter().all(|l| l.ends_with("bit-identical")), "{out}");
 }
+
+fn eval_args<'a>(out: &'a str, bs: &'a str) -> Vec<&'a str> {
+    vec!["eval", "--model", "tests/fixtures/tiny-qwen2", "--tasks", "ceval-valid,arc_easy,hellaswag,wikitext", "--limit", "3", "--chunk", "1", "--batch-size", bs, "--output", out]
+}
+
+fn results_part(dir: &Path) -> serde_json::Value {
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).unwrap()).unwrap();
+    serde_json::json!({"results": v["results"], "groups": v["groups"], "n": v["n"]})
+}
+
+#[test]
+fn eval_is_batch_invariant_and_resumes_after_being_killed() {
+    let base = std::env::temp_dir().join(format!("pingce-cli-eval-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    let (full, b16, killed) = (base.join("full"), base.join("b16"), base.join("killed"));
+    let o = pingce(&eval_args(full.to_str().unwrap(), "1"));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("| arc_easy | acc |"));
+    let o = pingce(&eval_args(b16.to_str().unwrap(), "16"));
+    assert!(o.status.success());
+    assert_eq!(results_part(&full), results_part(&b16));
+    for e in std::fs::read_dir(&full).unwrap() {
+        let name = e.unwrap().file_name();
+        if name.to_string_lossy().starts_with("samples_") {
+            assert_eq!(std::fs::read(full.join(&name)).unwrap(), std::fs::read(b16.join(&name)).unwrap(), "{name:?} differs between batch sizes");
+        }
+    }
+    // Kill a run once it has written a few items, then rerun into the same folder.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pingce"))
+        .args(eval_args(killed.to_str().unwrap(), "1"))
+        .current_dir(root())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let first = killed.join("samples_ceval-valid_accountant.jsonl");
+    let start = std::time::Instant::now();
+    while start.elapsed().as_secs() < 60 {
+        if std::fs::read_to_string(&first).map(|s| s.lines().count() >= 2).unwrap_or(false) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let o = pingce(&eval_args(killed.to_str().unwrap(), "4"));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(results_part(&killed), results_part(&full));
+    // A different setting refuses to resume.
+    let mut args = eval_args(killed.to_str().unwrap(), "4");
+    args[6] = "2";
+    fails_with(&args, "refusing to resume");
+}

@@ -118,7 +118,7 @@ fn task_run(t: &Task, a: &EvalArgs) -> Result<TaskRun> {
         "fewshot_seed": a.seed,
         "eval_split": t.eval_split(),
         "fewshot_split": t.fewshot_split(),
-        "resolved": format!("{:?}", t.config),
+        "resolved": t.config,
     });
     Ok(TaskRun { name: t.name.clone(), metrics, filters, exact_match: em, config, data_files, items, groups: t.groups.clone() })
 }

@@ -111,6 +111,7 @@ fn score_items(engine: &mut Engine, task: &TaskRun, items: &[&Item]) -> Result<V
         match &it.kind {
             ItemKind::Choices { choices, gold, labels, .. } => {
                 let s = choice_scores.next().unwrap();
+                let labels: &[u8] = if task.metrics.iter().any(|m| m == "mc2") { labels } else { &[] };
                 choice_record(&mut r, &s, choices, gold, labels);
             }
             ItemKind::ChoiceContexts { choices, gold, .. } => {

@@ -105,7 +105,7 @@ impl Item {
 pub const DEFAULT_FEWSHOT_SEED: u64 = 1234;
 
 /// A template key: a string (field name or Jinja template), an int, or a list.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, serde::Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum TemplateSpec {
     Int(i64),
@@ -113,7 +113,7 @@ pub enum TemplateSpec {
     List(Vec<String>),
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, serde::Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum StringOrList {
     #[default]
@@ -132,7 +132,7 @@ impl StringOrList {
     }
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, serde::Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatasetConfig {
     pub format: Format,
@@ -142,7 +142,7 @@ pub struct DatasetConfig {
     pub options: BTreeMap<String, Json>,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Sampler {
     #[default]
@@ -150,14 +150,14 @@ pub enum Sampler {
     FirstN,
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, serde::Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FewshotConfig {
     #[serde(default)]
     pub sampler: Sampler,
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, serde::Serialize, Deserialize)]
 pub struct GenerationKwargs {
     #[serde(default)]
     pub until: Option<StringOrList>,
@@ -170,7 +170,7 @@ pub struct GenerationKwargs {
 }
 
 /// One step of a filter pipeline (lm-eval `filter_list[].filter[]`).
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, serde::Serialize, Deserialize)]
 #[serde(tag = "function", rename_all = "snake_case", deny_unknown_fields)]
 pub enum FilterStep {
     /// `RegexFilter`: `re.findall(regex_pattern, response)`; take match `group_select` (negative
@@ -194,7 +194,7 @@ fn default_fallback() -> String {
     "[invalid]".into()
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, serde::Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FilterConfig {
     pub name: String,
@@ -214,7 +214,7 @@ pub enum Metric {
     BitsPerByte,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, serde::Serialize, Deserialize)]
 pub struct MetricConfig {
     pub metric: Metric,
     #[serde(default)]
@@ -237,7 +237,7 @@ fn default_seed() -> u64 {
 }
 
 /// A task YAML, after `subtasks` expansion.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, serde::Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TaskConfig {
     pub task: String,
