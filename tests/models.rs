@@ -183,7 +183,7 @@ fn loglikelihood_rolling_covers_every_token_once() {
     let text = r["texts"][5]["text"].as_str().unwrap().to_string();
     let n = e.tokenizer.encode(&text).unwrap().len();
     // Within the context: one window, the same numbers as loglikelihood("", text).
-    let rolled = e.loglikelihood_rolling(std::slice::from_ref(&text)).unwrap().remove(0);
+    let rolled = e.loglikelihood_rolling(std::slice::from_ref(&text), 0).unwrap().remove(0);
     assert_eq!(rolled.len(), 1);
     let ll = e.loglikelihood(&[(String::new(), text.clone())], 0).unwrap().remove(0);
     assert_eq!(rolled[0].logprobs, ll.logprobs);
@@ -191,7 +191,7 @@ fn loglikelihood_rolling_covers_every_token_once() {
     let long = format!("{text} {text} {text}");
     let ids_long = e.tokenizer.encode(&long).unwrap();
     assert!(ids_long.len() > 256 && n < 256);
-    let windows = e.loglikelihood_rolling(std::slice::from_ref(&long)).unwrap().remove(0);
+    let windows = e.loglikelihood_rolling(std::slice::from_ref(&long), 0).unwrap().remove(0);
     assert!(windows.len() >= 2);
     let scored: Vec<u32> = windows.iter().flat_map(|w| w.continuation_tokens.clone()).collect();
     assert_eq!(scored, ids_long);

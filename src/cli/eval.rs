@@ -6,7 +6,6 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use pingce::eval::metrics::{Filter, FilterStep};
 use pingce::eval::runner::{self, ExactMatch, RunOptions, TaskRun};
 use pingce::eval::task::{self, Task};
 use serde_json::json;
@@ -91,24 +90,7 @@ fn task_run(t: &Task, a: &EvalArgs) -> Result<TaskRun> {
             em.regexes_to_ignore = v.iter().filter_map(|x| x.as_str().map(String::from)).collect();
         }
     }
-    let filters = t
-        .config
-        .filter_list
-        .iter()
-        .map(|f| Filter {
-            name: f.name.clone(),
-            filter: f
-                .filter
-                .iter()
-                .map(|s| match s {
-                    task::FilterStep::Regex { regex_pattern, group_select, fallback } => {
-                        FilterStep::Regex { regex_pattern: regex_pattern.clone(), group_select: *group_select, fallback: fallback.clone() }
-                    }
-                    task::FilterStep::TakeFirst => FilterStep::TakeFirst,
-                })
-                .collect(),
-        })
-        .collect();
+    let filters = t.config.filter_list.clone();
     let config = json!({
         "task": t.name,
         "file": t.file.display().to_string(),

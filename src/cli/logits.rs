@@ -1,16 +1,15 @@
 //! `pingce logits`: every scored position's target log-prob, top-k and tail mass, written as a
 //! safetensors logit dump (docs/logit-dump.md) for `pingce compare`.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, ensure, Context, Result};
 use clap::Args;
 use pingce::conformance::{hash_files, sha256_bytes, sha256_file, tail_logmass, Dump, InputInfo, Manifest, ModelInfo, FORMAT, FORMAT_VERSION, MAX_TOPK};
-use pingce::engine::requests::{loglikelihood_tokens, rolling_windows, Encode};
-use pingce::engine::{Engine, ScoreRequest};
-use serde::Deserialize;
+use pingce::engine::requests::loglikelihood_tokens;
+use pingce::engine::Engine;
 
+use super::score::read_requests;
 use super::ModelArgs;
 
 #[derive(Args)]
@@ -31,35 +30,6 @@ pub struct LogitsArgs {
     /// Top-k ids and log-probs stored per position (1..=32).
     #[arg(long, default_value_t = 32)]
     top_k: usize,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Request {
-    context: String,
-    continuation: String,
-    #[serde(default)]
-    gold: Option<bool>,
-}
-
-/// Requests with optional gold flags, naming the line of any problem.
-fn read_requests(path: &Path) -> Result<Vec<Request>> {
-    let f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut out = Vec::new();
-    for (i, line) in BufReader::new(f).lines().enumerate() {
-        let line = line.with_context(|| format!("{}:{}: not valid UTF-8 text", path.display(), i + 1))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let r: Request = serde_json::from_str(&line).with_context(|| {
-            format!("{}:{}: expected {{\"context\": string, \"continuation\": string}} (and optionally \"gold\": bool)", path.display(), i + 1)
-        })?;
-        out.push(r);
-    }
-    if out.is_empty() {
-        bail!("{}: no requests (the file is empty)", path.display());
-    }
-    Ok(out)
 }
 
 /// Rows of a dump, filled request by request.
@@ -156,26 +126,13 @@ pub fn run(a: LogitsArgs) -> Result<()> {
         let gold = reqs.iter().any(|r| r.gold.is_some()).then(|| reqs.iter().map(|r| r.gold.map_or(-1, |g| g as i8)).collect());
         (reqs.len(), Some(hashes), gold)
     } else {
-        // lm-eval loglikelihood_rolling's windows (as Engine::loglikelihood_rolling builds them),
-        // scored with top-k.
+        // lm-eval loglikelihood_rolling's windows, scored with top-k.
         let text = text.as_ref().unwrap();
-        let prefix = engine.tokenizer.prefix_token()?;
-        let ids = engine.tokenizer.encode(text)?;
-        ensure!(!ids.is_empty(), "{}: the text encodes to no tokens", input_path.display());
-        let windows = rolling_windows(&ids, prefix, max_len, 1);
-        let reqs: Vec<ScoreRequest> = windows
-            .iter()
-            .map(|(c, t)| {
-                let mut tokens = c.clone();
-                tokens.extend(t);
-                ScoreRequest { tokens, score_from: c.len() }
-            })
-            .collect();
-        let scores = engine.score(&reqs, k)?;
-        for (w, ((c, t), s)) in windows.iter().zip(&scores).enumerate() {
-            ensure!(t.len() == s.len(), "window {}: {} targets but {} scores", w + 1, t.len(), s.len());
-            let it = t.iter().zip(s).map(|(&id, x)| (id, x.logprob, x.argmax == id, x.topk.as_slice()));
-            rows.push(w, c.len(), it, k)?;
+        let windows = engine.loglikelihood_rolling(std::slice::from_ref(text), k)?.remove(0);
+        ensure!(!windows.is_empty(), "{}: the text encodes to no tokens", input_path.display());
+        for (w, s) in windows.iter().enumerate() {
+            let it = (0..s.logprobs.len()).map(|j| (s.continuation_tokens[j], s.logprobs[j], s.is_greedy[j], s.topk[j].as_slice()));
+            rows.push(w, s.context_tokens.len(), it, k)?;
         }
         (windows.len(), None, None)
     };

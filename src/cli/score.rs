@@ -2,7 +2,7 @@
 //! Everything is computed before anything is printed, so a failure leaves no partial output.
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -19,11 +19,15 @@ pub struct ScoreArgs {
     requests: PathBuf,
 }
 
+/// One request line. `gold` (optional) marks the correct continuation of a multiple-choice item
+/// for `pingce logits` / `compare`; `score` ignores it.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Request {
-    context: String,
-    continuation: String,
+pub struct Request {
+    pub context: String,
+    pub continuation: String,
+    #[serde(default)]
+    pub gold: Option<bool>,
 }
 
 #[derive(Serialize)]
@@ -36,7 +40,7 @@ struct Output<'a> {
 }
 
 /// Parses the request file, naming the line of any problem.
-pub fn read_requests(path: &PathBuf) -> Result<Vec<(String, String)>> {
+pub fn read_requests(path: &Path) -> Result<Vec<Request>> {
     let f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let mut out = Vec::new();
     for (i, line) in BufReader::new(f).lines().enumerate() {
@@ -45,8 +49,8 @@ pub fn read_requests(path: &PathBuf) -> Result<Vec<(String, String)>> {
             continue;
         }
         let r: Request = serde_json::from_str(&line)
-            .with_context(|| format!("{}:{}: expected {{\"context\": string, \"continuation\": string}}", path.display(), i + 1))?;
-        out.push((r.context, r.continuation));
+            .with_context(|| format!("{}:{}: expected {{\"context\": string, \"continuation\": string}} (and optionally \"gold\": bool)", path.display(), i + 1))?;
+        out.push(r);
     }
     if out.is_empty() {
         bail!("{}: no requests (the file is empty)", path.display());
@@ -54,8 +58,13 @@ pub fn read_requests(path: &PathBuf) -> Result<Vec<(String, String)>> {
     Ok(out)
 }
 
+/// The (context, continuation) pairs of a request file.
+pub fn read_pairs(path: &Path) -> Result<Vec<(String, String)>> {
+    Ok(read_requests(path)?.into_iter().map(|r| (r.context, r.continuation)).collect())
+}
+
 pub fn run(a: ScoreArgs) -> Result<()> {
-    let pairs = read_requests(&a.requests)?;
+    let pairs = read_pairs(&a.requests)?;
     let mut engine = a.model.engine()?;
     let prefix = engine.tokenizer.prefix_token()?;
     for (i, (ctx, cont)) in pairs.iter().enumerate() {

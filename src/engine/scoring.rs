@@ -201,7 +201,7 @@ impl Engine {
 
     /// lm-eval `loglikelihood_rolling`: the log-likelihood of each whole text, scored in
     /// disjoint windows of the model's context; returns per text its windows' scores in order.
-    pub fn loglikelihood_rolling(&mut self, texts: &[String]) -> Result<Vec<Vec<Scored>>> {
+    pub fn loglikelihood_rolling(&mut self, texts: &[String], topk: usize) -> Result<Vec<Vec<Scored>>> {
         let prefix = self.tokenizer.prefix_token()?;
         let mut per_text = Vec::new();
         let mut pairs = Vec::new();
@@ -219,7 +219,7 @@ impl Engine {
                 ScoreRequest { tokens, score_from: c.len() }
             })
             .collect();
-        let scores = self.score(&reqs, 0)?;
+        let scores = self.score(&reqs, topk)?;
         let mut it = pairs.into_iter().zip(scores);
         Ok(per_text
             .into_iter()
@@ -229,7 +229,7 @@ impl Engine {
                     .map(|((c, t), s)| Scored {
                         logprobs: s.iter().map(|x| x.logprob).collect(),
                         is_greedy: s.iter().zip(&t).map(|(x, &id)| x.argmax == id).collect(),
-                        topk: Vec::new(),
+                        topk: s.iter().map(|x| x.topk.clone()).collect(),
                         context_tokens: c,
                         continuation_tokens: t,
                     })

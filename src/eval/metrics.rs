@@ -174,13 +174,15 @@ mod tests {
     }
 }
 
-/// One step of an answer filter (lm-eval `filter_list`): a regex extraction or take-first.
+/// One step of an answer filter (lm-eval `filter_list[].filter[]`).
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
-#[serde(tag = "function", rename_all = "snake_case")]
+#[serde(tag = "function", rename_all = "snake_case", deny_unknown_fields)]
 pub enum FilterStep {
-    /// lm-eval RegexFilter: `findall`; `group_select` indexes the matches (negative from the
-    /// end); a match with groups takes the first non-empty group; no match gives `fallback`.
+    /// lm-eval RegexFilter: `re.findall(regex_pattern, response)`; `group_select` indexes the
+    /// matches (negative from the end); a match with groups takes its first non-empty group; no
+    /// match gives `fallback`.
     Regex {
+        #[serde(default = "default_regex")]
         regex_pattern: String,
         #[serde(default)]
         group_select: i64,
@@ -191,12 +193,18 @@ pub enum FilterStep {
     TakeFirst,
 }
 
+/// lm-eval RegexFilter's default pattern.
+fn default_regex() -> String {
+    r"#### (\-?[0-9\.\,]+)".into()
+}
+
 fn invalid() -> String {
     "[invalid]".into()
 }
 
 /// A named filter pipeline (e.g. gsm8k's "strict-match" and "flexible-extract").
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Filter {
     pub name: String,
     pub filter: Vec<FilterStep>,

@@ -102,7 +102,7 @@ fn score_items(engine: &mut Engine, task: &TaskRun, items: &[&Item]) -> Result<V
     // Choices share their context's prefill (bit-identical to scoring each pair).
     let mut choice_scores = engine.loglikelihood_choices(&shared)?.into_iter();
     let mut scored = engine.loglikelihood(&pairs, 0)?.into_iter();
-    let mut rolled = engine.loglikelihood_rolling(&texts)?.into_iter();
+    let mut rolled = engine.loglikelihood_rolling(&texts, 0)?.into_iter();
     let mut generated = engine.generate_until(&gens)?.into_iter();
     let em_ignore: Vec<Regex> = task.exact_match.regexes_to_ignore.iter().map(|r| Regex::new(r)).collect::<Result<_, _>>()?;
     let mut records = Vec::with_capacity(items.len());

@@ -169,37 +169,7 @@ pub struct GenerationKwargs {
     pub temperature: Option<f64>,
 }
 
-/// One step of a filter pipeline (lm-eval `filter_list[].filter[]`).
-#[derive(Clone, Debug, serde::Serialize, Deserialize)]
-#[serde(tag = "function", rename_all = "snake_case", deny_unknown_fields)]
-pub enum FilterStep {
-    /// `RegexFilter`: `re.findall(regex_pattern, response)`; take match `group_select` (negative
-    /// counts from the end); a tuple match takes its first non-empty group; `fallback` if none.
-    Regex {
-        #[serde(default = "default_regex")]
-        regex_pattern: String,
-        #[serde(default)]
-        group_select: i64,
-        #[serde(default = "default_fallback")]
-        fallback: String,
-    },
-    /// `TakeFirstFilter`: the first of the repeated responses.
-    TakeFirst,
-}
-
-fn default_regex() -> String {
-    r"#### (\-?[0-9\.\,]+)".into()
-}
-fn default_fallback() -> String {
-    "[invalid]".into()
-}
-
-#[derive(Clone, Debug, serde::Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FilterConfig {
-    pub name: String,
-    pub filter: Vec<FilterStep>,
-}
+pub use super::metrics::{Filter as FilterConfig, FilterStep};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
