@@ -141,3 +141,18 @@ fn eval_is_batch_invariant_and_resumes_after_being_killed() {
     args[6] = "2";
     fails_with(&args, "refusing to resume");
 }
+
+#[test]
+fn task_logit_dumps_compare_across_batch_sizes() {
+    let base = std::env::temp_dir().join(format!("pingce-cli-logits-{}", std::process::id()));
+    std::fs::create_dir_all(&base).unwrap();
+    let (a, b) = (base.join("a.safetensors"), base.join("b.safetensors"));
+    for (out, bs) in [(&a, "1"), (&b, "16")] {
+        let o = pingce(&["logits", "--model", "tests/fixtures/tiny-llama", "--tasks", "arc_easy,piqa", "--limit", "2", "--batch-size", bs, "--out", out.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let o = pingce(&["compare", a.to_str().unwrap(), b.to_str().unwrap()]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{out}");
+    assert!(out.contains("answer flips: 0 of 4 multiple-choice items") && out.contains("McNemar"), "{out}");
+}

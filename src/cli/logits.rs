@@ -9,11 +9,11 @@ use pingce::conformance::{hash_files, sha256_bytes, sha256_file, tail_logmass, D
 use pingce::engine::requests::loglikelihood_tokens;
 use pingce::engine::Engine;
 
-use super::score::read_requests;
+use super::score::{read_requests, Request};
 use super::ModelArgs;
 
 #[derive(Args)]
-#[command(group = clap::ArgGroup::new("input").required(true).args(["requests", "text"]))]
+#[command(group = clap::ArgGroup::new("input").required(true).args(["requests", "text", "tasks"]))]
 pub struct LogitsArgs {
     #[command(flatten)]
     model: ModelArgs,
@@ -24,12 +24,74 @@ pub struct LogitsArgs {
     /// A text file scored whole, in lm-eval's disjoint rolling windows of the model's context.
     #[arg(long)]
     text: Option<PathBuf>,
+    /// Tasks (names, groups, globs; see `pingce tasks`) whose log-likelihood requests are dumped:
+    /// every choice of a multiple-choice item, marked gold where it is the answer.
+    #[arg(long, value_delimiter = ',')]
+    tasks: Vec<String>,
+    /// With --tasks: folder holding the datasets.
+    #[arg(long, default_value = "evals/samples")]
+    data_dir: PathBuf,
+    /// With --tasks: only the first N documents of each task.
+    #[arg(long)]
+    limit: Option<usize>,
+    /// With --tasks: few-shot examples (default: each task's own).
+    #[arg(long)]
+    num_fewshot: Option<usize>,
+    /// With --tasks: few-shot seed.
+    #[arg(long, default_value_t = pingce::eval::task::DEFAULT_FEWSHOT_SEED)]
+    seed: u64,
+    /// With --tasks: folder of task YAML files.
+    #[arg(long, default_value = "evals")]
+    tasks_dir: PathBuf,
     /// Output safetensors file (written atomically).
     #[arg(long)]
     out: PathBuf,
     /// Top-k ids and log-probs stored per position (1..=32).
     #[arg(long, default_value_t = 32)]
     top_k: usize,
+}
+
+/// The log-likelihood requests of `--tasks`: each choice of a multiple-choice item after its
+/// shared context (consecutive requests, so `compare` groups them into items and counts flips),
+/// marked gold where it is the answer. Generation and perplexity items are left out.
+fn task_requests(a: &LogitsArgs) -> Result<Vec<Request>> {
+    use pingce::eval::task::{self, ItemKind};
+    let all = task::load_tasks(&a.tasks_dir)?;
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for spec in &a.tasks {
+        for t in task::select(&all, spec)? {
+            if !seen.insert(t.name.clone()) {
+                continue;
+            }
+            let (mut docs, pool) = t.docs(&a.data_dir)?;
+            if let Some(n) = a.limit {
+                docs.truncate(n);
+            }
+            let mut skipped = 0;
+            for it in t.items(&docs, &pool, a.num_fewshot, a.seed)? {
+                match &it.kind {
+                    ItemKind::Choices { continuations, gold, .. } => {
+                        for (i, c) in continuations.iter().enumerate() {
+                            out.push(Request { context: it.context.clone(), continuation: c.clone(), gold: Some(gold.contains(&i)) });
+                        }
+                    }
+                    ItemKind::ChoiceContexts { contexts, continuation, gold, .. } => {
+                        for (i, c) in contexts.iter().enumerate() {
+                            out.push(Request { context: c.clone(), continuation: continuation.clone(), gold: Some(gold.contains(&i)) });
+                        }
+                    }
+                    ItemKind::Continuation { continuation } => out.push(Request { context: it.context.clone(), continuation: continuation.clone(), gold: None }),
+                    ItemKind::Rolling { .. } | ItemKind::Generate { .. } => skipped += 1,
+                }
+            }
+            if skipped > 0 {
+                eprintln!("note: task {}: {skipped} generation/perplexity items are not log-likelihood requests; use --text for perplexity", t.name);
+            }
+        }
+    }
+    ensure!(!out.is_empty(), "--tasks {}: no log-likelihood requests", a.tasks.join(","));
+    Ok(out)
 }
 
 /// Rows of a dump, filled request by request.
@@ -84,12 +146,17 @@ pub fn run(a: LogitsArgs) -> Result<()> {
         bail!("--top-k {k}: must be 1..={MAX_TOPK}");
     }
     // Read the input before loading the model, so a bad file fails fast.
-    let (kind, input_path) = match (&a.requests, &a.text) {
-        (Some(p), None) => ("requests", p.clone()),
-        (None, Some(p)) => ("text", p.clone()),
-        _ => bail!("give exactly one of --requests and --text"),
+    let (kind, input_path) = match (&a.requests, &a.text, a.tasks.is_empty()) {
+        (Some(p), None, true) => ("requests", p.clone()),
+        (None, Some(p), true) => ("text", p.clone()),
+        (None, None, false) => ("tasks", PathBuf::from(format!("tasks:{}", a.tasks.join(",")))),
+        _ => bail!("give exactly one of --requests, --text and --tasks"),
     };
-    let requests = if kind == "requests" { Some(read_requests(&input_path)?) } else { None };
+    let requests = match kind {
+        "requests" => Some(read_requests(&input_path)?),
+        "tasks" => Some(task_requests(&a)?),
+        _ => None,
+    };
     let text = if kind == "text" {
         let t = std::fs::read_to_string(&input_path).with_context(|| format!("reading {} (must be UTF-8 text)", input_path.display()))?;
         ensure!(!t.is_empty(), "{}: empty text", input_path.display());
@@ -97,7 +164,14 @@ pub fn run(a: LogitsArgs) -> Result<()> {
     } else {
         None
     };
-    let (input_sha, _) = sha256_file(&input_path)?;
+    let input_sha = match (kind, &requests) {
+        // Task requests are made here: hash exactly what is scored.
+        ("tasks", Some(reqs)) => {
+            let text: String = reqs.iter().map(|r| format!("{}\u{0}{}\u{0}{:?}\n", r.context, r.continuation, r.gold)).collect();
+            pingce::sha256_bytes(text.as_bytes())
+        }
+        _ => sha256_file(&input_path)?.0,
+    };
     let model_path = a.model.path()?;
     let mut engine = a.model.engine()?;
     let max_len = engine.max_length();
