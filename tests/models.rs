@@ -220,3 +220,23 @@ fn shared_context_choices_are_bit_identical_to_separate_pairs() {
         }
     }
 }
+
+#[test]
+fn full_log_softmax_rows_agree_with_the_scores() {
+    let mut e = engine("tiny-qwen3", 4);
+    let r = reference("tiny-qwen3");
+    let toks = ids(&r["texts"][2]["ids"]);
+    let scores = e.score(&[ScoreRequest { tokens: toks.clone(), score_from: 1 }], 5).unwrap().remove(0);
+    let positions: Vec<usize> = vec![0, 3, toks.len() - 2];
+    let rows = e.full_logprob_rows(&toks, &positions).unwrap();
+    for (&p, row) in positions.iter().zip(&rows) {
+        assert_eq!(row.len(), e.model.vocab_size());
+        let s = &scores[p];
+        assert_eq!(row[toks[p + 1] as usize].to_bits(), s.logprob.to_bits(), "position {p}: target log-prob");
+        let mass: f64 = row.iter().map(|&x| (x as f64).exp()).sum();
+        assert!((mass - 1.0).abs() < 1e-4, "position {p}: mass {mass}");
+        for (id, lp) in &s.topk {
+            assert_eq!(row[*id as usize].to_bits(), lp.to_bits());
+        }
+    }
+}

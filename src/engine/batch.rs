@@ -38,6 +38,19 @@ impl Workspace {
     }
 }
 
+/// Runs one sequence through the model and returns the whole log-softmax row at each of
+/// `positions` (the row at p predicts token p + 1).
+pub fn full_rows(gpu: &Gpu, model: &Decoder, ws: &mut Workspace, tokens: &[u32], positions: &[usize]) -> Result<Vec<Vec<f32>>> {
+    let seg = Segment { tokens, start_pos: 0, base: 0, score: positions.iter().map(|&p| (p, NO_TARGET)).collect() };
+    ws.ensure_cache(gpu, model, tokens.len())?;
+    run(gpu, model, ws, std::slice::from_ref(&seg), 0)?;
+    let gather: Vec<u32> = positions.iter().map(|&p| p as u32).collect();
+    let gather_buf = gpu.upload("gather", bytemuck::cast_slice(&gather))?;
+    let mut out = Vec::with_capacity(positions.len());
+    model.full_rows(gpu, ws.acts.as_ref().unwrap(), positions.len(), &gather_buf, ws.head.as_ref().unwrap(), &mut out)?;
+    Ok(out)
+}
+
 /// Runs `segs` through the model in one submission and returns, per segment, the scores of its
 /// scored positions, in order.
 pub fn run(gpu: &Gpu, model: &Decoder, ws: &mut Workspace, segs: &[Segment], topk: usize) -> Result<Vec<Vec<TokenScore>>> {

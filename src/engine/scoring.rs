@@ -81,6 +81,18 @@ impl Engine {
         Ok(results)
     }
 
+    /// Whole log-softmax rows (vocabulary-wide) predicting `tokens[p + 1]` for each p in
+    /// `positions`, for conformance dumps of a few thousand positions at most.
+    pub fn full_logprob_rows(&mut self, tokens: &[u32], positions: &[usize]) -> Result<Vec<Vec<f32>>> {
+        if tokens.len() > self.max_length() {
+            bail!("{} tokens, longer than the model's context of {}", tokens.len(), self.max_length());
+        }
+        if let Some(&p) = positions.iter().find(|&&p| p >= tokens.len()) {
+            bail!("position {p} is outside the {} tokens", tokens.len());
+        }
+        super::batch::full_rows(&self.gpu, &self.model, &mut self.ws, tokens, positions)
+    }
+
     /// lm-eval `loglikelihood`: log P(continuation | context) per request, token by token.
     pub fn loglikelihood(&mut self, pairs: &[(String, String)], topk: usize) -> Result<Vec<Scored>> {
         let prefix = self.tokenizer.prefix_token()?;

@@ -33,6 +33,14 @@ pub fn logprobs(rec: &mut Recorder, logits: &wgpu::Buffer, rows: usize, vocab: u
     Ok(())
 }
 
+/// `shaders/log_softmax.wgsl`: turns `rows` logits rows into log-probabilities in place (for the
+/// rare case where whole rows are asked for).
+pub fn log_softmax(rec: &mut Recorder, logits: &wgpu::Buffer, rows: usize, vocab: usize) -> Result<()> {
+    let k = compile(rec.gpu(), "log_softmax", &[])?;
+    rec.dispatch_linear(k, &[u(rows), u(vocab)], &[logits], u(rows));
+    Ok(())
+}
+
 /// Decodes `n` output rows read back from the GPU.
 pub fn decode(words: &[u32], n: usize, topk: usize) -> Vec<TokenScore> {
     (0..n)

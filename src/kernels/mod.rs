@@ -26,6 +26,7 @@ fn source(file: &str) -> Result<&'static str> {
         "kv_write" => include_str!("../../shaders/kv_write.wgsl"),
         "kv_copy" => include_str!("../../shaders/kv_copy.wgsl"),
         "logprobs" => include_str!("../../shaders/logprobs.wgsl"),
+        "log_softmax" => include_str!("../../shaders/log_softmax.wgsl"),
         "matmul" => include_str!("../../shaders/matmul.wgsl"),
         "matvec" => include_str!("../../shaders/matvec.wgsl"),
         "rmsnorm" => include_str!("../../shaders/rmsnorm.wgsl"),

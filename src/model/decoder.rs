@@ -242,6 +242,31 @@ impl Decoder {
         Ok(())
     }
 
+    /// Whole log-softmax rows for the hidden rows listed in `gather` (`rows` of them), read back
+    /// chunk by chunk. Only for explicit requests of full rows (conformance dumps): everything
+    /// else reads back a few numbers per position.
+    pub fn full_rows(&self, gpu: &Gpu, a: &Activations, rows: usize, gather: &wgpu::Buffer, head: &HeadBuffers, out: &mut Vec<Vec<f32>>) -> Result<()> {
+        let c = &self.cfg;
+        let (hd, v) = (c.hidden_size, c.vocab_size);
+        let mut rec = gpu.recorder();
+        let hidden = rmsnorm::Rows { buf: &a.x, offset: 0, stride: hd, per: 1 };
+        RmsNorm { weight: &self.norm, dim: hd, eps: c.rms_norm_eps as f32 }.to(&mut rec, rows, &hidden, &head.normed, hd, Some(gather))?;
+        rec.submit("final norm for full rows")?;
+        let mut r0 = 0;
+        while r0 < rows {
+            let n = head.chunk_rows.min(rows - r0);
+            let mut rec = gpu.recorder();
+            let lr = Rows { x: &head.normed, x_offset: r0 * hd, x_stride: hd, y: &head.logits, y_offset: 0, y_stride: v, m: n };
+            linear(&mut rec, self.lm_head(), None, false, &lr)?;
+            logprobs::log_softmax(&mut rec, &head.logits, n, v)?;
+            rec.submit("full log-softmax rows")?;
+            let flat = gpu.read_f32(&head.logits, 0, n * v)?;
+            out.extend(flat.chunks(v).map(|r| r.to_vec()));
+            r0 += n;
+        }
+        Ok(())
+    }
+
     /// Buffers for scoring up to `rows` positions at once.
     pub fn head_buffers(&self, gpu: &Gpu, rows: usize) -> Result<HeadBuffers> {
         let rows = rows.max(1);
