@@ -380,6 +380,8 @@ fn dump(vocab: usize, rows: &[(&[i32], &[f64])]) -> Dump {
     let k = rows[0].0.len();
     let n = rows.len();
     let mut d = Dump {
+        full_row_index: None,
+        full_logprobs: None,
         manifest: manifest(vocab, k, n, n),
         k,
         target_logprob: rows.iter().map(|r| r.1[0].ln() as f32).collect(),
@@ -486,4 +488,35 @@ fn mcnemar_with_gold_labels() {
     let back = Dump::read(&rp).unwrap();
     assert_eq!(back.gold, r.gold);
     assert_eq!(back.context_sha256, r.context_sha256);
+}
+
+#[test]
+fn full_rows_give_exact_kld() {
+    let base = std::env::temp_dir().join(format!("pingce-full-{}", std::process::id()));
+    std::fs::create_dir_all(&base).unwrap();
+    let path = base.join("full.safetensors");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_pingce"))
+        .args(["logits", "--model", "tests/fixtures/tiny-llama", "--requests", "evals/samples/requests.jsonl", "--full-rows", "5", "--out", path.to_str().unwrap()])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r = Dump::read(&path).unwrap();
+    assert_eq!(r.full_row_index.as_deref(), Some(&[0, 1, 2, 3, 4][..]));
+    let row0 = r.full_row(0).unwrap().to_vec();
+    // The stored row agrees with the stored target log-prob and top-k.
+    assert_eq!(row0[r.token_ids[0] as usize], r.target_logprob[0]);
+    assert_eq!(row0[r.topk_ids_row(0)[0] as usize], r.topk_logprobs_row(0)[0]);
+    // A candidate whose row 0 is a different distribution: the report's KL there is the exact sum.
+    let mut c = Dump::read(&path).unwrap();
+    let v = row0.len();
+    let shifted: Vec<f64> = row0.iter().enumerate().map(|(i, &x)| x as f64 + if i % 3 == 0 { 0.7 } else { 0.0 }).collect();
+    let mx = shifted.iter().cloned().fold(f64::MIN, f64::max);
+    let lse = mx + shifted.iter().map(|x| (x - mx).exp()).sum::<f64>().ln();
+    let cand: Vec<f32> = shifted.iter().map(|x| (x - lse) as f32).collect();
+    c.full_logprobs.as_mut().unwrap()[..v].copy_from_slice(&cand);
+    let want: f64 = row0.iter().zip(&cand).map(|(&a, &b)| (a as f64).exp() * (a as f64 - b as f64)).sum();
+    let rep = pingce::conformance::compare::compare(&path, &r, &path, &c, &Default::default(), MissingEstimate::TailAverage);
+    assert!((rep.kld.max - want).abs() < 1e-9 && want > 1e-3, "max KLD {} vs exact {want}", rep.kld.max);
+    assert!(rep.notes.iter().any(|n| n.contains("exact")));
 }

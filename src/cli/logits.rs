@@ -49,6 +49,10 @@ pub struct LogitsArgs {
     /// Top-k ids and log-probs stored per position (1..=32).
     #[arg(long, default_value_t = 32)]
     top_k: usize,
+    /// Also store the whole log-softmax row of the first N positions (vocab floats each; at most
+    /// a few thousand), so `compare` computes their KL divergence exactly.
+    #[arg(long, default_value_t = 0)]
+    full_rows: usize,
 }
 
 /// The log-likelihood requests of `--tasks`: each choice of a multiple-choice item after its
@@ -176,6 +180,8 @@ pub fn run(a: LogitsArgs) -> Result<()> {
     let mut engine = a.model.engine()?;
     let max_len = engine.max_length();
     let mut rows = Rows::default();
+    // (context, continuation) tokens of each request or window, in dump order.
+    let mut seqs: Vec<(Vec<u32>, Vec<u32>)> = Vec::new();
     let (n_requests, context_sha256, gold) = if let Some(reqs) = &requests {
         let prefix = engine.tokenizer.prefix_token()?;
         for (i, r) in reqs.iter().enumerate() {
@@ -192,6 +198,7 @@ pub fn run(a: LogitsArgs) -> Result<()> {
         }
         let pairs: Vec<(String, String)> = reqs.iter().map(|r| (r.context.clone(), r.continuation.clone())).collect();
         let scored = engine.loglikelihood(&pairs, k)?;
+        seqs.extend(scored.iter().map(|s| (s.context_tokens.clone(), s.continuation_tokens.clone())));
         for (i, s) in scored.iter().enumerate() {
             let it = (0..s.logprobs.len()).map(|j| (s.continuation_tokens[j], s.logprobs[j], s.is_greedy[j], s.topk[j].as_slice()));
             rows.push(i, s.context_tokens.len(), it, k)?;
@@ -203,6 +210,7 @@ pub fn run(a: LogitsArgs) -> Result<()> {
         // lm-eval loglikelihood_rolling's windows, scored with top-k.
         let text = text.as_ref().unwrap();
         let windows = engine.loglikelihood_rolling(std::slice::from_ref(text), k)?.remove(0);
+        seqs.extend(windows.iter().map(|s| (s.context_tokens.clone(), s.continuation_tokens.clone())));
         ensure!(!windows.is_empty(), "{}: the text encodes to no tokens", input_path.display());
         for (w, s) in windows.iter().enumerate() {
             let it = (0..s.logprobs.len()).map(|j| (s.continuation_tokens[j], s.logprobs[j], s.is_greedy[j], s.topk[j].as_slice()));
@@ -227,7 +235,31 @@ pub fn run(a: LogitsArgs) -> Result<()> {
         // No batch size: it never changes the numbers, so dumps are the same bytes for any.
         extra: serde_json::Map::new(),
     };
+    let (full_row_index, full_logprobs) = if a.full_rows > 0 {
+        let (mut idx, mut vals) = (Vec::new(), Vec::new());
+        let mut offset = 0;
+        for (c, t) in &seqs {
+            if idx.len() >= a.full_rows {
+                break;
+            }
+            let take = t.len().min(a.full_rows - idx.len());
+            let mut tokens = c.clone();
+            tokens.extend(t);
+            tokens.pop(); // the last token is only a target
+            let positions: Vec<usize> = (0..take).map(|j| c.len() - 1 + j).collect();
+            for row in engine.full_logprob_rows(&tokens, &positions)? {
+                vals.extend(row);
+            }
+            idx.extend((0..take).map(|j| (offset + j) as i32));
+            offset += t.len();
+        }
+        (Some(idx), Some(vals))
+    } else {
+        (None, None)
+    };
     let dump = Dump {
+        full_row_index,
+        full_logprobs,
         manifest,
         k,
         target_logprob: rows.target_logprob,

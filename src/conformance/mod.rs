@@ -93,6 +93,9 @@ pub struct Dump {
     pub context_sha256: Option<Vec<[u8; 32]>>,
     /// Per request: 1 correct choice, 0 wrong choice, -1 not labelled (only if any is labelled).
     pub gold: Option<Vec<i8>>,
+    /// Optional whole log-softmax rows: the dump rows they belong to, and `[rows, vocab]` values.
+    pub full_row_index: Option<Vec<i32>>,
+    pub full_logprobs: Option<Vec<f32>>,
 }
 
 /// ln(1 - Σ exp(lp)) in f64: the log of the probability mass outside the given top-k log-probs.
@@ -187,6 +190,14 @@ impl Dump {
         self.manifest.requests
     }
 
+    /// The whole log-softmax row of dump row `i`, if the dump holds it.
+    pub fn full_row(&self, i: usize) -> Option<&[f32]> {
+        let idx = self.full_row_index.as_ref()?;
+        let j = idx.iter().position(|&x| x as usize == i)?;
+        let v = self.manifest.model.vocab_size;
+        self.full_logprobs.as_ref().map(|rows| &rows[j * v..(j + 1) * v])
+    }
+
     pub fn topk_ids_row(&self, i: usize) -> &[i32] {
         &self.topk_ids[i * self.k..(i + 1) * self.k]
     }
@@ -220,6 +231,10 @@ impl Dump {
         }
         if let Some(g) = &self.gold {
             bufs.push(("gold", Dtype::I8, vec![r], le_bytes(g)));
+        }
+        if let (Some(idx), Some(rows)) = (&self.full_row_index, &self.full_logprobs) {
+            bufs.push(("full_row_index", Dtype::I32, vec![idx.len()], le_bytes(idx)));
+            bufs.push(("full_logprobs", Dtype::F32, vec![idx.len(), self.manifest.model.vocab_size], le_bytes(rows)));
         }
         let mut views = Vec::with_capacity(bufs.len());
         for (name, dt, shape, data) in &bufs {
@@ -284,7 +299,13 @@ impl Dump {
             Ok(_) => Some(get("gold", Dtype::I8, 1)?.data().iter().map(|&b| b as i8).collect()),
             Err(_) => None,
         };
+        let (full_row_index, full_logprobs) = match st.tensor("full_row_index") {
+            Ok(_) => (Some(i32s(&get("full_row_index", Dtype::I32, 1)?)), Some(f32s(&get("full_logprobs", Dtype::F32, 2)?))),
+            Err(_) => (None, None),
+        };
         let d = Dump {
+            full_row_index,
+            full_logprobs,
             manifest,
             k,
             target_logprob: f32s(&get("target_logprob", Dtype::F32, 1)?),
@@ -324,6 +345,14 @@ impl Dump {
         let r = m.requests;
         if let Some(h) = &self.context_sha256 {
             ensure!(h.len() == r, "context_sha256 has {} rows, manifest says {r} requests", h.len());
+        }
+        match (&self.full_row_index, &self.full_logprobs) {
+            (Some(idx), Some(rows)) => {
+                ensure!(rows.len() == idx.len() * m.model.vocab_size, "full_logprobs has {} values for {} rows of {}", rows.len(), idx.len(), m.model.vocab_size);
+                ensure!(idx.iter().all(|&i| i >= 0 && (i as usize) < n), "full_row_index points outside the {n} positions");
+            }
+            (None, None) => {}
+            _ => bail!("full_row_index and full_logprobs must come together"),
         }
         if let Some(g) = &self.gold {
             ensure!(g.len() == r, "gold has {} entries, manifest says {r} requests", g.len());
