@@ -25,6 +25,17 @@ pub struct Scored {
 }
 
 impl Scored {
+    /// A continuation's result from the scores of its tokens, in order.
+    pub fn new(context_tokens: Vec<u32>, continuation_tokens: Vec<u32>, s: &[TokenScore]) -> Scored {
+        Scored {
+            logprobs: s.iter().map(|x| x.logprob).collect(),
+            is_greedy: s.iter().zip(&continuation_tokens).map(|(x, &id)| x.argmax == id).collect(),
+            topk: s.iter().map(|x| x.topk.clone()).collect(),
+            context_tokens,
+            continuation_tokens,
+        }
+    }
+
     /// Sum of the log-probs, accumulated in f64 in token order.
     pub fn sum_logprob(&self) -> f64 {
         self.logprobs.iter().map(|&x| x as f64).sum()
@@ -112,13 +123,7 @@ impl Engine {
         Ok(encoded
             .into_iter()
             .zip(scores)
-            .map(|((c, t), s)| Scored {
-                logprobs: s.iter().map(|x| x.logprob).collect(),
-                is_greedy: s.iter().zip(&t).map(|(x, &id)| x.argmax == id).collect(),
-                topk: s.iter().map(|x| x.topk.clone()).collect(),
-                context_tokens: c,
-                continuation_tokens: t,
-            })
+            .map(|((c, t), s)| Scored::new(c, t, &s))
             .collect())
     }
 
@@ -196,13 +201,7 @@ impl Engine {
                     if t.len() > 1 {
                         s.extend(rest.next().unwrap());
                     }
-                    item.push(Scored {
-                        logprobs: s.iter().map(|x| x.logprob).collect(),
-                        is_greedy: s.iter().zip(t).map(|(x, &id)| x.argmax == id).collect(),
-                        topk: Vec::new(),
-                        context_tokens: c.clone(),
-                        continuation_tokens: t.clone(),
-                    });
+                    item.push(Scored::new(c.clone(), t.clone(), &s));
                 }
                 results.push(item);
             }
@@ -238,13 +237,7 @@ impl Engine {
             .map(|n| {
                 it.by_ref()
                     .take(n)
-                    .map(|((c, t), s)| Scored {
-                        logprobs: s.iter().map(|x| x.logprob).collect(),
-                        is_greedy: s.iter().zip(&t).map(|(x, &id)| x.argmax == id).collect(),
-                        topk: s.iter().map(|x| x.topk.clone()).collect(),
-                        context_tokens: c,
-                        continuation_tokens: t,
-                    })
+                    .map(|((c, t), s)| Scored::new(c, t, &s))
                     .collect()
             })
             .collect())
