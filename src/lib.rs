@@ -3,14 +3,18 @@
 //! Data flows top to bottom through the modules:
 //! [`device`] (adapter, queue, pipelines, buffers) → [`tensor`] and [`kernels`] (WGSL compute) →
 //! [`model`] (config, weights, tokenizer, decoder architectures) → [`engine`] (batching, KV cache,
-//! scoring, generation) → the `pingce` command line.
+//! scoring, generation) → [`eval`] (tasks, prompts, metrics, results) and [`conformance`] (logit
+//! dumps and their comparison) → the `pingce` command line (`src/cli`). [`pycompat`] (Python's
+//! string, literal and random semantics) and [`digest`] (sha256) sit at the bottom, used by all.
 
 pub mod conformance;
 pub mod device;
+pub mod digest;
 pub mod engine;
 pub mod eval;
 pub mod kernels;
 pub mod model;
+pub mod pycompat;
 pub mod tensor;
 
 pub use anyhow::{Error, Result};
@@ -29,26 +33,3 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// The git commit pingce was built from ("unknown" outside a checkout).
 pub const GIT_COMMIT: &str = env!("PINGCE_GIT_COMMIT");
-
-/// Hex sha256 of a file, streamed.
-pub fn sha256_file(path: &std::path::Path) -> Result<String> {
-    use sha2::Digest;
-    use std::io::Read;
-    let mut f = std::fs::File::open(path).map_err(|e| anyhow::anyhow!("hashing {}: {e}", path.display()))?;
-    let mut h = sha2::Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(format!("{:x}", h.finalize()))
-}
-
-/// Hex sha256 of bytes.
-pub fn sha256_bytes(b: &[u8]) -> String {
-    use sha2::Digest;
-    format!("{:x}", sha2::Sha256::digest(b))
-}

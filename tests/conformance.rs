@@ -184,29 +184,8 @@ fn bad_dumps_are_errors_naming_the_file() {
     let mut d = Dump::read(&g).unwrap();
     d.manifest.positions += 1;
     let p = tmp("bad-manifest.safetensors");
-    std::fs::write(&p, dump_bytes_unchecked(&d)).unwrap();
+    std::fs::write(&p, d.to_bytes_unchecked().unwrap()).unwrap();
     fails_with(&cmp_args(&g, &p, &[]), "bad-manifest.safetensors");
-}
-
-/// Serializes without validation (to make inconsistent files).
-fn dump_bytes_unchecked(d: &Dump) -> Vec<u8> {
-    use safetensors::tensor::{Dtype, TensorView};
-    let n = d.len();
-    let f = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
-    let i = |v: &[i32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
-    let bufs = [
-        ("target_logprob", Dtype::F32, vec![n], f(&d.target_logprob)),
-        ("topk_ids", Dtype::I32, vec![n, d.k], i(&d.topk_ids)),
-        ("topk_logprobs", Dtype::F32, vec![n, d.k], f(&d.topk_logprobs)),
-        ("tail_logmass", Dtype::F32, vec![n], f(&d.tail_logmass)),
-        ("token_ids", Dtype::I32, vec![n], i(&d.token_ids)),
-        ("request_index", Dtype::I32, vec![n], i(&d.request_index)),
-        ("position", Dtype::I32, vec![n], i(&d.position)),
-        ("is_argmax", Dtype::U8, vec![n], d.is_argmax.clone()),
-    ];
-    let views: Vec<(String, TensorView)> = bufs.iter().map(|(nm, dt, s, b)| (nm.to_string(), TensorView::new(*dt, s.clone(), b).unwrap())).collect();
-    let meta = std::collections::HashMap::from([("manifest".to_string(), serde_json::to_string(&d.manifest).unwrap())]);
-    safetensors::serialize(views, Some(meta)).unwrap()
 }
 
 #[test]

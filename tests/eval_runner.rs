@@ -5,9 +5,10 @@ use std::path::PathBuf;
 
 use pingce::device::Gpu;
 use pingce::engine::{Engine, EngineOptions};
-use pingce::eval::metrics::{Filter, FilterStep};
-use pingce::eval::runner::{run, ExactMatch, RunOptions, TaskRun};
-use pingce::eval::task::{Item, ItemKind};
+use pingce::eval::metrics::{Filter, FilterStep, Metric};
+use pingce::eval::item::{Item, ItemKind};
+use pingce::eval::plan::{ExactMatch, TaskRun};
+use pingce::eval::runner::{run, RunOptions};
 use serde_json::{json, Value};
 
 fn engine(batch_size: usize) -> Engine {
@@ -59,7 +60,7 @@ fn tasks() -> Vec<TaskRun> {
     vec![
         TaskRun {
             name: "mc".into(),
-            metrics: vec!["acc".into(), "acc_norm".into()],
+            metrics: vec![Metric::Acc, Metric::AccNorm],
             filters: vec![],
             exact_match: ExactMatch::default(),
             config: json!({"task": "mc", "target_delimiter": " "}),
@@ -69,7 +70,7 @@ fn tasks() -> Vec<TaskRun> {
         },
         TaskRun {
             name: "gen".into(),
-            metrics: vec!["exact_match".into()],
+            metrics: vec![Metric::ExactMatch],
             filters: vec![Filter { name: "flexible-extract".into(), filter: vec![FilterStep::Regex { regex_pattern: r"(-?[0-9]+)".into(), group_select: -1, fallback: "[invalid]".into() }] }],
             exact_match: ExactMatch { ignore_case: true, ignore_punctuation: false, regexes_to_ignore: vec!["(?s).*#### ".into()] },
             config: json!({"task": "gen"}),
@@ -79,7 +80,7 @@ fn tasks() -> Vec<TaskRun> {
         },
         TaskRun {
             name: "ppl".into(),
-            metrics: vec!["word_perplexity".into(), "byte_perplexity".into(), "bits_per_byte".into()],
+            metrics: vec![Metric::WordPerplexity, Metric::BytePerplexity, Metric::BitsPerByte],
             filters: vec![],
             exact_match: ExactMatch::default(),
             config: json!({"task": "ppl"}),

@@ -129,7 +129,7 @@ fn item_fields_for_the_runner() {
             let page = wiki[0].doc["page"].as_str().unwrap();
             assert_eq!(*bytes, page.len());
             assert!(text.len() < page.len());
-            assert_eq!(*words, task::count_words(page));
+            assert_eq!(*words, pingce::pycompat::text::count_words(page));
         }
         k => panic!("{k:?}"),
     }

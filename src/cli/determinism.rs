@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 use clap::Args;
 
-use super::score::read_pairs;
+use pingce::engine::request_file;
 use super::ModelArgs;
 
 #[derive(Args)]
@@ -40,7 +40,7 @@ fn first_difference(a: &[Vec<f32>], b: &[Vec<f32>]) -> Option<(usize, usize, f32
 }
 
 pub fn run(a: DeterminismArgs) -> Result<()> {
-    let pairs = read_pairs(&a.requests)?;
+    let pairs = request_file::pairs(&request_file::read_requests(&a.requests)?);
     let mut engine = a.model.engine()?;
     if a.batch_sizes.is_empty() {
         bail!("--batch-sizes: give at least one");

@@ -1,4 +1,4 @@
-//! Subcommands: `devices`, `score`, `generate`, `bench`.
+//! The command line: each subcommand parses its arguments, calls the library and prints.
 
 mod bench;
 mod compare;

@@ -1,13 +1,13 @@
 //! `pingce score`: log-likelihoods of {"context", "continuation"} pairs, one JSON line each.
 //! Everything is computed before anything is printed, so a failure leaves no partial output.
 
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::io::Write;
+use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::Args;
-use pingce::engine::requests::loglikelihood_tokens;
-use serde::{Deserialize, Serialize};
+use pingce::engine::request_file;
+use serde::Serialize;
 
 use super::ModelArgs;
 
@@ -19,17 +19,6 @@ pub struct ScoreArgs {
     requests: PathBuf,
 }
 
-/// One request line. `gold` (optional) marks the correct continuation of a multiple-choice item
-/// for `pingce logits` / `compare`; `score` ignores it.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Request {
-    pub context: String,
-    pub continuation: String,
-    #[serde(default)]
-    pub gold: Option<bool>,
-}
-
 #[derive(Serialize)]
 struct Output<'a> {
     context_tokens: &'a [u32],
@@ -39,45 +28,10 @@ struct Output<'a> {
     sum_logprob: f64,
 }
 
-/// Parses the request file, naming the line of any problem.
-pub fn read_requests(path: &Path) -> Result<Vec<Request>> {
-    let f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut out = Vec::new();
-    for (i, line) in BufReader::new(f).lines().enumerate() {
-        let line = line.with_context(|| format!("{}:{}: not valid UTF-8 text", path.display(), i + 1))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let r: Request = serde_json::from_str(&line)
-            .with_context(|| format!("{}:{}: expected {{\"context\": string, \"continuation\": string}} (and optionally \"gold\": bool)", path.display(), i + 1))?;
-        out.push(r);
-    }
-    if out.is_empty() {
-        bail!("{}: no requests (the file is empty)", path.display());
-    }
-    Ok(out)
-}
-
-/// The (context, continuation) pairs of a request file.
-pub fn read_pairs(path: &Path) -> Result<Vec<(String, String)>> {
-    Ok(read_requests(path)?.into_iter().map(|r| (r.context, r.continuation)).collect())
-}
-
 pub fn run(a: ScoreArgs) -> Result<()> {
-    let pairs = read_pairs(&a.requests)?;
+    let pairs = request_file::pairs(&request_file::read_requests(&a.requests)?);
     let mut engine = a.model.engine()?;
-    let prefix = engine.tokenizer.prefix_token()?;
-    for (i, (ctx, cont)) in pairs.iter().enumerate() {
-        let (c, t) = loglikelihood_tokens(&engine.tokenizer, ctx, cont, prefix)?;
-        let n = c.len() + t.len();
-        if n > engine.max_length() + 1 {
-            bail!("{}: request {}: {n} tokens, longer than the model's context of {}", a.requests.display(), i + 1, engine.max_length());
-        }
-        if t.is_empty() {
-            bail!("{}: request {}: the continuation encodes to no tokens", a.requests.display(), i + 1);
-        }
-    }
-    let scored = engine.loglikelihood(&pairs, 0)?;
+    let scored = engine.loglikelihood(&pairs, 0).with_context(|| a.requests.display().to_string())?;
     let stdout = std::io::stdout();
     let mut w = std::io::BufWriter::new(stdout.lock());
     for s in &scored {

@@ -464,15 +464,15 @@ fn flips(r: &Dump, c: &Dump) -> Flips {
     Flips { items: its.len(), flips: flipped.len(), flipped_items: flipped, mcnemar, note }
 }
 
-/// Compares two dumps whose layout has been checked with [`check_layout`].
-pub fn compare(rp: &Path, r: &Dump, cp: &Path, c: &Dump, t: &Thresholds, missing: MissingEstimate) -> Report {
+/// Per-position KL divergence and its distribution: exact where both dumps hold the whole row,
+/// else the top-k + tail estimate.
+fn kld_stats(r: &Dump, c: &Dump, missing: MissingEstimate) -> (KldStats, usize) {
     let n = r.len();
     let vocab = r.manifest.model.vocab_size;
     let mut klds = Vec::with_capacity(n);
     let (mut pos_missing, mut n_missing) = (0, 0);
     let mut exact = 0;
     for i in 0..n {
-        // Exact KL where both dumps hold the whole row; else the top-k + tail estimate.
         if let (Some(fr), Some(fc)) = (r.full_row(i), c.full_row(i)) {
             let k: f64 = fr.iter().zip(fc).map(|(&a, &b)| if a == f32::NEG_INFINITY { 0.0 } else { (a as f64).exp() * (a as f64 - b as f64) }).sum();
             klds.push(k.max(0.0));
@@ -490,7 +490,7 @@ pub fn compare(rp: &Path, r: &Dump, cp: &Path, c: &Dump, t: &Thresholds, missing
     sorted.sort_by(f64::total_cmp);
     // The first position holding the largest value.
     let max_i = (0..n).reduce(|a, b| if klds[b].total_cmp(&klds[a]).is_gt() { b } else { a });
-    let kld = KldStats {
+    let stats = KldStats {
         mean: if non_finite > 0 { f64::NAN } else { mean },
         median: median(&sorted),
         p90: percentile(&sorted, 90.0),
@@ -502,8 +502,13 @@ pub fn compare(rp: &Path, r: &Dump, cp: &Path, c: &Dump, t: &Thresholds, missing
         positions_with_missing_ids: pos_missing,
         missing_ids: n_missing,
     };
-    let disagree: Vec<usize> = (0..n).filter(|&i| r.topk_ids_row(i)[0] != c.topk_ids_row(i)[0]).collect();
-    let top1 = (n - disagree.len()) as f64 / n as f64;
+    (stats, exact)
+}
+
+/// RMS of the target's probability difference, and the largest |Δ log-prob| with its row (a NaN
+/// on one side only counts as infinite).
+fn target_deltas(r: &Dump, c: &Dump) -> (f64, (f64, Option<usize>)) {
+    let n = r.len();
     let mut sq = 0.0f64;
     let mut worst: (f64, Option<usize>) = (0.0, None);
     for i in 0..n {
@@ -515,21 +520,11 @@ pub fn compare(rp: &Path, r: &Dump, cp: &Path, c: &Dump, t: &Thresholds, missing
             worst = (d, Some(i));
         }
     }
-    let rms = (sq / n as f64).sqrt();
-    let fl = flips(r, c);
-    let mut notes = Vec::new();
-    if exact > 0 {
-        notes.push(format!("KLD is exact (over the whole vocabulary) at the {exact} positions whose full log-softmax rows both dumps hold"));
-    }
-    if r.manifest.input.sha256 != c.manifest.input.sha256 {
-        notes.push(format!(
-            "the input files differ ({} vs {}) but score the same tokens",
-            r.manifest.input.path, c.manifest.input.path
-        ));
-    }
-    if model_key(r) != model_key(c) {
-        notes.push("the model files differ (--allow-different-models)".to_string());
-    }
+    ((sq / n as f64).sqrt(), worst)
+}
+
+/// The pass/fail checks of a comparison, in report order.
+fn checks(t: &Thresholds, kld: &KldStats, top1: f64, rms: f64, max_dlp: f64, flips: usize) -> Vec<Check> {
     let mut checks = Vec::new();
     let mut le = |metric: &str, value: f64, th: f64| checks.push(Check { metric: metric.into(), value, op: "<=".into(), threshold: th, pass: value <= th });
     le("mean KLD", kld.mean, t.max_mean_kld);
@@ -539,22 +534,44 @@ pub fn compare(rp: &Path, r: &Dump, cp: &Path, c: &Dump, t: &Thresholds, missing
     if let Some(x) = t.max_max_kld {
         le("max KLD", kld.max, x);
     }
-    le("max |Δ target log-prob|", worst.0, t.max_abs_dlogprob);
+    le("max |Δ target log-prob|", max_dlp, t.max_abs_dlogprob);
     if let Some(x) = t.max_rms_dp {
         le("RMS Δp (target)", rms, x);
     }
-    le("answer flips", fl.flips as f64, t.max_flips as f64);
+    le("answer flips", flips as f64, t.max_flips as f64);
     checks.insert(1, Check { metric: "top-1 agreement".into(), value: top1, op: ">=".into(), threshold: t.min_top1_agreement, pass: top1 >= t.min_top1_agreement });
-    if non_finite > 0 {
-        checks.push(Check { metric: "non-finite KLD positions".into(), value: non_finite as f64, op: "<=".into(), threshold: 0.0, pass: false });
+    if kld.non_finite > 0 {
+        checks.push(Check { metric: "non-finite KLD positions".into(), value: kld.non_finite as f64, op: "<=".into(), threshold: 0.0, pass: false });
     }
+    checks
+}
+
+/// Compares two dumps whose layout has been checked with [`check_layout`].
+pub fn compare(rp: &Path, r: &Dump, cp: &Path, c: &Dump, t: &Thresholds, missing: MissingEstimate) -> Report {
+    let n = r.len();
+    let (kld, exact) = kld_stats(r, c, missing);
+    let disagree: Vec<usize> = (0..n).filter(|&i| r.topk_ids_row(i)[0] != c.topk_ids_row(i)[0]).collect();
+    let top1 = (n - disagree.len()) as f64 / n as f64;
+    let (rms, worst) = target_deltas(r, c);
+    let fl = flips(r, c);
+    let mut notes = Vec::new();
+    if exact > 0 {
+        notes.push(format!("KLD is exact (over the whole vocabulary) at the {exact} positions whose full log-softmax rows both dumps hold"));
+    }
+    if r.manifest.input.sha256 != c.manifest.input.sha256 {
+        notes.push(format!("the input files differ ({} vs {}) but score the same tokens", r.manifest.input.path, c.manifest.input.path));
+    }
+    if model_key(r) != model_key(c) {
+        notes.push("the model files differ (--allow-different-models)".to_string());
+    }
+    let checks = checks(t, &kld, top1, rms, worst.0, fl.flips);
     let pass = checks.iter().all(|c| c.pass);
     Report {
         reference: side(rp, r),
         candidate: side(cp, c),
         positions: n,
         requests: r.requests(),
-        vocab_size: vocab,
+        vocab_size: r.manifest.model.vocab_size,
         kld_estimator: format!(
             "KL(P_ref || P_cand) per position, estimated over the reference's top-{} ids plus one bucket for the rest of \
              the vocabulary (sum over the top-k of p_ref (ln p_ref - ln p_cand) + p_rest (ln p_rest - ln q_rest), \

@@ -7,30 +7,24 @@
 //! files (sha256), the input file (sha256), the adapter and the producer.
 
 pub mod compare;
+pub mod record;
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, ensure, Context, Result};
 use safetensors::tensor::{Dtype, SafeTensorError, SafeTensors, TensorView};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 /// `__metadata__["format"]` of every dump.
 pub const FORMAT: &str = "pingce-logits";
 /// Version of the layout described in docs/logit-dump.md.
 pub const FORMAT_VERSION: u32 = 1;
 /// Largest top-k a dump may hold (the logprobs kernel's limit).
-pub const MAX_TOPK: usize = crate::kernels::logprobs::MAX_TOPK;
+pub const MAX_TOPK: usize = crate::engine::MAX_TOPK;
 
-/// One file of the model, by content.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct FileHash {
-    pub path: String,
-    pub sha256: String,
-    pub bytes: u64,
-}
+pub use crate::digest::FileHash;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ModelInfo {
@@ -126,42 +120,6 @@ pub fn log1mexp(x: f64) -> f64 {
     }
 }
 
-/// sha256 of a file, lowercase hex, and its size.
-pub fn sha256_file(path: &Path) -> Result<(String, u64)> {
-    let mut f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut n = 0u64;
-    loop {
-        let r = f.read(&mut buf).with_context(|| format!("reading {}", path.display()))?;
-        if r == 0 {
-            break;
-        }
-        h.update(&buf[..r]);
-        n += r as u64;
-    }
-    Ok((hex(&h.finalize()), n))
-}
-
-pub fn sha256_bytes(b: &[u8]) -> [u8; 32] {
-    Sha256::digest(b).into()
-}
-
-pub fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-/// The hashes of `files`, with paths as given.
-pub fn hash_files(files: &[PathBuf]) -> Result<Vec<FileHash>> {
-    files
-        .iter()
-        .map(|p| {
-            let (sha256, bytes) = sha256_file(p)?;
-            Ok(FileHash { path: p.display().to_string(), sha256, bytes })
-        })
-        .collect()
-}
-
 fn le_bytes<T: bytemuck::Pod>(v: &[T]) -> Vec<u8> {
     // Safetensors data is little endian; so is every target wgpu runs on.
     bytemuck::cast_slice(v).to_vec()
@@ -214,6 +172,11 @@ impl Dump {
     /// The safetensors bytes of the dump.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         self.validate().context("refusing to write an inconsistent dump")?;
+        self.to_bytes_unchecked()
+    }
+
+    /// [`to_bytes`](Self::to_bytes) without validation: tests use it to make inconsistent files.
+    pub fn to_bytes_unchecked(&self) -> Result<Vec<u8>> {
         let n = self.len();
         let r = self.requests();
         let mut bufs: Vec<(&str, Dtype, Vec<usize>, Vec<u8>)> = vec![

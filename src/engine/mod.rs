@@ -4,6 +4,7 @@
 pub mod batch;
 pub mod generate;
 pub mod kv_cache;
+pub mod request_file;
 pub mod requests;
 pub mod scoring;
 
@@ -18,6 +19,9 @@ use crate::model::weights::{Safetensors, TensorSource};
 use crate::model::{Config, Decoder, Tokenizer};
 pub use generate::{GenRequest, Generation, StopReason, UntilRequest};
 pub use scoring::{Scored, ScoreRequest};
+
+/// The most top-k entries a scored position can carry.
+pub const MAX_TOPK: usize = crate::kernels::logprobs::MAX_TOPK;
 
 /// Knobs that change throughput, never results.
 #[derive(Clone, Debug)]

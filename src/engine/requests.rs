@@ -54,48 +54,12 @@ pub const DEFAULT_MAX_LENGTH: usize = 2048;
 /// `max_gen_toks`.
 pub const DEFAULT_MAX_GEN_TOKS: usize = 256;
 
-/// Anything that turns text into token ids without adding special tokens (lm-eval's tok_encode
-/// with add_special_tokens=False for causal models).
-pub trait Encode {
-    fn encode(&self, text: &str) -> anyhow::Result<Vec<u32>>;
-}
+pub use crate::model::tokenizer::Encode;
 
 /// Mirrors `HFLM.prefix_token_id` (`lm_eval/models/huggingface.py`): custom prefix, else BOS,
 /// else EOS. `None` only if all three are absent.
 pub fn prefix_token_id(custom: Option<u32>, bos: Option<u32>, eos: Option<u32>) -> Option<u32> {
     custom.or(bos).or(eos)
-}
-
-/// Python's `str.isspace()` for one character (CPython `_PyUnicode_IsWhitespace`). The set is
-/// Rust's `char::is_whitespace` plus U+001C..U+001F (file/group/record/unit separators); listed
-/// explicitly so it does not drift with Rust's Unicode tables.
-pub fn python_is_space(c: char) -> bool {
-    matches!(
-        c,
-        '\u{09}'..='\u{0D}'
-            | '\u{1C}'..='\u{1F}'
-            | '\u{20}'
-            | '\u{85}'
-            | '\u{A0}'
-            | '\u{1680}'
-            | '\u{2000}'..='\u{200A}'
-            | '\u{2028}'
-            | '\u{2029}'
-            | '\u{202F}'
-            | '\u{205F}'
-            | '\u{3000}'
-    )
-}
-
-/// Python's `str.rstrip()` whitespace (str.isspace), which differs from Rust's char::is_whitespace
-/// (e.g. U+001C..U+001F are whitespace in Python). Return the index where trailing whitespace starts.
-///
-/// The index is a byte offset into `s`, so `&s[..python_rstrip_len(s)] == s.rstrip()`.
-pub fn python_rstrip_len(s: &str) -> usize {
-    s.char_indices()
-        .rev()
-        .find(|&(_, c)| !python_is_space(c))
-        .map_or(0, |(i, c)| i + c.len_utf8())
 }
 
 /// lm-eval `HFLM._encode_pair`: trailing whitespace of the context moves to the continuation;
@@ -112,7 +76,7 @@ pub fn encode_pair(
     context: &str,
     continuation: &str,
 ) -> anyhow::Result<(Vec<u32>, Vec<u32>)> {
-    let split = python_rstrip_len(context);
+    let split = crate::pycompat::text::rstrip_len(context);
     let context_stripped = &context[..split];
     // context_stripped + (trailing whitespace + continuation) == context + continuation.
     let whole = format!("{context}{continuation}");
@@ -447,35 +411,6 @@ mod tests {
         assert_eq!(prefix_token_id(None, Some(1), Some(2)), Some(1));
         assert_eq!(prefix_token_id(None, None, Some(2)), Some(2));
         assert_eq!(prefix_token_id(None, None, None), None);
-    }
-
-    #[test]
-    fn python_rstrip() {
-        assert_eq!(python_rstrip_len("Hello\x1c"), 5);
-        assert_eq!(python_rstrip_len("a\u{3000} \x1f"), 1);
-        assert_eq!(python_rstrip_len("问\u{3000}"), "问".len());
-        assert_eq!(python_rstrip_len("  \t\n"), 0);
-        assert_eq!(python_rstrip_len(""), 0);
-        assert_eq!(python_rstrip_len("abc"), 3);
-        // U+200B (zero width space) and U+FEFF are not whitespace in Python.
-        assert_eq!(python_rstrip_len("a\u{200B}"), "a\u{200B}".len());
-        assert_eq!(python_rstrip_len("a\u{FEFF}"), "a\u{FEFF}".len());
-    }
-
-    #[test]
-    fn python_is_space_matches_cpython_table() {
-        // Output of `[hex(c) for c in range(0x110000) if chr(c).isspace()]` on CPython 3.11.
-        let expected: [u32; 29] = [
-            0x9, 0xa, 0xb, 0xc, 0xd, 0x1c, 0x1d, 0x1e, 0x1f, 0x20, 0x85, 0xa0, 0x1680, 0x2000,
-            0x2001, 0x2002, 0x2003, 0x2004, 0x2005, 0x2006, 0x2007, 0x2008, 0x2009, 0x200a, 0x2028,
-            0x2029, 0x202f, 0x205f, 0x3000,
-        ];
-        let got: Vec<u32> = (0..=0x10FFFFu32)
-            .filter_map(char::from_u32)
-            .filter(|&c| python_is_space(c))
-            .map(u32::from)
-            .collect();
-        assert_eq!(got, expected);
     }
 
     type Windows = Vec<(Vec<u32>, Vec<u32>)>;

@@ -1,6 +1,6 @@
 //! Scoring: log-probabilities of given tokens, for loglikelihood and loglikelihood_rolling.
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 
 use super::batch::{run, run_after_copies, Segment};
 use super::requests::{loglikelihood_tokens, rolling_windows};
@@ -104,16 +104,32 @@ impl Engine {
         super::batch::full_rows(&self.gpu, &self.model, &mut self.ws, tokens, positions)
     }
 
-    /// lm-eval `loglikelihood`: log P(continuation | context) per request, token by token.
-    pub fn loglikelihood(&mut self, pairs: &[(String, String)], topk: usize) -> Result<Vec<Scored>> {
+    /// Encodes a loglikelihood request as lm-eval does ([`loglikelihood_tokens`]) and checks
+    /// that it can be scored: the context and the continuation each encode to tokens, and
+    /// together they fit the model's context plus the one token that is only a target (pingce
+    /// refuses where lm-eval would silently cut the context from the left).
+    pub fn encode_request(&self, context: &str, continuation: &str) -> Result<(Vec<u32>, Vec<u32>)> {
         let prefix = self.tokenizer.prefix_token()?;
+        let (c, t) = loglikelihood_tokens(&self.tokenizer, context, continuation, prefix)?;
+        if t.is_empty() {
+            bail!("the continuation {:?} encodes to no tokens", preview(continuation));
+        }
+        if c.is_empty() {
+            bail!("the context encodes to no tokens (whitespace only?)");
+        }
+        if c.len() + t.len() > self.max_length() + 1 {
+            bail!("{} tokens, longer than the model's context of {}", c.len() + t.len(), self.max_length());
+        }
+        Ok((c, t))
+    }
+
+    /// lm-eval `loglikelihood`: log P(continuation | context) per request, token by token.
+    /// Errors name the request (1-based).
+    pub fn loglikelihood(&mut self, pairs: &[(String, String)], topk: usize) -> Result<Vec<Scored>> {
         let mut encoded = Vec::with_capacity(pairs.len());
         let mut reqs = Vec::with_capacity(pairs.len());
-        for (ctx, cont) in pairs {
-            let (c, t) = loglikelihood_tokens(&self.tokenizer, ctx, cont, prefix)?;
-            if t.is_empty() {
-                bail!("continuation {cont:?} encodes to no tokens");
-            }
+        for (i, (ctx, cont)) in pairs.iter().enumerate() {
+            let (c, t) = self.encode_request(ctx, cont).with_context(|| format!("request {}", i + 1))?;
             let mut tokens = c.clone();
             tokens.extend(&t);
             reqs.push(ScoreRequest { tokens, score_from: c.len() });
@@ -138,13 +154,7 @@ impl Engine {
             let mut c0: Option<Vec<u32>> = None;
             let mut ts = Vec::with_capacity(conts.len());
             for cont in conts {
-                let (c, t) = loglikelihood_tokens(&self.tokenizer, ctx, cont, prefix)?;
-                if t.is_empty() {
-                    bail!("continuation {cont:?} encodes to no tokens");
-                }
-                if c.len() + t.len() > self.max_length() + 1 {
-                    bail!("context + continuation of {} tokens is longer than the model's context of {}", c.len() + t.len(), self.max_length());
-                }
+                let (c, t) = self.encode_request(ctx, cont)?;
                 match &c0 {
                     Some(prev) if *prev != c => bail!("internal: context tokens differ between choices"),
                     _ => c0 = Some(c),
@@ -242,4 +252,13 @@ impl Engine {
             })
             .collect())
     }
+}
+
+/// The first characters of a text, for error messages.
+fn preview(s: &str) -> String {
+    let mut p: String = s.chars().take(40).collect();
+    if p.len() < s.len() {
+        p.push('…');
+    }
+    p
 }

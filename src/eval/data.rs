@@ -22,10 +22,9 @@
 //!
 //! Errors name the file and line (CSV record, JSON line).
 
-pub mod jinja;
-pub mod pyrandom;
 
 use super::Doc;
+use crate::pycompat::text;
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -568,10 +567,10 @@ pub fn wikitext_pages(text: &str) -> Vec<String> {
     let mut ret: Vec<&str> = Vec::new();
     for line in text.split('\n') {
         let r = line.replace("= = =", "===").replace("= =", "==");
-        let r = python_strip(&r);
+        let r = text::strip(&r, None);
         if r.starts_with("= ") && r.ends_with(" =") {
             let page = ret.join("\n");
-            if !python_strip(&page).is_empty() {
+            if !text::strip(&page, None).is_empty() {
                 pages.push(page);
             }
             ret.clear();
@@ -636,18 +635,12 @@ fn strip_inside(s: &str, open: char, close: char) -> String {
         let Some(j) = after.find(close) else { break };
         out.push_str(&rest[..i]);
         out.push(open);
-        out.push_str(python_strip(&after[..j]));
+        out.push_str(text::strip(&after[..j], None));
         out.push(close);
         rest = &after[j + close.len_utf8()..];
     }
     out.push_str(rest);
     out
-}
-
-/// Python's `str.strip()` (whitespace as `str.isspace`).
-pub fn python_strip(s: &str) -> &str {
-    use crate::engine::requests::python_is_space;
-    s.trim_matches(python_is_space)
 }
 
 /// The document preprocessors lm-eval implements in Python (`process_docs`).
@@ -668,7 +661,7 @@ impl ProcessDocs {
 
 /// `hellaswag/utils.py::preprocess`: strip, `" [title]"` → `". "`, remove `\[.*?\]`, `"  "` → `" "`.
 pub fn hellaswag_preprocess(text: &str) -> String {
-    let text = python_strip(text).replace(" [title]", ". ");
+    let text = text::strip(text, None).replace(" [title]", ". ");
     // re.sub("\\[.*?\\]", "", text): leftmost, shortest bracketed runs (no newline inside, as `.`).
     let mut out = String::with_capacity(text.len());
     let mut rest = text.as_str();
@@ -690,20 +683,11 @@ pub fn hellaswag_preprocess(text: &str) -> String {
     out.replace("  ", " ")
 }
 
-/// Python's `str.capitalize()`: first character upper-cased, the rest lower-cased.
-pub fn python_capitalize(s: &str) -> String {
-    let mut c = s.chars();
-    match c.next() {
-        None => String::new(),
-        Some(f) => f.to_uppercase().chain(c.as_str().to_lowercase().chars()).collect(),
-    }
-}
-
 fn hellaswag_process_doc(mut d: Doc) -> Result<Doc> {
     let ctx_a = get_str(&d, "ctx_a")?;
     let ctx_b = get_str(&d, "ctx_b")?;
     let label = get_str(&d, "activity_label")?;
-    let ctx = format!("{ctx_a} {}", python_capitalize(&ctx_b));
+    let ctx = format!("{ctx_a} {}", text::capitalize(&ctx_b));
     let endings: Vec<String> = d
         .get("endings")
         .and_then(Value::as_array)
@@ -740,7 +724,7 @@ mod tests {
         assert_eq!(hellaswag_preprocess(" a [title] b [step] c  d "), "a. b c d");
         assert_eq!(hellaswag_preprocess("x [unclosed"), "x [unclosed");
         assert_eq!(hellaswag_preprocess("[a]b[c]"), "b");
-        assert_eq!(python_capitalize("the MAN"), "The man");
+        assert_eq!(text::capitalize("the MAN"), "The man");
         assert_eq!(
             hellaswag_split_ctx("A man is on a roof. he"),
             ("A man is on a roof.".into(), "he".into())

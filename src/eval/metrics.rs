@@ -4,6 +4,37 @@
 
 use regex::Regex;
 
+/// A metric a task's `metric_list` names (lm-eval's names).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    Acc,
+    AccNorm,
+    /// TruthfulQA MC1: accuracy with one true answer (the `acc` column).
+    Mc1,
+    Mc2,
+    ExactMatch,
+    WordPerplexity,
+    BytePerplexity,
+    BitsPerByte,
+}
+
+impl Metric {
+    /// The name lm-eval reports it under.
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::Acc => "acc",
+            Metric::AccNorm => "acc_norm",
+            Metric::Mc1 => "mc1",
+            Metric::Mc2 => "mc2",
+            Metric::ExactMatch => "exact_match",
+            Metric::WordPerplexity => "word_perplexity",
+            Metric::BytePerplexity => "byte_perplexity",
+            Metric::BitsPerByte => "bits_per_byte",
+        }
+    }
+}
+
 /// The index of the first maximum, as `np.argmax`.
 pub fn argmax(v: &[f64]) -> usize {
     let mut best = 0;
@@ -94,11 +125,6 @@ pub fn bits_per_byte(items: &[(f64, f64)]) -> f64 {
     -ll / w / std::f64::consts::LN_2
 }
 
-/// lm-eval's word count for word_perplexity: `len(re.split(r"\s+", doc))`.
-pub fn word_count(text: &str) -> usize {
-    Regex::new(r"\s+").unwrap().split(text).count()
-}
-
 /// Group aggregation across tasks: the size-weighted mean (lm-eval's micro average) with the
 /// pooled standard error (`pooled_sample_stderr`), and the plain mean of task scores (the macro
 /// average OpenCompass reports).
@@ -170,7 +196,6 @@ mod tests {
         let g = group(&[(1.0, Some(0.0), 2), (0.0, Some(0.0), 6)]);
         assert_eq!((g.micro, g.macro_, g.n), (0.25, 0.5, 8));
         assert!((weighted_perplexity(&[(-2.0, 1.0), (-2.0, 1.0)]) - 2f64.exp()).abs() < 1e-12);
-        assert_eq!(word_count("a b\n c"), 3);
     }
 }
 

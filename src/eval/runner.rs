@@ -13,35 +13,10 @@ use regex::Regex;
 use serde_json::{json, Value};
 
 use super::metrics::{self, Filter};
-use super::task::{Item, ItemKind};
+use super::item::{Item, ItemKind};
+use super::metrics::Metric;
+pub use super::plan::{ExactMatch, TaskRun};
 use crate::engine::{Engine, UntilRequest};
-
-/// exact_match options (lm-eval `metric_list` entries).
-#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
-pub struct ExactMatch {
-    #[serde(default)]
-    pub ignore_case: bool,
-    #[serde(default)]
-    pub ignore_punctuation: bool,
-    #[serde(default)]
-    pub regexes_to_ignore: Vec<String>,
-}
-
-/// One task, resolved: its items and how to score them.
-pub struct TaskRun {
-    pub name: String,
-    /// Metric names (acc, acc_norm, mc2, exact_match, word_perplexity, byte_perplexity,
-    /// bits_per_byte).
-    pub metrics: Vec<String>,
-    pub filters: Vec<Filter>,
-    pub exact_match: ExactMatch,
-    /// The resolved task configuration, recorded in results.json and hashed for resume checks.
-    pub config: Value,
-    pub data_files: Vec<PathBuf>,
-    pub items: Vec<Item>,
-    /// Groups the task belongs to.
-    pub groups: Vec<String>,
-}
 
 pub struct RunOptions {
     pub out: PathBuf,
@@ -52,8 +27,9 @@ pub struct RunOptions {
     pub progress: bool,
 }
 
+/// path → sha256 of each file.
 fn hash_files(files: &[PathBuf]) -> Result<BTreeMap<String, String>> {
-    files.iter().map(|f| Ok((f.display().to_string(), crate::sha256_file(f)?))).collect()
+    Ok(crate::digest::hash_files(files)?.into_iter().map(|h| (h.path, h.sha256)).collect())
 }
 
 /// Reads the finished records of a samples file, dropping a torn last line (a crash mid-write).
@@ -107,11 +83,11 @@ fn score_items(engine: &mut Engine, task: &TaskRun, items: &[&Item]) -> Result<V
     let em_ignore: Vec<Regex> = task.exact_match.regexes_to_ignore.iter().map(|r| Regex::new(r)).collect::<Result<_, _>>()?;
     let mut records = Vec::with_capacity(items.len());
     for it in items {
-        let mut r = json!({"doc_id": it.doc_id, "prompt_sha256": crate::sha256_bytes(it.context.as_bytes())});
+        let mut r = json!({"doc_id": it.doc_id, "prompt_sha256": crate::digest::sha256_hex(it.context.as_bytes())});
         match &it.kind {
             ItemKind::Choices { choices, gold, labels, .. } => {
                 let s = choice_scores.next().unwrap();
-                let labels: &[u8] = if task.metrics.iter().any(|m| m == "mc2") { labels } else { &[] };
+                let labels: &[u8] = if task.metrics.contains(&Metric::Mc2) { labels } else { &[] };
                 choice_record(&mut r, &s, choices, gold, labels);
             }
             ItemKind::ChoiceContexts { choices, gold, .. } => {
@@ -169,14 +145,14 @@ fn choice_record(r: &mut Value, s: &[crate::engine::Scored], choices: &[String],
 fn task_scores(task: &TaskRun, records: &[Value]) -> Result<BTreeMap<String, Value>> {
     let mut out = BTreeMap::new();
     let col = |key: &str| -> Vec<f64> { records.iter().filter_map(|r| r.get(key).and_then(Value::as_f64)).collect() };
-    for m in &task.metrics {
-        match m.as_str() {
-            "acc" | "acc_norm" | "mc2" | "mc1" => {
-                let key = if m == "mc1" { "acc" } else { m.as_str() };
+    for &m in &task.metrics {
+        match m {
+            Metric::Acc | Metric::AccNorm | Metric::Mc1 | Metric::Mc2 => {
+                let key = if m == Metric::Mc1 { "acc" } else { m.name() };
                 let (mean, se) = metrics::mean_stderr(&col(key));
-                out.insert(m.clone(), json!({"value": mean, "stderr": se, "n": records.len()}));
+                out.insert(m.name().to_string(), json!({"value": mean, "stderr": se, "n": records.len()}));
             }
-            "exact_match" => {
+            Metric::ExactMatch => {
                 let names: Vec<String> = if task.filters.is_empty() { vec!["none".into()] } else { task.filters.iter().map(|f| f.name.clone()).collect() };
                 for n in names {
                     let v: Vec<f64> = records.iter().filter_map(|r| r["filtered"][&n]["exact_match"].as_f64()).collect();
@@ -184,14 +160,13 @@ fn task_scores(task: &TaskRun, records: &[Value]) -> Result<BTreeMap<String, Val
                     out.insert(format!("exact_match,{n}"), json!({"value": mean, "stderr": se, "n": v.len()}));
                 }
             }
-            "word_perplexity" | "byte_perplexity" | "bits_per_byte" => {
-                let w = if m == "word_perplexity" { "words" } else { "bytes" };
+            Metric::WordPerplexity | Metric::BytePerplexity | Metric::BitsPerByte => {
+                let w = if m == Metric::WordPerplexity { "words" } else { "bytes" };
                 let items: Vec<(f64, f64)> = records.iter().map(|r| (r["loglikelihood"].as_f64().unwrap_or(0.0), r[w].as_f64().unwrap_or(0.0))).collect();
-                let v = if m == "bits_per_byte" { metrics::bits_per_byte(&items) } else { metrics::weighted_perplexity(&items) };
+                let v = if m == Metric::BitsPerByte { metrics::bits_per_byte(&items) } else { metrics::weighted_perplexity(&items) };
                 // lm-eval bootstraps these stderrs; pingce reports none rather than a different estimate.
-                out.insert(m.clone(), json!({"value": v, "stderr": null, "n": records.len()}));
+                out.insert(m.name().to_string(), json!({"value": v, "stderr": null, "n": records.len()}));
             }
-            other => bail!("task {}: metric {other:?} is not supported", task.name),
         }
     }
     Ok(out)
@@ -204,90 +179,107 @@ fn write_atomic(path: &Path, text: &str) -> Result<()> {
     Ok(())
 }
 
-/// Runs every task, resuming from what `opts.out` already holds, and returns results.json.
-pub fn run(engine: &mut Engine, tasks: &[TaskRun], opts: &RunOptions) -> Result<Value> {
-    std::fs::create_dir_all(&opts.out).with_context(|| format!("creating {}", opts.out.display()))?;
-    let model_files = hash_files(&engine.files)?;
+/// What identifies a run: the model and data files, the task configurations and the settings.
+/// Recorded in `run.json`; resuming into a folder whose run differs is refused.
+fn identity(engine: &Engine, tasks: &[TaskRun], opts: &RunOptions) -> Result<Value> {
     let mut data_files: Vec<PathBuf> = tasks.iter().flat_map(|t| t.data_files.clone()).collect();
     data_files.sort();
     data_files.dedup();
-    let data = hash_files(&data_files)?;
     let configs: BTreeMap<&str, &Value> = tasks.iter().map(|t| (t.name.as_str(), &t.config)).collect();
-    let identity = json!({
-        "model_files": model_files,
-        "data_files": data,
-        "task_configs_sha256": crate::sha256_bytes(serde_json::to_string(&configs)?.as_bytes()),
+    Ok(json!({
+        "model_files": hash_files(&engine.files)?,
+        "data_files": hash_files(&data_files)?,
+        "task_configs_sha256": crate::digest::sha256_hex(serde_json::to_string(&configs)?.as_bytes()),
         "settings": opts.settings,
-    });
-    let run_path = opts.out.join("run.json");
-    if run_path.exists() {
-        let prev: Value = serde_json::from_str(&std::fs::read_to_string(&run_path)?).with_context(|| format!("{}: not valid JSON", run_path.display()))?;
-        for key in ["model_files", "data_files", "task_configs_sha256", "settings"] {
-            if prev.get(key) != identity.get(key) {
-                bail!(
-                    "{} holds a run with a different {key}: refusing to resume into it (use another --output folder)",
-                    opts.out.display()
-                );
-            }
-        }
-    } else {
-        write_atomic(&run_path, &serde_json::to_string_pretty(&identity)?)?;
+    }))
+}
+
+/// Writes `run.json`, or checks that the one already in `out` is the same run.
+fn check_resume(out: &Path, identity: &Value) -> Result<()> {
+    let run_path = out.join("run.json");
+    if !run_path.exists() {
+        return write_atomic(&run_path, &serde_json::to_string_pretty(identity)?);
     }
-    let mut results = serde_json::Map::new();
-    let mut n_per_task = BTreeMap::new();
-    for task in tasks {
-        let path = opts.out.join(format!("samples_{}.jsonl", task.name));
-        let mut records = read_records(&path)?;
-        let done: HashSet<u64> = records.iter().filter_map(|r| r["doc_id"].as_u64()).collect();
-        let todo: Vec<&Item> = task.items.iter().filter(|it| !done.contains(&(it.doc_id as u64))).collect();
-        let bar = if opts.progress {
-            let b = indicatif::ProgressBar::new(task.items.len() as u64);
-            b.set_style(
-                indicatif::ProgressStyle::with_template("{prefix:>24} [{bar:30}] {pos}/{len} {per_sec} ETA {eta}").unwrap().progress_chars("=> "),
-            );
-            b.set_prefix(task.name.clone());
-            b.set_position(done.len() as u64);
-            b
-        } else {
-            indicatif::ProgressBar::hidden()
-        };
-        let mut file = OpenOptions::new().create(true).append(true).open(&path).with_context(|| format!("opening {}", path.display()))?;
-        for chunk in todo.chunks(opts.chunk.max(1)) {
-            let recs = score_items(engine, task, chunk).with_context(|| format!("task {}", task.name))?;
-            let mut buf = String::new();
-            for r in &recs {
-                buf.push_str(&serde_json::to_string(r)?);
-                buf.push('\n');
-            }
-            file.write_all(buf.as_bytes())?;
-            file.sync_data()?;
-            records.extend(recs);
-            bar.inc(chunk.len() as u64);
+    let prev: Value = serde_json::from_str(&std::fs::read_to_string(&run_path)?).with_context(|| format!("{}: not valid JSON", run_path.display()))?;
+    for key in ["model_files", "data_files", "task_configs_sha256", "settings"] {
+        if prev.get(key) != identity.get(key) {
+            bail!("{} holds a run with a different {key}: refusing to resume into it (use another --output folder)", out.display());
         }
-        bar.finish_and_clear();
-        records.sort_by_key(|r| r["doc_id"].as_u64());
-        let scores = task_scores(task, &records)?;
-        n_per_task.insert(task.name.clone(), (records.len(), scores.clone(), task.groups.clone()));
-        results.insert(task.name.clone(), json!(scores));
     }
-    // Groups: micro (size-weighted, lm-eval) and macro (plain mean, OpenCompass) averages.
-    let mut groups: BTreeMap<String, Vec<(f64, Option<f64>, usize, String)>> = BTreeMap::new();
-    for (name, (n, scores, gs)) in &n_per_task {
+    Ok(())
+}
+
+fn progress_bar(task: &TaskRun, done: usize, show: bool) -> indicatif::ProgressBar {
+    if !show {
+        return indicatif::ProgressBar::hidden();
+    }
+    let b = indicatif::ProgressBar::new(task.items.len() as u64);
+    b.set_style(indicatif::ProgressStyle::with_template("{prefix:>24} [{bar:30}] {pos}/{len} {per_sec} ETA {eta}").unwrap().progress_chars("=> "));
+    b.set_prefix(task.name.clone());
+    b.set_position(done as u64);
+    b
+}
+
+/// Scores what `samples_<task>.jsonl` does not hold yet, appending each finished chunk, and
+/// returns every record of the task in document order.
+fn run_task(engine: &mut Engine, task: &TaskRun, opts: &RunOptions) -> Result<Vec<Value>> {
+    let path = opts.out.join(format!("samples_{}.jsonl", task.name));
+    let mut records = read_records(&path)?;
+    let done: HashSet<u64> = records.iter().filter_map(|r| r["doc_id"].as_u64()).collect();
+    let todo: Vec<&Item> = task.items.iter().filter(|it| !done.contains(&(it.doc_id as u64))).collect();
+    let bar = progress_bar(task, done.len(), opts.progress);
+    let mut file = OpenOptions::new().create(true).append(true).open(&path).with_context(|| format!("opening {}", path.display()))?;
+    for chunk in todo.chunks(opts.chunk.max(1)) {
+        let recs = score_items(engine, task, chunk).with_context(|| format!("task {}", task.name))?;
+        let mut buf = String::new();
+        for r in &recs {
+            buf.push_str(&serde_json::to_string(r)?);
+            buf.push('\n');
+        }
+        file.write_all(buf.as_bytes())?;
+        file.sync_data()?;
+        records.extend(recs);
+        bar.inc(chunk.len() as u64);
+    }
+    bar.finish_and_clear();
+    records.sort_by_key(|r| r["doc_id"].as_u64());
+    Ok(records)
+}
+
+/// Group scores: micro (size-weighted, lm-eval) and macro (plain mean, OpenCompass) averages of
+/// each metric over the group's tasks. `tasks`: name → (documents, scores, groups).
+fn group_scores(tasks: &BTreeMap<String, (usize, BTreeMap<String, Value>, Vec<String>)>) -> serde_json::Map<String, Value> {
+    let mut groups: BTreeMap<(String, String), Vec<(f64, Option<f64>, usize)>> = BTreeMap::new();
+    for (n, scores, gs) in tasks.values() {
         for g in gs {
             for (metric, v) in scores {
                 if let Some(val) = v["value"].as_f64() {
-                    groups.entry(format!("{g}\u{0}{metric}")).or_default().push((val, v["stderr"].as_f64(), *n, name.clone()));
+                    groups.entry((g.clone(), metric.clone())).or_default().push((val, v["stderr"].as_f64(), *n));
                 }
             }
         }
     }
-    let mut group_results = serde_json::Map::new();
-    for (key, parts) in groups {
-        let (g, metric) = key.split_once('\u{0}').unwrap();
-        let p: Vec<(f64, Option<f64>, usize)> = parts.iter().map(|x| (x.0, x.1, x.2)).collect();
-        let s = metrics::group(&p);
-        let entry = group_results.entry(g.to_string()).or_insert_with(|| json!({}));
+    let mut out = serde_json::Map::new();
+    for ((g, metric), parts) in groups {
+        let s = metrics::group(&parts);
+        let entry = out.entry(g).or_insert_with(|| json!({}));
         entry[metric] = json!({"micro": s.micro, "micro_stderr": s.micro_stderr, "macro": s.macro_, "n": s.n, "tasks": parts.len()});
+    }
+    out
+}
+
+/// Runs every task, resuming from what `opts.out` already holds, and returns results.json.
+pub fn run(engine: &mut Engine, tasks: &[TaskRun], opts: &RunOptions) -> Result<Value> {
+    std::fs::create_dir_all(&opts.out).with_context(|| format!("creating {}", opts.out.display()))?;
+    let identity = identity(engine, tasks, opts)?;
+    check_resume(&opts.out, &identity)?;
+    let mut results = serde_json::Map::new();
+    let mut per_task = BTreeMap::new();
+    for task in tasks {
+        let records = run_task(engine, task, opts)?;
+        let scores = task_scores(task, &records)?;
+        results.insert(task.name.clone(), json!(scores));
+        per_task.insert(task.name.clone(), (records.len(), scores, task.groups.clone()));
     }
     let manifest = json!({
         "pingce_version": crate::VERSION,
@@ -300,16 +292,16 @@ pub fn run(engine: &mut Engine, tasks: &[TaskRun], opts: &RunOptions) -> Result<
         "data_files": identity["data_files"],
         "settings": opts.settings,
     });
+    let configs: BTreeMap<&str, &Value> = tasks.iter().map(|t| (t.name.as_str(), &t.config)).collect();
     let out = json!({
         "results": results,
-        "groups": group_results,
+        "groups": group_scores(&per_task),
         "configs": configs,
-        "n": n_per_task.iter().map(|(k, v)| (k.clone(), v.0)).collect::<BTreeMap<_, _>>(),
+        "n": per_task.iter().map(|(k, v)| (k.clone(), v.0)).collect::<BTreeMap<_, _>>(),
         "manifest": manifest,
     });
     write_atomic(&opts.out.join("results.json"), &serde_json::to_string_pretty(&out)?)?;
-    let md = summary(&out);
-    write_atomic(&opts.out.join("summary.md"), &md)?;
+    write_atomic(&opts.out.join("summary.md"), &summary(&out))?;
     Ok(out)
 }
 

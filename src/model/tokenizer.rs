@@ -4,7 +4,11 @@ use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use crate::engine::requests::Encode;
+/// Anything that turns text into token ids without adding special tokens (lm-eval's tok_encode
+/// with add_special_tokens=False for causal models).
+pub trait Encode {
+    fn encode(&self, text: &str) -> Result<Vec<u32>>;
+}
 
 pub struct Tokenizer {
     pub inner: tokenizers::Tokenizer,

@@ -4,7 +4,8 @@
 //! (`True`, `None`, `['a', 'b']`) and the Python `str`/`list`/`dict` methods lm-eval's templates
 //! call (`.strip()`, `.index()`, `.split()`, `.join()`, ...), with Python's semantics.
 
-use crate::engine::requests::python_is_space;
+use crate::pycompat::repr::{repr as py_repr, str as py_str, str_repr as py_str_repr};
+use crate::pycompat::text;
 use minijinja::value::{Value, ValueKind};
 use minijinja::{Environment, Error, ErrorKind, State, UndefinedBehavior};
 
@@ -21,95 +22,14 @@ pub fn environment() -> Environment<'static> {
     env.set_formatter(|out, _state, value| {
         std::fmt::Write::write_str(out, &py_str(value)).map_err(Error::from)
     });
-    env.add_filter("strip", |s: String| python_strip(&s, None).to_string());
-    env.add_filter("wikitext_detokenize", |s: String| super::wikitext_detokenize(&s));
+    env.add_filter("strip", |s: String| text::strip(&s, None).to_string());
+    env.add_filter("wikitext_detokenize", |s: String| super::data::wikitext_detokenize(&s));
     env.add_filter("join_str", |v: Value, sep: String| -> Result<String, Error> {
         join(&sep, &v)
     });
     env
 }
 
-/// Python's `str(value)` for what a template outputs.
-pub fn py_str(v: &Value) -> String {
-    match v.kind() {
-        ValueKind::String => v.as_str().unwrap_or_default().to_string(),
-        _ => py_repr(v),
-    }
-}
-
-/// Python's `repr(value)` for strings, numbers, booleans, None, lists and dicts.
-pub fn py_repr(v: &Value) -> String {
-    match v.kind() {
-        ValueKind::Undefined => String::new(),
-        ValueKind::None => "None".into(),
-        ValueKind::Bool => if v.is_true() { "True" } else { "False" }.into(),
-        ValueKind::Number => {
-            if let Some(i) = v.as_i64() {
-                i.to_string()
-            } else {
-                let f = f64::try_from(v.clone()).unwrap_or(f64::NAN);
-                if f.is_finite() && f.fract() == 0.0 && f.abs() < 1e16 {
-                    format!("{f:.1}")
-                } else {
-                    format!("{f}")
-                }
-            }
-        }
-        ValueKind::String => py_str_repr(v.as_str().unwrap_or_default()),
-        ValueKind::Seq | ValueKind::Iterable => {
-            let items: Vec<String> = v
-                .try_iter()
-                .map(|it| it.map(|x| py_repr(&x)).collect())
-                .unwrap_or_default();
-            format!("[{}]", items.join(", "))
-        }
-        ValueKind::Map => {
-            let items: Vec<String> = v
-                .try_iter()
-                .map(|it| {
-                    it.map(|k| {
-                        let val = v.get_item(&k).unwrap_or_default();
-                        format!("{}: {}", py_repr(&k), py_repr(&val))
-                    })
-                    .collect()
-                })
-                .unwrap_or_default();
-            format!("{{{}}}", items.join(", "))
-        }
-        _ => v.to_string(),
-    }
-}
-
-/// `repr(str)`: single quotes unless the text has `'` and no `"`.
-pub fn py_str_repr(s: &str) -> String {
-    let q = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push(q);
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c == q => {
-                out.push('\\');
-                out.push(c);
-            }
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push(q);
-    out
-}
-
-/// `str.strip([chars])` with Python's whitespace.
-pub fn python_strip<'a>(s: &'a str, chars: Option<&str>) -> &'a str {
-    match chars {
-        None => s.trim_matches(python_is_space),
-        Some(cs) => s.trim_matches(|c| cs.contains(c)),
-    }
-}
 
 fn arg_str(args: &[Value], i: usize, method: &str) -> Result<String, Error> {
     args.get(i)
@@ -147,18 +67,12 @@ fn python_method(_state: &mut State, value: &Value, method: &str, args: &[Value]
     if let Some(s) = value.as_str() {
         let s = s.to_string();
         return Ok(match method {
-            "strip" => Value::from(python_strip(&s, opt_chars(args).as_deref())),
-            "lstrip" => Value::from(match opt_chars(args) {
-                None => s.trim_start_matches(python_is_space).to_string(),
-                Some(cs) => s.trim_start_matches(|c| cs.contains(c)).to_string(),
-            }),
-            "rstrip" => Value::from(match opt_chars(args) {
-                None => s.trim_end_matches(python_is_space).to_string(),
-                Some(cs) => s.trim_end_matches(|c| cs.contains(c)).to_string(),
-            }),
+            "strip" => Value::from(text::strip(&s, opt_chars(args).as_deref())),
+            "lstrip" => Value::from(text::lstrip(&s, opt_chars(args).as_deref())),
+            "rstrip" => Value::from(text::rstrip(&s, opt_chars(args).as_deref())),
             "upper" => Value::from(s.to_uppercase()),
             "lower" => Value::from(s.to_lowercase()),
-            "capitalize" => Value::from(super::python_capitalize(&s)),
+            "capitalize" => Value::from(text::capitalize(&s)),
             "startswith" => Value::from(s.starts_with(&arg_str(args, 0, method)?)),
             "endswith" => Value::from(s.ends_with(&arg_str(args, 0, method)?)),
             "replace" => {
@@ -193,7 +107,7 @@ fn python_method(_state: &mut State, value: &Value, method: &str, args: &[Value]
                         v.reverse();
                         v
                     }
-                    None if maxsplit < 0 => s.split(python_is_space).filter(|p| !p.is_empty()).map(str::to_string).collect(),
+                    None if maxsplit < 0 => text::split_whitespace(&s).map(str::to_string).collect(),
                     None => return Err(value_error("split(None, maxsplit) is not supported".into())),
                 };
                 Value::from(parts)

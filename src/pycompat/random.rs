@@ -199,5 +199,5 @@ mod tests {
         assert!(PyRandom::new(1).sample_indices(2, 3).is_err());
     }
 
-    include!("pyrandom_expected.rs");
+    include!("random_expected.rs");
 }

@@ -1,0 +1,160 @@
+//! A task resolved for one run: its items rendered from the data, the metrics and filters that
+//! score them, the data files behind them and the configuration recorded in results.json. The
+//! CLI's `eval` and `logits` commands both start here.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{ensure, Context, Result};
+use serde_json::{json, Value};
+
+use super::item::{Item, ItemKind};
+use super::metrics::{Filter, Metric};
+use super::task::{self, Task};
+use crate::engine::request_file::Request;
+
+/// exact_match options (lm-eval `metric_list` entries).
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct ExactMatch {
+    #[serde(default)]
+    pub ignore_case: bool,
+    #[serde(default)]
+    pub ignore_punctuation: bool,
+    #[serde(default)]
+    pub regexes_to_ignore: Vec<String>,
+}
+
+/// One task, resolved: its items and how to score them.
+pub struct TaskRun {
+    pub name: String,
+    pub metrics: Vec<Metric>,
+    pub filters: Vec<Filter>,
+    pub exact_match: ExactMatch,
+    /// The resolved task configuration, recorded in results.json and hashed for resume checks.
+    pub config: Value,
+    pub data_files: Vec<PathBuf>,
+    pub items: Vec<Item>,
+    /// Groups the task belongs to.
+    pub groups: Vec<String>,
+}
+
+/// What selects and renders the documents of a run.
+#[derive(Clone, Debug)]
+pub struct PlanOptions {
+    /// Folder holding the datasets in their published layouts.
+    pub data_dir: PathBuf,
+    /// Only the first N documents of each task.
+    pub limit: Option<usize>,
+    /// Few-shot examples (None: each task's own setting).
+    pub num_fewshot: Option<usize>,
+    /// Few-shot seed for every task (None: each task's `fewshot_seed`, lm-eval's 1234 unless the
+    /// YAML says otherwise).
+    pub seed: Option<u64>,
+}
+
+/// Loads the tasks of `tasks_dir` and selects those `specs` name (names, groups, globs), in the
+/// order given, each once.
+pub fn select_tasks(tasks_dir: &Path, specs: &[String]) -> Result<Vec<Task>> {
+    let all = task::load_tasks(tasks_dir)?;
+    let mut chosen: Vec<Task> = Vec::new();
+    for spec in specs {
+        for t in task::select(&all, spec)? {
+            if !chosen.iter().any(|c| c.name == t.name) {
+                chosen.push(t.clone());
+            }
+        }
+    }
+    Ok(chosen)
+}
+
+impl ExactMatch {
+    /// exact_match's options as a task's `metric_list` gives them.
+    pub fn from_metric_list(list: &[task::MetricConfig]) -> ExactMatch {
+        let mut em = ExactMatch::default();
+        for m in list {
+            if let Some(v) = m.options.get("ignore_case").and_then(|v| v.as_bool()) {
+                em.ignore_case = v;
+            }
+            if let Some(v) = m.options.get("ignore_punctuation").and_then(|v| v.as_bool()) {
+                em.ignore_punctuation = v;
+            }
+            if let Some(v) = m.options.get("regexes_to_ignore").and_then(|v| v.as_array()) {
+                em.regexes_to_ignore = v.iter().filter_map(|x| x.as_str().map(String::from)).collect();
+            }
+        }
+        em
+    }
+}
+
+impl TaskRun {
+    /// Reads the task's data and renders its items.
+    pub fn prepare(t: &Task, o: &PlanOptions) -> Result<TaskRun> {
+        let (mut docs, pool) = t.docs(&o.data_dir)?;
+        if let Some(n) = o.limit {
+            docs.truncate(n);
+        }
+        let seed = o.seed.unwrap_or(t.config.fewshot_seed);
+        let num_fewshot = o.num_fewshot.or(t.config.num_fewshot);
+        let items = t.items(&docs, &pool, num_fewshot, seed)?;
+        let mut data_files = Vec::new();
+        for split in [t.eval_split(), t.fewshot_split()].into_iter().flatten() {
+            if let Some(f) = t.split_files(&o.data_dir, split)? {
+                data_files.extend(f);
+            }
+        }
+        let config = json!({
+            "task": t.name,
+            "file": t.file.display().to_string(),
+            "file_sha256": crate::digest::sha256_file(&t.file)?,
+            "target_delimiter": t.config.target_delimiter,
+            "num_fewshot": num_fewshot,
+            "fewshot_seed": seed,
+            "eval_split": t.eval_split(),
+            "fewshot_split": t.fewshot_split(),
+            "resolved": t.config,
+        });
+        Ok(TaskRun {
+            name: t.name.clone(),
+            metrics: t.config.metric_list.iter().map(|m| m.metric).collect(),
+            filters: t.config.filter_list.clone(),
+            exact_match: ExactMatch::from_metric_list(&t.config.metric_list),
+            config,
+            data_files,
+            items,
+            groups: t.groups.clone(),
+        })
+    }
+}
+
+/// Every task of `tasks`, prepared (errors name the task).
+pub fn prepare(tasks: &[Task], o: &PlanOptions) -> Result<Vec<TaskRun>> {
+    tasks.iter().map(|t| TaskRun::prepare(t, o).with_context(|| format!("preparing task {}", t.name))).collect()
+}
+
+/// The log-likelihood requests of prepared tasks: each choice of a multiple-choice item after
+/// its context (consecutive, so `compare` groups them into items and counts flips), marked gold
+/// where it is the answer. Generation and perplexity items are not log-likelihood requests;
+/// their count per task is returned beside.
+pub fn loglikelihood_requests(runs: &[TaskRun]) -> Result<(Vec<Request>, Vec<(String, usize)>)> {
+    let mut out = Vec::new();
+    let mut skipped = Vec::new();
+    for run in runs {
+        let mut n_skipped = 0;
+        for it in &run.items {
+            let pairs = it.loglikelihood_requests();
+            if pairs.is_empty() {
+                n_skipped += 1;
+                continue;
+            }
+            let gold: Vec<Option<bool>> = match &it.kind {
+                ItemKind::Choices { gold, .. } | ItemKind::ChoiceContexts { gold, .. } => (0..pairs.len()).map(|i| Some(gold.contains(&i))).collect(),
+                _ => vec![None; pairs.len()],
+            };
+            out.extend(pairs.into_iter().zip(gold).map(|((context, continuation), gold)| Request { context, continuation, gold }));
+        }
+        if n_skipped > 0 {
+            skipped.push((run.name.clone(), n_skipped));
+        }
+    }
+    ensure!(!out.is_empty(), "the tasks hold no log-likelihood requests");
+    Ok((out, skipped))
+}

@@ -1,0 +1,165 @@
+//! Task definitions (`evals/*.yaml`) and the items they render.
+//!
+//! The YAML schema follows lm-evaluation-harness's task YAML (`lm_eval/config/task.py`,
+//! `TaskConfig`) and the rendering follows `ConfigurableTask` (`lm_eval/api/task.py`, lm-eval
+//! 0.4.13): `fewshot_context`, `build_qa_turn`, `multiple_input_context`, `doc_to_text`,
+//! `doc_to_target`, `doc_to_choice`, `construct_requests`; few-shot sampling as
+//! `lm_eval/api/samplers.py` (`ContextSampler`, `FirstNSampler`).
+//!
+//! Facts that shape the output:
+//! * Context = description (rendered as a template, no delimiter added) + for each few-shot doc
+//!   `doc_to_text + target_delimiter + answer + fewshot_delimiter` + the doc's `doc_to_text`.
+//!   A few-shot doc whose target is `""` contributes only its text.
+//! * A template that is exactly a field name returns the field's value (`doc_to_text in
+//!   self.features`); otherwise it is rendered with Jinja (strict undefined, trailing newline
+//!   kept). A rendered text or target made of digits becomes an int when `doc_to_choice` is set;
+//!   a rendered target `[...]` is read as a Python literal. `doc_to_choice` is read as a Python
+//!   list literal (here: a single `{{ expr }}` is evaluated directly).
+//! * `doc_to_text` giving an int means "multiple inputs" (winogrande): each choice completes the
+//!   context and the continuation is `target_delimiter + target`; the gold index is that int.
+//! * Few-shot: one `random.Random(seed)` per task, drawn from in document order;
+//!   `sample(pool, n)`, or when `fewshot_split == test_split` (both unset counts as equal)
+//!   `sample(pool, n + 1)` minus docs equal to the evaluated one, first `n` (resampling from the
+//!   pool without those docs if fewer remain). `first_n` takes the pool's first `n` (minus the
+//!   evaluated doc under the same condition). The default seed is lm-eval's 1234.
+//! * The evaluated split is `test_split` if set, else `validation_split`; the few-shot pool is
+//!   `fewshot_split`, else `training_split`, else `validation_split`, else `test_split`.
+//!
+//! pingce extensions to lm-eval's keys: `dataset {format, files, options}` (local files instead
+//! of a hub dataset), `subtasks` (one task per entry, `${var}` substituted in every string),
+//! `group` (list; lm-eval's `tag` is accepted too), `fewshot_seed`, `doc_to_labels` (per-choice
+//! 0/1 labels, for mc2), `doc_to_count_text` (the text whose words/bytes normalise rolling
+//! perplexity; default the target), and `process_docs` naming a built-in preprocessor.
+
+//!
+//! Files: [`schema`] (the YAML keys), [`load`] (files, `subtasks`, `${var}`), [`select`] (names,
+//! groups, globs), [`render`] (`doc_to_*` of one document), [`fewshot`] (sampling and few-shot
+//! turns), [`items`] (documents into [`Item`]s).
+
+mod fewshot;
+mod items;
+pub mod load;
+mod render;
+pub mod schema;
+pub mod select;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+
+pub use super::item::{Item, ItemKind};
+pub use load::{load_task_file, load_tasks};
+pub use schema::*;
+pub use select::{edit_distance, select};
+
+use super::data;
+use super::template;
+use super::Doc;
+
+/// A loaded task.
+#[derive(Clone, Debug)]
+pub struct Task {
+    pub name: String,
+    pub groups: Vec<String>,
+    /// The YAML file it was declared in.
+    pub file: PathBuf,
+    pub config: TaskConfig,
+}
+
+impl Task {
+    fn check(&self) -> Result<()> {
+        let c = &self.config;
+        if self.eval_split().is_none() {
+            bail!("neither test_split nor validation_split is set");
+        }
+        if c.output_type == OutputType::MultipleChoice && c.doc_to_choice.is_none() {
+            bail!("output_type multiple_choice needs doc_to_choice");
+        }
+        let env = template::environment();
+        let mut templates = vec![("description", c.description.clone())];
+        for (k, t) in [("doc_to_text", &c.doc_to_text), ("doc_to_target", &c.doc_to_target)]
+            .into_iter()
+            .chain(c.doc_to_choice.as_ref().map(|t| ("doc_to_choice", t)))
+        {
+            if let TemplateSpec::Text(s) = t {
+                templates.push((k, s.clone()));
+            }
+        }
+        for (k, s) in templates {
+            env.template_from_str(&s)
+                .map_err(|e| anyhow!("{k}: invalid template: {e}"))?;
+        }
+        Ok(())
+    }
+    /// The split evaluated: `test_split`, else `validation_split` (lm-eval's `eval_docs`).
+    pub fn eval_split(&self) -> Option<&str> {
+        self.config.test_split.as_deref().or(self.config.validation_split.as_deref())
+    }
+
+    /// The few-shot pool's split: `fewshot_split`, else training, validation, test.
+    pub fn fewshot_split(&self) -> Option<&str> {
+        let c = &self.config;
+        c.fewshot_split
+            .as_deref()
+            .or(c.training_split.as_deref())
+            .or(c.validation_split.as_deref())
+            .or(c.test_split.as_deref())
+    }
+
+    /// Evaluate `split` instead (as if the YAML said `test_split: <split>`; few-shot docs are
+    /// then drawn excluding the evaluated doc when the few-shot split is the same split).
+    pub fn set_eval_split(&mut self, split: &str) -> Result<()> {
+        if !self.config.dataset.files.contains_key(split) {
+            bail!(
+                "task `{}` has no split `{split}` (it has: {})",
+                self.name,
+                self.config.dataset.files.keys().cloned().collect::<Vec<_>>().join(", ")
+            );
+        }
+        self.config.test_split = Some(split.to_string());
+        Ok(())
+    }
+
+    pub fn split_files(&self, data_dir: &Path, split: &str) -> Result<Option<Vec<PathBuf>>> {
+        let Some(pattern) = self.config.dataset.files.get(split) else {
+            return Ok(None);
+        };
+        let files = data::expand_glob(data_dir, pattern)?;
+        let files: Vec<PathBuf> = files.into_iter().filter(|f| f.is_file()).collect();
+        Ok((!files.is_empty()).then_some(files))
+    }
+
+    fn read_split(&self, files: &[PathBuf]) -> Result<Vec<Doc>> {
+        let docs = data::read_files(self.config.dataset.format, files)?;
+        match self.config.process_docs {
+            Some(p) => p.apply(docs),
+            None => Ok(docs),
+        }
+    }
+
+    /// The evaluated documents and the few-shot pool, read from `data_dir`. The pool is empty
+    /// when its split has no files there ([`Task::items`] then refuses few-shot examples).
+    pub fn docs(&self, data_dir: &Path) -> Result<(Vec<Doc>, Vec<Doc>)> {
+        let split = self.eval_split().unwrap_or_default();
+        let pattern = self.config.dataset.files.get(split).ok_or_else(|| {
+            anyhow!("task `{}` ({}): no files configured for split `{split}`", self.name, self.file.display())
+        })?;
+        let files = self.split_files(data_dir, split)?.ok_or_else(|| {
+            anyhow!(
+                "task `{}`: no file matches {} (split `{split}`)",
+                self.name,
+                data_dir.join(pattern).display()
+            )
+        })?;
+        let docs = self.read_split(&files).with_context(|| format!("task `{}`", self.name))?;
+        let pool = match self.fewshot_split() {
+            Some(fs) if fs == split => docs.clone(),
+            Some(fs) => match self.split_files(data_dir, fs)? {
+                Some(files) => self.read_split(&files).with_context(|| format!("task `{}`", self.name))?,
+                None => vec![],
+            },
+            None => vec![],
+        };
+        Ok((docs, pool))
+    }
+}
