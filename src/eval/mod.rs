@@ -4,6 +4,7 @@
 
 pub mod data;
 pub mod metrics;
+pub mod postprocess;
 pub mod runner;
 pub mod task;
 
