@@ -10,6 +10,7 @@ pub mod data;
 pub mod item;
 pub mod metrics;
 pub mod plan;
+pub mod postprocess;
 pub mod runner;
 pub mod task;
 pub mod template;
