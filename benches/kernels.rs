@@ -7,7 +7,7 @@ use pingce::device::Gpu;
 use pingce::engine::{Engine, EngineOptions, ScoreRequest};
 use pingce::kernels::attention::Attention;
 use pingce::kernels::kv_write::kv_write;
-use pingce::kernels::matmul::{linear_path, Path, Rows};
+use pingce::kernels::linear::{linear_path, Path, Rows};
 use pingce::model::weights::MemoryTensors;
 use pingce::model::{Config, Decoder, Tokenizer};
 use pingce::tensor::{DType, Matrix};

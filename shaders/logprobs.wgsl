@@ -1,5 +1,6 @@
 // Last step of scoring, per logits row: log-softmax, the target token's log-prob, the argmax
-// (first index among equals, as torch.argmax) and the top-k ids and log-probs (k <= 32).
+// (first index among equals, as torch.argmax) and the top-k ids and log-probs (k <= 32). The
+// max, argmax and log-sum-exp come from lib/row_lse.wgsl (prepended), shared with log_softmax.wgsl.
 // Output row (OUT_STRIDE u32): [target logprob, argmax id, argmax logprob, 0, ids[32], logprobs[32]].
 struct Params { rows: u32, vocab: u32, topk: u32, row0: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
@@ -8,14 +9,10 @@ struct Params { rows: u32, vocab: u32, topk: u32, row0: u32 }
 @group(0) @binding(3) var<storage, read_write> out: array<u32>;
 
 const OUT_STRIDE: u32 = 68u;
-const WG: u32 = 256u;
 const NO_TARGET: u32 = 0xffffffffu;
-var<workgroup> rv: array<f32, 256>;
-var<workgroup> ri: array<u32, 256>;
 
-// (value, index) ordering: larger value first, then smaller index.
-fn better(v: f32, i: u32, w: f32, j: u32) -> bool {
-    return v > w || (v == w && i < j);
+fn logit(i: u32) -> f32 {
+    return logits[i];
 }
 
 @compute @workgroup_size(256)
@@ -25,33 +22,10 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     if (r >= p.rows) { return; }
     let t = lid.x;
     let base = r * p.vocab;
-    // Max and argmax.
-    var bv = -3.0e38;
-    var bi = 0xffffffffu;
-    for (var i = t; i < p.vocab; i += WG) {
-        let v = logits[base + i];
-        if (better(v, i, bv, bi)) { bv = v; bi = i; }
-    }
-    rv[t] = bv;
-    ri[t] = bi;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-        if (t < s && better(rv[t + s], ri[t + s], rv[t], ri[t])) { rv[t] = rv[t + s]; ri[t] = ri[t + s]; }
-        workgroupBarrier();
-    }
-    let mx = rv[0];
-    let am = ri[0];
-    workgroupBarrier();
-    // Sum of exp(x - max), fixed order.
-    var s = 0.0;
-    for (var i = t; i < p.vocab; i += WG) { s = s + exp(logits[base + i] - mx); }
-    rv[t] = s;
-    workgroupBarrier();
-    for (var h = WG / 2u; h > 0u; h >>= 1u) {
-        if (t < h) { rv[t] = rv[t] + rv[t + h]; }
-        workgroupBarrier();
-    }
-    let lse = log(rv[0]);
+    let st = row_lse(base, p.vocab, t);
+    let mx = st.mx;
+    let am = st.argmax;
+    let lse = st.lse;
     let o = (p.row0 + r) * OUT_STRIDE;
     if (t == 0u) {
         let tg = targets[p.row0 + r];
@@ -84,15 +58,15 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     var head = 0u;
     for (var round = 0u; round < p.topk; round++) {
         workgroupBarrier();
-        rv[t] = select(-3.0e38, tv[min(head, 31u)], head < p.topk);
-        ri[t] = select(0xffffffffu, ti[min(head, 31u)], head < p.topk);
+        red_v[t] = select(-3.0e38, tv[min(head, 31u)], head < p.topk);
+        red_i[t] = select(0xffffffffu, ti[min(head, 31u)], head < p.topk);
         workgroupBarrier();
         for (var h = WG / 2u; h > 0u; h >>= 1u) {
-            if (t < h && better(rv[t + h], ri[t + h], rv[t], ri[t])) { rv[t] = rv[t + h]; ri[t] = ri[t + h]; }
+            if (t < h && better(red_v[t + h], red_i[t + h], red_v[t], red_i[t])) { red_v[t] = red_v[t + h]; red_i[t] = red_i[t + h]; }
             workgroupBarrier();
         }
-        let wi = ri[0];
-        let wv = rv[0];
+        let wi = red_i[0];
+        let wv = red_v[0];
         if (t == 0u) {
             out[o + 4u + round] = wi;
             out[o + 36u + round] = bitcast<u32>((wv - mx) - lse);

@@ -5,7 +5,7 @@ mod common;
 use common::{assert_close, gpu, Rng};
 use pingce::device::Gpu;
 use pingce::kernels::attention::Attention;
-use pingce::kernels::matmul::{linear_path, Path, Rows};
+use pingce::kernels::linear::{linear_path, Path, Rows};
 use pingce::kernels::rmsnorm::{self, RmsNorm};
 use pingce::kernels::{embedding, kv_write, logprobs, rope, swiglu};
 use pingce::tensor::{DType, Matrix};

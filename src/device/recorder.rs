@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use anyhow::Result;
+use bytemuck::Pod;
 
 use super::{Gpu, Kernel};
 
@@ -41,13 +42,15 @@ impl<'g> Recorder<'g> {
         self.gpu
     }
 
-    /// Adds a dispatch: `params` binds at 0, `buffers` at 1, 2, ... in order.
-    pub fn dispatch(&mut self, kernel: Arc<Kernel>, params: &[u32], buffers: &[&wgpu::Buffer], groups: [u32; 3]) {
+    /// Adds a dispatch: `params` (laid out as the shader's uniform struct, padded here to 16
+    /// bytes) binds at 0, `buffers` at 1, 2, ... in order.
+    pub fn dispatch<P: Pod>(&mut self, kernel: Arc<Kernel>, params: &P, buffers: &[&wgpu::Buffer], groups: [u32; 3]) {
+        let bytes = bytemuck::bytes_of(params);
         let align = self.gpu.limits.min_uniform_buffer_offset_alignment.max(16) as usize;
         let offset = self.params.len().next_multiple_of(align);
         self.params.resize(offset, 0);
-        self.params.extend_from_slice(bytemuck::cast_slice(params));
-        let size = (params.len() * 4).next_multiple_of(16);
+        self.params.extend_from_slice(bytes);
+        let size = bytes.len().next_multiple_of(16);
         self.params.resize(offset + size, 0);
         self.dispatches.push(Dispatch {
             kernel,
@@ -59,7 +62,7 @@ impl<'g> Recorder<'g> {
     }
 
     /// A dispatch over `n` workgroups laid out linearly (see [`grid`]).
-    pub fn dispatch_linear(&mut self, kernel: Arc<Kernel>, params: &[u32], buffers: &[&wgpu::Buffer], n: u32) {
+    pub fn dispatch_linear<P: Pod>(&mut self, kernel: Arc<Kernel>, params: &P, buffers: &[&wgpu::Buffer], n: u32) {
         let g = grid(n, self.gpu.limits.max_compute_workgroups_per_dimension);
         self.dispatch(kernel, params, buffers, g)
     }

@@ -34,7 +34,7 @@ impl KvCache {
     /// Records copies of `rows` cached positions from row `src` to row `dst` in every layer.
     pub fn record_copy(&self, rec: &mut crate::device::Recorder, kv_dim: usize, rows: usize, src: usize, dst: usize) -> Result<()> {
         for (k, v) in self.k.iter().zip(&self.v) {
-            crate::kernels::kv_write::kv_copy(rec, k, v, kv_dim, rows, src, dst)?;
+            crate::kernels::kv_copy::kv_copy(rec, k, v, kv_dim, rows, src, dst)?;
         }
         Ok(())
     }

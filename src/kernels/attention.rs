@@ -1,9 +1,25 @@
 //! `shaders/attention.wgsl`: causal grouped-query attention over the KV cache.
 
 use anyhow::{bail, Result};
+use bytemuck::{Pod, Zeroable};
 
-use super::{compile_with, u};
+use super::{compile_with, u, Shader};
 use crate::device::Recorder;
+
+/// The uniform `Params` of `shaders/attention.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct Params {
+    pub tokens: u32,
+    pub heads_q: u32,
+    pub heads_kv: u32,
+    pub head_dim: u32,
+    pub q_stride: u32,
+    pub q_offset: u32,
+    pub out_stride: u32,
+    pub window: u32,
+    pub scale: f32,
+}
 
 pub struct Attention {
     pub heads_q: usize,
@@ -23,14 +39,19 @@ impl Attention {
         if q_offset % 4 != 0 || q_stride % 4 != 0 {
             bail!("attention: query rows must start on multiples of 4 floats");
         }
-        let k = compile_with(rec.gpu(), "attention", &[], &[("D4", u(self.head_dim / 4))])?;
-        let scale = 1.0 / (self.head_dim as f32).sqrt();
-        let p = [
-            u(tokens), u(self.heads_q), u(self.heads_kv), u(self.head_dim),
-            u(q_stride), u(q_offset), u(self.heads_q * self.head_dim), u(self.window.unwrap_or(0)),
-            scale.to_bits(),
-        ];
-        rec.dispatch_linear(k, &p, &[q, k_cache, v_cache, meta, out], u((tokens * self.heads_q).div_ceil(64)));
+        let k = compile_with(rec.gpu(), Shader::Attention, &[], &[("D4", u("D4", self.head_dim / 4)?)])?;
+        let p = Params {
+            tokens: u("tokens", tokens)?,
+            heads_q: u("heads_q", self.heads_q)?,
+            heads_kv: u("heads_kv", self.heads_kv)?,
+            head_dim: u("head_dim", self.head_dim)?,
+            q_stride: u("q_stride", q_stride)?,
+            q_offset: u("q_offset", q_offset)?,
+            out_stride: u("out_stride", self.heads_q * self.head_dim)?,
+            window: u("window", self.window.unwrap_or(0))?,
+            scale: 1.0 / (self.head_dim as f32).sqrt(),
+        };
+        rec.dispatch_linear(k, &p, &[q, k_cache, v_cache, meta, out], u("workgroups", (tokens * self.heads_q).div_ceil(64))?);
         Ok(())
     }
 }

@@ -2,9 +2,20 @@
 //! so that only these few numbers ever leave the GPU.
 
 use anyhow::{bail, Result};
+use bytemuck::{Pod, Zeroable};
 
-use super::{compile, u};
+use super::{compile, u, Shader};
 use crate::device::Recorder;
+
+/// The uniform `Params` of `shaders/logprobs.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct Params {
+    pub rows: u32,
+    pub vocab: u32,
+    pub topk: u32,
+    pub row0: u32,
+}
 
 /// u32 words per output row.
 pub const OUT_STRIDE: usize = 68;
@@ -28,16 +39,9 @@ pub fn logprobs(rec: &mut Recorder, logits: &wgpu::Buffer, rows: usize, vocab: u
     if topk > MAX_TOPK {
         bail!("top-k of {topk} asked; at most {MAX_TOPK}");
     }
-    let k = compile(rec.gpu(), "logprobs", &[])?;
-    rec.dispatch_linear(k, &[u(rows), u(vocab), u(topk), u(row0)], &[logits, targets, out], u(rows));
-    Ok(())
-}
-
-/// `shaders/log_softmax.wgsl`: turns `rows` logits rows into log-probabilities in place (for the
-/// rare case where whole rows are asked for).
-pub fn log_softmax(rec: &mut Recorder, logits: &wgpu::Buffer, rows: usize, vocab: usize) -> Result<()> {
-    let k = compile(rec.gpu(), "log_softmax", &[])?;
-    rec.dispatch_linear(k, &[u(rows), u(vocab)], &[logits], u(rows));
+    let k = compile(rec.gpu(), Shader::Logprobs, &[])?;
+    let p = Params { rows: u("rows", rows)?, vocab: u("vocab", vocab)?, topk: u("topk", topk)?, row0: u("row0", row0)? };
+    rec.dispatch_linear(k, &p, &[logits, targets, out], p.rows);
     Ok(())
 }
 

@@ -1,81 +1,71 @@
-//! `shaders/matmul.wgsl` (tiled, prefill) and `shaders/matvec.wgsl` (decode): y = x · wᵀ (+ bias)
-//! (+ y), with w a `[out, in]` [`Matrix`] in its stored dtype, chunk by chunk.
+//! `shaders/matmul.wgsl`: the tiled kernel of [`linear`](super::linear) (prefill), y = x · wᵀ
+//! (+ bias) (+ y), chunk by chunk of w.
 
 use anyhow::Result;
+use bytemuck::{Pod, Zeroable};
 
-use super::{compile, u};
+use super::linear::Rows;
+use super::{compile, u, Shader};
 use crate::device::Recorder;
-use crate::tensor::Matrix;
+use crate::tensor::{Chunk, Matrix};
 
-/// Which kernel computes a linear layer. Both accumulate every output in the same order and give
-/// bit-identical results (tests/kernels.rs), so the choice is only about speed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Path {
-    Tiled,
-    Vector,
+/// The uniform `Params` of `shaders/matmul.wgsl` (and of `shaders/matvec.wgsl`, which declares
+/// the same struct). `n` is the chunk's rows, `n_offset` its first row, `k` the columns.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct Params {
+    pub m: u32,
+    pub n: u32,
+    pub k: u32,
+    pub w_stride: u32,
+    pub x_offset: u32,
+    pub x_stride: u32,
+    pub y_offset: u32,
+    pub y_stride: u32,
+    pub n_offset: u32,
+    pub accumulate: u32,
 }
 
-/// Where the `m` input rows and output rows live (offsets and strides in f32 elements).
-pub struct Rows<'a> {
-    pub x: &'a wgpu::Buffer,
-    pub x_offset: usize,
-    pub x_stride: usize,
-    pub y: &'a wgpu::Buffer,
-    pub y_offset: usize,
-    pub y_stride: usize,
-    pub m: usize,
-}
-
-/// Rows up to which the matrix-vector kernel beats the tiled one (it streams the weights once per
-/// 4 rows; the tiled kernel computes 64-row tiles).
-pub const VECTOR_MAX_ROWS: usize = 32;
-
-/// Rows and columns of output per workgroup of the tiled kernel.
-const TILE: usize = 128;
-
-impl Path {
-    pub fn for_rows(m: usize) -> Path {
-        if m <= VECTOR_MAX_ROWS { Path::Vector } else { Path::Tiled }
+impl Params {
+    /// The parameters for chunk `c` of `w`.
+    pub(super) fn chunk(w: &Matrix, c: &Chunk, accumulate: bool, r: &Rows) -> Result<Params> {
+        Ok(Params {
+            m: u("m", r.m)?,
+            n: u("n", c.rows)?,
+            k: u("k", w.cols)?,
+            w_stride: u("w_stride", c.stride)?,
+            x_offset: u("x_offset", r.x_offset)?,
+            x_stride: u("x_stride", r.x_stride)?,
+            y_offset: u("y_offset", r.y_offset)?,
+            y_stride: u("y_stride", r.y_stride)?,
+            n_offset: u("n_offset", c.row0)?,
+            accumulate: accumulate as u32,
+        })
     }
 }
 
-/// Records y[m, :] (+)= x[m, :] · wᵀ (+ bias) with the faster kernel for `m` rows.
-/// `accumulate` adds onto what y holds (the residual add).
-pub fn linear(rec: &mut Recorder, w: &Matrix, bias: Option<&wgpu::Buffer>, accumulate: bool, r: &Rows) -> Result<()> {
-    linear_path(rec, Path::for_rows(r.m), w, bias, accumulate, r)
+/// Rows and columns of output per workgroup.
+pub const TILE: usize = 128;
+
+/// The defines for chunk `c`: its dtype, and `BIAS` with a bias.
+pub(super) fn defines(c: &Chunk, bias: bool) -> Vec<&'static str> {
+    if bias { vec![c.dtype.define(), "BIAS"] } else { vec![c.dtype.define()] }
 }
 
-/// [`linear`] with the kernel chosen by the caller. The vector kernel reads x four floats at a
-/// time; where `cols`, `x_offset` or `x_stride` is not a multiple of 4 the tiled kernel (which
-/// gives the same bits) runs instead.
-pub fn linear_path(rec: &mut Recorder, path: Path, w: &Matrix, bias: Option<&wgpu::Buffer>, accumulate: bool, r: &Rows) -> Result<()> {
-    if r.m == 0 {
-        return Ok(());
-    }
-    let aligned = w.cols % 4 == 0 && r.x_offset % 4 == 0 && r.x_stride % 4 == 0;
-    let path = if aligned { path } else { Path::Tiled };
-    let file = match path {
-        Path::Tiled => "matmul",
-        Path::Vector => "matvec",
-    };
+/// The bindings: x, the chunk's weights, y and the bias if any.
+pub(super) fn buffers<'a>(c: &'a Chunk, bias: Option<&'a wgpu::Buffer>, r: &Rows<'a>) -> Vec<&'a wgpu::Buffer> {
+    let mut bufs = vec![r.x, &c.buf, r.y];
+    bufs.extend(bias);
+    bufs
+}
+
+/// Records y[m, :] (+)= x[m, :] · wᵀ (+ bias) over tiles of `TILE` x `TILE` outputs.
+pub fn record(rec: &mut Recorder, w: &Matrix, bias: Option<&wgpu::Buffer>, accumulate: bool, r: &Rows) -> Result<()> {
     for c in &w.chunks {
-        let defines: &[&str] = if bias.is_some() { &[c.dtype.define(), "BIAS"] } else { &[c.dtype.define()] };
-        let kernel = compile(rec.gpu(), file, defines)?;
-        let params = [
-            u(r.m), u(c.rows), u(w.cols), u(c.stride),
-            u(r.x_offset), u(r.x_stride), u(r.y_offset), u(r.y_stride),
-            u(c.row0), accumulate as u32,
-        ];
-        let mut bufs = vec![r.x, &c.buf, r.y];
-        if let Some(b) = bias {
-            bufs.push(b);
-        }
-        match path {
-            Path::Tiled => {
-                rec.dispatch(kernel.clone(), &params, &bufs, [u(c.rows.div_ceil(TILE)), u(r.m.div_ceil(TILE)), 1])
-            }
-            Path::Vector => rec.dispatch_linear(kernel.clone(), &params, &bufs, u(c.rows.div_ceil(256))),
-        }
+        let kernel = compile(rec.gpu(), Shader::Matmul, &defines(c, bias.is_some()))?;
+        let p = Params::chunk(w, c, accumulate, r)?;
+        let groups = [u("workgroups", c.rows.div_ceil(TILE))?, u("workgroups", r.m.div_ceil(TILE))?, 1];
+        rec.dispatch(kernel, &p, &buffers(c, bias, r), groups);
     }
     Ok(())
 }

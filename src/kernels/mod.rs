@@ -1,66 +1,133 @@
-//! WGSL compute kernels. Each file here wraps the shader of the same name in `shaders/`, records
-//! its dispatches into a [`Recorder`](crate::device::Recorder), and is tested against a plain CPU
-//! reference in `tests/kernels.rs`.
+//! WGSL compute kernels. Each file here wraps the shader of the same name in `shaders/` (listed
+//! in [`Shader`]): a `Params` struct laid out as the shader's uniform `Params`, and functions that
+//! record its dispatches into a [`Recorder`](crate::device::Recorder). [`linear`] picks between
+//! the two matrix kernels. Each is tested against a plain CPU reference in `tests/kernels.rs`.
 
 pub mod attention;
 pub mod embedding;
+pub mod kv_copy;
 pub mod kv_write;
+pub mod linear;
+pub mod log_softmax;
 pub mod logprobs;
 pub mod matmul;
+pub mod matvec;
 pub mod rmsnorm;
 pub mod rope;
 pub mod swiglu;
 
 use std::sync::Arc;
 
-use anyhow::{bail, Result};
+use anyhow::{anyhow, Result};
 
-use crate::device::{shader, Gpu, Kernel};
+use crate::device::shader::preprocess;
+use crate::device::{Gpu, Kernel};
 
-const WEIGHTS: &str = include_str!("../../shaders/weights.wgsl");
+/// `shaders/lib/weights.wgsl`: weight decoding (`w_at`, `w_pair`, `w_quad`) for each `W_*` dtype.
+const WEIGHTS: &str = include_str!("../../shaders/lib/weights.wgsl");
+/// `shaders/lib/row_lse.wgsl`: the max, argmax and log-sum-exp of a logits row.
+const ROW_LSE: &str = include_str!("../../shaders/lib/row_lse.wgsl");
 
-fn source(file: &str) -> Result<&'static str> {
-    Ok(match file {
-        "attention" => include_str!("../../shaders/attention.wgsl"),
-        "embedding" => include_str!("../../shaders/embedding.wgsl"),
-        "kv_write" => include_str!("../../shaders/kv_write.wgsl"),
-        "kv_copy" => include_str!("../../shaders/kv_copy.wgsl"),
-        "logprobs" => include_str!("../../shaders/logprobs.wgsl"),
-        "log_softmax" => include_str!("../../shaders/log_softmax.wgsl"),
-        "matmul" => include_str!("../../shaders/matmul.wgsl"),
-        "matvec" => include_str!("../../shaders/matvec.wgsl"),
-        "rmsnorm" => include_str!("../../shaders/rmsnorm.wgsl"),
-        "rope" => include_str!("../../shaders/rope.wgsl"),
-        "swiglu" => include_str!("../../shaders/swiglu.wgsl"),
-        other => bail!("no shader named {other}"),
-    })
+/// The kernels in `shaders/`, one per `.wgsl` file there (the snippets in `shaders/lib/` are not
+/// kernels: they are prepended to the kernels that use them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Shader {
+    Attention,
+    Embedding,
+    KvCopy,
+    KvWrite,
+    LogSoftmax,
+    Logprobs,
+    Matmul,
+    Matvec,
+    RmsNorm,
+    Rope,
+    Swiglu,
 }
 
-/// The pipeline for `shaders/<file>.wgsl` with `defines`, compiled on first use and cached.
-/// A `W_*` define prepends the weight-format snippet.
-pub(crate) fn compile(gpu: &Gpu, file: &str, defines: &[&str]) -> Result<Arc<Kernel>> {
-    compile_with(gpu, file, defines, &[])
+impl Shader {
+    /// The file stem: `shaders/<name>.wgsl`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Shader::Attention => "attention",
+            Shader::Embedding => "embedding",
+            Shader::KvCopy => "kv_copy",
+            Shader::KvWrite => "kv_write",
+            Shader::LogSoftmax => "log_softmax",
+            Shader::Logprobs => "logprobs",
+            Shader::Matmul => "matmul",
+            Shader::Matvec => "matvec",
+            Shader::RmsNorm => "rmsnorm",
+            Shader::Rope => "rope",
+            Shader::Swiglu => "swiglu",
+        }
+    }
+
+    /// The WGSL source of the kernel itself.
+    fn source(self) -> &'static str {
+        match self {
+            Shader::Attention => include_str!("../../shaders/attention.wgsl"),
+            Shader::Embedding => include_str!("../../shaders/embedding.wgsl"),
+            Shader::KvCopy => include_str!("../../shaders/kv_copy.wgsl"),
+            Shader::KvWrite => include_str!("../../shaders/kv_write.wgsl"),
+            Shader::LogSoftmax => include_str!("../../shaders/log_softmax.wgsl"),
+            Shader::Logprobs => include_str!("../../shaders/logprobs.wgsl"),
+            Shader::Matmul => include_str!("../../shaders/matmul.wgsl"),
+            Shader::Matvec => include_str!("../../shaders/matvec.wgsl"),
+            Shader::RmsNorm => include_str!("../../shaders/rmsnorm.wgsl"),
+            Shader::Rope => include_str!("../../shaders/rope.wgsl"),
+            Shader::Swiglu => include_str!("../../shaders/swiglu.wgsl"),
+        }
+    }
+
+    /// The snippets prepended to the source.
+    fn snippets(self) -> &'static [&'static str] {
+        match self {
+            Shader::Embedding | Shader::Matmul | Shader::Matvec => &[WEIGHTS],
+            Shader::Logprobs | Shader::LogSoftmax => &[ROW_LSE],
+            _ => &[],
+        }
+    }
+}
+
+/// The pipeline for `shader` with `defines`, compiled on first use and cached. Kernels that read
+/// weights take the `W_*` define of the weights' dtype.
+pub(crate) fn compile(gpu: &Gpu, shader: Shader, defines: &[&str]) -> Result<Arc<Kernel>> {
+    compile_with(gpu, shader, defines, &[])
 }
 
 /// [`compile`] with `const NAME: u32 = value;` declarations prepended (sizes a kernel is
 /// specialised for, so its loops have constant bounds).
-pub(crate) fn compile_with(gpu: &Gpu, file: &str, defines: &[&str], consts: &[(&str, u32)]) -> Result<Arc<Kernel>> {
+pub(crate) fn compile_with(gpu: &Gpu, shader: Shader, defines: &[&str], consts: &[(&str, u32)]) -> Result<Arc<Kernel>> {
     let c: Vec<String> = consts.iter().map(|(n, v)| format!("{n}={v}")).collect();
-    let key = format!("{file}[{}][{}]", defines.join(","), c.join(","));
+    let key = format!("{}[{}][{}]", shader.name(), defines.join(","), c.join(","));
     gpu.kernel(&key, || {
         let mut src = String::new();
         for (n, v) in consts {
             src.push_str(&format!("const {n}: u32 = {v}u;\n"));
         }
-        if defines.iter().any(|d| d.starts_with("W_")) {
-            src.push_str(WEIGHTS);
+        for s in shader.snippets() {
+            src.push_str(s);
         }
-        src.push_str(source(file)?);
-        shader::preprocess(&src, defines)
+        src.push_str(shader.source());
+        preprocess(&src, defines)
     })
 }
 
-/// Converts a size or offset to the u32 that kernel parameters hold.
-pub(crate) fn u(n: usize) -> u32 {
-    u32::try_from(n).expect("kernel parameter above u32::MAX")
+/// Converts a size or offset to the u32 that kernel parameters (and workgroup counts) hold; `name`
+/// says which in the error.
+pub(crate) fn u(name: &str, n: usize) -> Result<u32> {
+    u32::try_from(n).map_err(|_| anyhow!("kernel parameter {name} = {n} is above u32::MAX"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oversized_parameters_are_errors_naming_them() {
+        assert_eq!(u("rows", 7).unwrap(), 7);
+        let e = u("x_stride", u32::MAX as usize + 1).unwrap_err().to_string();
+        assert!(e.contains("x_stride"), "{e}");
+    }
 }

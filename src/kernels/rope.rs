@@ -1,9 +1,22 @@
 //! `shaders/rope.wgsl`: rotary position embedding from a cos/sin table built on the host.
 
 use anyhow::Result;
+use bytemuck::{Pod, Zeroable};
 
-use super::{compile, u};
+use super::{compile, u, Shader};
 use crate::device::{Gpu, Recorder};
+
+/// The uniform `Params` of `shaders/rope.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct Params {
+    pub tokens: u32,
+    pub heads: u32,
+    pub head_dim: u32,
+    pub row_stride: u32,
+    pub offset: u32,
+    pub sin_offset: u32,
+}
 
 /// cos and sin of `position * inv_freq[i]` for every position below `max_pos`, on the GPU.
 pub struct RopeTable {
@@ -33,9 +46,15 @@ impl RopeTable {
 /// `tokens` rows in place, at the positions in `meta` (`[pos, cache base]` per token).
 #[allow(clippy::too_many_arguments)]
 pub fn rope(rec: &mut Recorder, x: &wgpu::Buffer, offset: usize, row_stride: usize, tokens: usize, heads: usize, table: &RopeTable, meta: &wgpu::Buffer) -> Result<()> {
-    let k = compile(rec.gpu(), "rope", &[])?;
-    let head_dim = 2 * table.half;
-    let p = [u(tokens), u(heads), u(head_dim), u(row_stride), u(offset), u(table.max_pos * table.half)];
-    rec.dispatch_linear(k, &p, &[x, &table.buf, meta], u((tokens * heads * table.half).div_ceil(64)));
+    let k = compile(rec.gpu(), Shader::Rope, &[])?;
+    let p = Params {
+        tokens: u("tokens", tokens)?,
+        heads: u("heads", heads)?,
+        head_dim: u("head_dim", 2 * table.half)?,
+        row_stride: u("row_stride", row_stride)?,
+        offset: u("offset", offset)?,
+        sin_offset: u("sin_offset", table.max_pos * table.half)?,
+    };
+    rec.dispatch_linear(k, &p, &[x, &table.buf, meta], u("workgroups", (tokens * heads * table.half).div_ceil(64))?);
     Ok(())
 }

@@ -9,10 +9,10 @@ use super::config::Config;
 use super::weights::{TensorRef, TensorSource};
 use crate::device::{Gpu, Recorder};
 use crate::kernels::attention::Attention;
-use crate::kernels::matmul::{linear, Rows};
+use crate::kernels::linear::{linear, Rows};
 use crate::kernels::rmsnorm::{self, RmsNorm};
 use crate::kernels::rope::{rope, RopeTable};
-use crate::kernels::{embedding, kv_write, logprobs, swiglu};
+use crate::kernels::{embedding, kv_write, log_softmax, logprobs, swiglu};
 use crate::tensor::Matrix;
 
 pub struct Layer {
@@ -258,7 +258,7 @@ impl Decoder {
             let mut rec = gpu.recorder();
             let lr = Rows { x: &head.normed, x_offset: r0 * hd, x_stride: hd, y: &head.logits, y_offset: 0, y_stride: v, m: n };
             linear(&mut rec, self.lm_head(), None, false, &lr)?;
-            logprobs::log_softmax(&mut rec, &head.logits, n, v)?;
+            log_softmax::log_softmax(&mut rec, &head.logits, n, v)?;
             rec.submit("full log-softmax rows")?;
             let flat = gpu.read_f32(&head.logits, 0, n * v)?;
             out.extend(flat.chunks(v).map(|r| r.to_vec()));

@@ -1,7 +1,8 @@
+// Snippet, not a kernel: prepended (src/kernels/mod.rs) to the kernels that read weights
+// (embedding, matmul, matvec), compiled with one of the W_* defines.
 // Weight storage formats, bound at binding 2. `w_at(i)` returns element i (row-major, padded
 // stride) as f32, `w_pair(i)` elements i and i + 1 for even i, `w_quad(i)` elements i .. i + 3
-// for i a multiple of 4. All three give the same values. Prepended to kernels that read weights;
-// one of W_* is defined.
+// for i a multiple of 4. All three give the same values.
 //#if W_F32
 @group(0) @binding(2) var<storage, read> w: array<f32>;
 fn w_at(i: u32) -> f32 {

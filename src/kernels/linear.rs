@@ -1,0 +1,57 @@
+//! Linear layers, y = x · wᵀ (+ bias) (+ y) with w a `[out, in]` [`Matrix`] in its stored dtype:
+//! chooses between the tiled kernel ([`matmul`], prefill) and the matrix-vector one ([`matvec`],
+//! decode), which give the same bits.
+
+use anyhow::Result;
+
+use super::{matmul, matvec};
+use crate::device::Recorder;
+use crate::tensor::Matrix;
+
+/// Which kernel computes a linear layer. Both accumulate every output in the same order and give
+/// bit-identical results (tests/kernels.rs), so the choice is only about speed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Path {
+    Tiled,
+    Vector,
+}
+
+/// Where the `m` input rows and output rows live (offsets and strides in f32 elements).
+pub struct Rows<'a> {
+    pub x: &'a wgpu::Buffer,
+    pub x_offset: usize,
+    pub x_stride: usize,
+    pub y: &'a wgpu::Buffer,
+    pub y_offset: usize,
+    pub y_stride: usize,
+    pub m: usize,
+}
+
+/// Rows up to which the matrix-vector kernel beats the tiled one (it streams the weights once per
+/// 4 rows; the tiled kernel computes tiles of [`matmul::TILE`] rows).
+pub const VECTOR_MAX_ROWS: usize = 32;
+
+impl Path {
+    pub fn for_rows(m: usize) -> Path {
+        if m <= VECTOR_MAX_ROWS { Path::Vector } else { Path::Tiled }
+    }
+}
+
+/// Records y[m, :] (+)= x[m, :] · wᵀ (+ bias) with the faster kernel for `m` rows.
+/// `accumulate` adds onto what y holds (the residual add).
+pub fn linear(rec: &mut Recorder, w: &Matrix, bias: Option<&wgpu::Buffer>, accumulate: bool, r: &Rows) -> Result<()> {
+    linear_path(rec, Path::for_rows(r.m), w, bias, accumulate, r)
+}
+
+/// [`linear`] with the kernel chosen by the caller. The vector kernel reads x four floats at a
+/// time; where `cols`, `x_offset` or `x_stride` is not a multiple of 4 the tiled kernel (which
+/// gives the same bits) runs instead.
+pub fn linear_path(rec: &mut Recorder, path: Path, w: &Matrix, bias: Option<&wgpu::Buffer>, accumulate: bool, r: &Rows) -> Result<()> {
+    if r.m == 0 {
+        return Ok(());
+    }
+    match path {
+        Path::Vector if matvec::aligned(w, r) => matvec::record(rec, w, bias, accumulate, r),
+        _ => matmul::record(rec, w, bias, accumulate, r),
+    }
+}

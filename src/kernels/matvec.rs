@@ -1,0 +1,35 @@
+//! `shaders/matvec.wgsl`: the matrix-vector kernel of [`linear`](super::linear) (decode), the
+//! same product as [`matmul`](super::matmul) with the same bits, for a few rows of x.
+
+use anyhow::{bail, Result};
+
+use super::linear::Rows;
+use super::matmul::{buffers, defines};
+use super::{compile, u, Shader};
+use crate::device::Recorder;
+use crate::tensor::Matrix;
+
+/// The uniform `Params` of `shaders/matvec.wgsl`: the same struct as matmul.wgsl's.
+pub type Params = super::matmul::Params;
+
+/// Weight rows per workgroup (64 invocations of 4 rows each).
+const ROWS_PER_GROUP: usize = 256;
+
+/// Whether the kernel can run: it reads x as vec4, so `w.cols`, `x_offset` and `x_stride` must be
+/// multiples of 4.
+pub fn aligned(w: &Matrix, r: &Rows) -> bool {
+    w.cols % 4 == 0 && r.x_offset % 4 == 0 && r.x_stride % 4 == 0
+}
+
+/// Records y[m, :] (+)= x[m, :] · wᵀ (+ bias), x rows 4 at a time (see [`aligned`]).
+pub fn record(rec: &mut Recorder, w: &Matrix, bias: Option<&wgpu::Buffer>, accumulate: bool, r: &Rows) -> Result<()> {
+    if !aligned(w, r) {
+        bail!("matvec: cols {}, x_offset {} and x_stride {} must be multiples of 4", w.cols, r.x_offset, r.x_stride);
+    }
+    for c in &w.chunks {
+        let kernel = compile(rec.gpu(), Shader::Matvec, &defines(c, bias.is_some()))?;
+        let p = Params::chunk(w, c, accumulate, r)?;
+        rec.dispatch_linear(kernel, &p, &buffers(c, bias, r), u("workgroups", c.rows.div_ceil(ROWS_PER_GROUP))?);
+    }
+    Ok(())
+}
