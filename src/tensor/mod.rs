@@ -61,7 +61,7 @@ impl DType {
         self.block_bytes()
     }
 
-    /// The WGSL define that selects this dtype's `w_at` in `shaders/weights.wgsl`.
+    /// The WGSL define that selects this dtype's `w_at` in `shaders/lib/weights.wgsl`.
     pub fn define(self) -> &'static str {
         match self {
             DType::F32 => "W_F32",
