@@ -182,3 +182,43 @@ fn continue_final_message_leaves_the_last_turn_open() {
     let both = RenderOptions { continue_final_message: true, add_generation_prompt: true, ..Default::default() };
     assert!(t.render(&msgs, &both).is_err());
 }
+
+/// lm-eval 0.4.13's own --apply_chat_template contexts (tools/gen_lm_eval_chat.py), rebuilt from
+/// their recorded pieces by pingce::eval::chat with the Qwen2.5 template.
+#[test]
+fn lm_eval_chat_contexts_are_rebuilt_byte_for_byte() {
+    use pingce::eval::chat::{continuation_delimiter, ChatPrompt};
+    let t = ChatTemplate::from_model_dir(&fixtures().join("qwen2.5-instruct"), None).unwrap();
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/lm_eval_chat");
+    let s = |v: &Value| v.as_str().map(str::to_string);
+    let mut n = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        let fx: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        for doc in fx["docs"].as_array().unwrap() {
+            let p = ChatPrompt {
+                system_instruction: s(&fx["system_instruction"]),
+                description: s(&doc["description"]).unwrap(),
+                fewshot: serde_json::from_value(doc["fewshot"].clone()).unwrap(),
+                fewshot_target_delimiter: s(&doc["fewshot_target_delimiter"]).unwrap(),
+                fewshot_delimiter: s(&doc["fewshot_delimiter"]).unwrap(),
+                fewshot_gen_prefix: None,
+                question: s(&doc["question"]).unwrap(),
+                target_delimiter: s(&fx["target_delimiter"]).unwrap(),
+                gen_prefix: s(&doc["gen_prefix"]),
+                multiturn: fx["fewshot_as_multiturn"].as_bool().unwrap(),
+            };
+            let got = p.render(&t, &Default::default()).unwrap();
+            assert_eq!(got, doc["context"].as_str().unwrap(), "{} doc {}", path.display(), doc["doc_id"]);
+            let delim = continuation_delimiter(&p.target_delimiter, s(&fx["task_gen_prefix"]).as_deref());
+            for c in doc["continuations"].as_array().unwrap() {
+                assert!(!c.as_str().unwrap().starts_with(' ') || !delim.is_empty(), "{}: continuation {c} keeps a delimiter", path.display());
+            }
+            n += 1;
+        }
+    }
+    assert!(n >= 36, "only {n} lm-eval contexts checked");
+}

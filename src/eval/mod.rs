@@ -2,6 +2,7 @@
 //! prompts rendered as lm-evaluation-harness renders them, metrics, and the runner that turns
 //! them into engine requests and writes results with their evidence.
 
+pub mod chat;
 pub mod data;
 pub mod metrics;
 pub mod runner;
