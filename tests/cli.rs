@@ -156,3 +156,29 @@ fn task_logit_dumps_compare_across_batch_sizes() {
     assert!(o.status.success(), "{out}");
     assert!(out.contains("answer flips: 0 of 4 multiple-choice items") && out.contains("McNemar"), "{out}");
 }
+
+/// Standard splits by default: a missing file is named before any model is loaded; `--split`
+/// evaluates another split, recorded in results.json and flagged in summary.md.
+#[test]
+fn standard_splits_and_smoke_splits() {
+    let empty = std::env::temp_dir().join(format!("pingce-cli-empty-{}", std::process::id()));
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = std::env::temp_dir().join(format!("pingce-cli-split-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let (e, o) = (empty.to_str().unwrap(), out.to_str().unwrap());
+    // The model path does not exist: the data check must fail first, naming task, split and path.
+    fails_with(&["eval", "--model", "no/such/model", "--tasks", "arc_easy", "--data-dir", e, "--output", o], "ARC-Easy-Test.jsonl");
+    fails_with(&["eval", "--model", "no/such/model", "--tasks", "arc_easy", "--data-dir", e, "--output", o], "evaluates split `test`");
+    fails_with(&["eval", "--model", "no/such/model", "--tasks", "arc_easy", "--split", "arc_easy=nope", "--output", o], "has no split `nope`");
+    fails_with(&["eval", "--model", "no/such/model", "--tasks", "arc_easy", "--split", "piqa=validation", "--output", o], "not a selected task");
+    let run = pingce(&["eval", "--model", "tests/fixtures/tiny-llama", "--tasks", "arc_easy,piqa", "--split", "arc_easy=train", "--limit", "2", "--output", o]);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    assert_eq!(r["configs"]["arc_easy"]["eval_split"], "train");
+    assert_eq!(r["configs"]["arc_easy"]["standard_split"], "test");
+    assert_eq!(r["configs"]["arc_easy"]["split_is_standard"], false);
+    assert_eq!(r["configs"]["piqa"]["split_is_standard"], true);
+    let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(md.contains("arc_easy ⚠ split train") && md.contains("Non-standard split"), "{md}");
+    assert!(!md.contains("piqa ⚠"), "{md}");
+}

@@ -49,9 +49,21 @@ pub struct PlanArgs {
     /// Folder of task YAML files.
     #[arg(long, default_value = "evals")]
     pub tasks_dir: PathBuf,
+    /// Evaluate another split than each task's standard one (smoke runs): NAME for every task,
+    /// or TASK=NAME for a task or a group; repeatable or comma-separated. Recorded in
+    /// results.json and flagged in summary.md.
+    #[arg(long, value_delimiter = ',')]
+    pub split: Vec<String>,
 }
 
 impl PlanArgs {
+    /// Loads the tasks `specs` select, with the `--split` overrides applied.
+    pub fn tasks(&self, specs: &[String]) -> Result<Vec<pingce::eval::task::Task>> {
+        let mut tasks = plan::select_tasks(&self.tasks_dir, specs)?;
+        plan::apply_splits(&mut tasks, &self.split)?;
+        Ok(tasks)
+    }
+
     pub fn options(&self) -> PlanOptions {
         PlanOptions { data_dir: self.data_dir.clone(), limit: self.limit, num_fewshot: self.num_fewshot, seed: self.seed }
     }
@@ -76,14 +88,14 @@ pub fn list(a: TasksArgs) -> Result<()> {
 }
 
 pub fn run(a: EvalArgs) -> Result<()> {
-    let chosen = plan::select_tasks(&a.plan.tasks_dir, &a.tasks)?;
+    let chosen = a.plan.tasks(&a.tasks)?;
     let o = a.plan.options();
     let runs = plan::prepare(&chosen, &o)?;
     let mut engine = a.model.engine()?;
     let opts = RunOptions {
         out: a.output.clone(),
         chunk: a.chunk,
-        settings: json!({"tasks": chosen.iter().map(|t| &t.name).collect::<Vec<_>>(), "limit": o.limit, "num_fewshot": o.num_fewshot, "seed": o.seed, "data_dir": o.data_dir}),
+        settings: json!({"tasks": chosen.iter().map(|t| &t.name).collect::<Vec<_>>(), "limit": o.limit, "num_fewshot": o.num_fewshot, "seed": o.seed, "data_dir": o.data_dir, "split": a.plan.split}),
         progress: true,
     };
     let results = runner::run(&mut engine, &runs, &opts)?;

@@ -263,21 +263,32 @@ fn read_mmlu(path: &Path, text: &str) -> Result<Vec<Doc>> {
         .collect()
 }
 
+/// C-Eval's published CSVs: `dev` has `id,question,A,B,C,D,answer,explanation`, `val` has no
+/// explanation column and `test` has no answers either. Missing columns are absent from the doc.
 fn read_ceval(_path: &Path, text: &str) -> Result<Vec<Doc>> {
-    let header = ["id", "question", "A", "B", "C", "D", "answer", "explanation"];
-    csv_records(text, Some(&header), 8)?
+    const COLS: [&str; 8] = ["id", "question", "A", "B", "C", "D", "answer", "explanation"];
+    let first = text.lines().next().unwrap_or_default();
+    let header: Vec<&str> = first.trim_start_matches('\u{feff}').split(',').map(str::trim).collect();
+    let ncols = match header.len() {
+        n @ 6..=8 if header[..] == COLS[..n] => n,
+        _ => bail!("line 1: expected the header `{}` (C-Eval val: without explanation; test: without answer), found `{first}`", COLS.join(",")),
+    };
+    csv_records(text.trim_start_matches('\u{feff}'), Some(&COLS[..ncols]), ncols)?
         .into_iter()
         .map(|(line, f)| {
-            letter_index(&f[6]).map_err(|e| anyhow!("line {line}: {e}"))?;
+            if ncols > 6 {
+                letter_index(&f[6]).map_err(|e| anyhow!("line {line}: {e}"))?;
+            }
             let id: Value = f[0]
                 .trim()
                 .parse::<i64>()
                 .map(Value::from)
                 .map_err(|_| anyhow!("line {line}: id {:?} is not an integer", f[0]))?;
-            Ok(obj(json!({
-                "id": id, "question": f[1], "A": f[2], "B": f[3], "C": f[4], "D": f[5],
-                "answer": f[6], "explanation": f[7],
-            })))
+            let mut d = obj(json!({"id": id, "question": f[1], "A": f[2], "B": f[3], "C": f[4], "D": f[5]}));
+            for (k, v) in COLS[6..ncols].iter().zip(&f[6..]) {
+                d.insert(k.to_string(), json!(v));
+            }
+            Ok(d)
         })
         .collect()
 }

@@ -66,6 +66,28 @@ pub fn select_tasks(tasks_dir: &Path, specs: &[String]) -> Result<Vec<Task>> {
     Ok(chosen)
 }
 
+/// Evaluates other splits than the YAMLs declare, for smoke runs: each spec is `NAME` (every
+/// task) or `TASK=NAME` (a task, or every task of a group). A task without that split, or a
+/// `TASK` that names nothing selected, is an error.
+pub fn apply_splits(tasks: &mut [Task], specs: &[String]) -> Result<()> {
+    for spec in specs {
+        let (target, split) = match spec.split_once('=') {
+            Some((t, s)) => (Some(t.trim()), s.trim()),
+            None => (None, spec.trim()),
+        };
+        ensure!(!split.is_empty(), "--split {spec:?}: give a split name, or TASK=NAME");
+        let mut matched = 0;
+        for t in tasks.iter_mut() {
+            if target.is_none_or(|g| t.name == g || t.groups.iter().any(|x| x == g)) {
+                t.set_eval_split(split).with_context(|| format!("--split {spec}"))?;
+                matched += 1;
+            }
+        }
+        ensure!(matched > 0, "--split {spec}: `{}` is not a selected task or group", target.unwrap_or_default());
+    }
+    Ok(())
+}
+
 impl ExactMatch {
     /// exact_match's options as a task's `metric_list` gives them.
     pub fn from_metric_list(list: &[task::MetricConfig]) -> ExactMatch {
@@ -109,6 +131,8 @@ impl TaskRun {
             "num_fewshot": num_fewshot,
             "fewshot_seed": seed,
             "eval_split": t.eval_split(),
+            "standard_split": t.standard_split,
+            "split_is_standard": t.is_standard_split(),
             "fewshot_split": t.fewshot_split(),
             "resolved": t.config,
         });

@@ -308,8 +308,16 @@ pub fn run(engine: &mut Engine, tasks: &[TaskRun], opts: &RunOptions) -> Result<
 /// A Markdown table of every task and group score.
 pub fn summary(results: &Value) -> String {
     let mut s = String::from("| task | metric | value | stderr | n |\n|---|---|---|---|---|\n");
+    let mut off_split = Vec::new();
     if let Some(r) = results["results"].as_object() {
-        for (task, metrics) in r {
+        for (name, metrics) in r {
+            let cfg = &results["configs"][name];
+            let task = if cfg["split_is_standard"] == json!(false) {
+                off_split.push(format!("{name} evaluated split `{}`, not `{}`", cfg["eval_split"].as_str().unwrap_or("?"), cfg["standard_split"].as_str().unwrap_or("?")));
+                format!("{name} ⚠ split {}", cfg["eval_split"].as_str().unwrap_or("?"))
+            } else {
+                name.clone()
+            };
             for (m, v) in metrics.as_object().into_iter().flatten() {
                 let se = v["stderr"].as_f64().map_or("–".into(), |x| format!("{x:.4}"));
                 s += &format!("| {task} | {m} | {:.4} | {se} | {} |\n", v["value"].as_f64().unwrap_or(f64::NAN), v["n"]);
@@ -324,6 +332,13 @@ pub fn summary(results: &Value) -> String {
                 s += &format!("| {group} (macro) | {m} | {:.4} | – | {} |\n", v["macro"].as_f64().unwrap_or(f64::NAN), v["n"]);
             }
         }
+    }
+    if !off_split.is_empty() {
+        s += &format!(
+            "\n⚠ Non-standard split (a smoke run; not comparable with published scores): {} task(s), e.g. {}.\n",
+            off_split.len(),
+            off_split[0]
+        );
     }
     s
 }

@@ -59,6 +59,7 @@ pub fn load_task_file(path: &Path) -> Result<Vec<Task>> {
             name: config.task.clone(),
             groups: config.group.to_vec(),
             file: path.to_path_buf(),
+            standard_split: config.test_split.clone().or_else(|| config.validation_split.clone()).unwrap_or_default(),
             config,
         };
         task.check().map_err(|e| anyhow!("{p}: task `{}`: {e}", task.name))?;

@@ -63,6 +63,8 @@ pub struct Task {
     pub groups: Vec<String>,
     /// The YAML file it was declared in.
     pub file: PathBuf,
+    /// The split the YAML evaluates (lm-eval's); [`Task::set_eval_split`] may evaluate another.
+    pub standard_split: String,
     pub config: TaskConfig,
 }
 
@@ -120,6 +122,12 @@ impl Task {
         Ok(())
     }
 
+    /// Whether the evaluated split is the one the YAML declares (a number from another split is
+    /// not comparable with published ones).
+    pub fn is_standard_split(&self) -> bool {
+        self.eval_split() == Some(self.standard_split.as_str())
+    }
+
     pub fn split_files(&self, data_dir: &Path, split: &str) -> Result<Option<Vec<PathBuf>>> {
         let Some(pattern) = self.config.dataset.files.get(split) else {
             return Ok(None);
@@ -145,10 +153,14 @@ impl Task {
             anyhow!("task `{}` ({}): no files configured for split `{split}`", self.name, self.file.display())
         })?;
         let files = self.split_files(data_dir, split)?.ok_or_else(|| {
+            let others: Vec<&str> = self.config.dataset.files.keys().map(String::as_str).filter(|s| *s != split).collect();
             anyhow!(
-                "task `{}`: no file matches {} (split `{split}`)",
+                "task `{}` evaluates split `{split}`: expected {} (no file there). Point --data-dir at the benchmark \
+                 files laid out as published, or evaluate another split for a smoke run with --split (this task \
+                 also declares: {})",
                 self.name,
-                data_dir.join(pattern).display()
+                data_dir.join(pattern).display(),
+                others.join(", ")
             )
         })?;
         let docs = self.read_split(&files).with_context(|| format!("task `{}`", self.name))?;
