@@ -116,6 +116,17 @@ fn runner_writes_evidence_and_is_batch_invariant() {
     assert_eq!(n, 7);
     let recs: Vec<Value> = std::fs::read_to_string(a_dir.join("samples_mc.jsonl")).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(acc, recs.iter().map(|r| r["acc"].as_f64().unwrap()).sum::<f64>() / 7.0);
+    // Auditable samples: the requests' arguments, and prompt_sha256 as lm-eval's prompt_hash (the
+    // first request's context).
+    let args = recs[0]["arguments"].as_array().unwrap();
+    assert_eq!(args.len(), 4);
+    assert_eq!(args[1], json!(["Question: The cat sat on the\nAnswer:", " four"]));
+    assert_eq!(recs[0]["prompt_sha256"], pingce::digest::sha256_hex(b"Question: The cat sat on the\nAnswer:"));
+    assert_eq!(recs[0]["loglikelihoods"].as_array().unwrap().len(), 4);
+    assert_eq!(recs[0]["is_greedy"].as_array().unwrap().len(), 4);
+    let gen: Vec<Value> = std::fs::read_to_string(a_dir.join("samples_gen.jsonl")).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(gen[0]["arguments"][0][1]["until"], json!(["\n"]));
+    assert!(gen[0]["filtered"]["flexible-extract"]["answer"].is_string());
     assert!(a["results"]["ppl"]["word_perplexity"]["value"].as_f64().unwrap() > 1.0);
     assert!(a["results"]["gen"]["exact_match,flexible-extract"]["n"].as_u64() == Some(3));
     assert!(a["groups"]["grp"]["acc"]["micro"].is_number());

@@ -83,7 +83,10 @@ fn score_items(engine: &mut Engine, task: &TaskRun, items: &[&Item]) -> Result<V
     let em_ignore: Vec<Regex> = task.exact_match.regexes_to_ignore.iter().map(|r| Regex::new(r)).collect::<Result<_, _>>()?;
     let mut records = Vec::with_capacity(items.len());
     for it in items {
-        let mut r = json!({"doc_id": it.doc_id, "prompt_sha256": crate::digest::sha256_hex(it.context.as_bytes())});
+        let arguments = request_arguments(it);
+        // lm-eval's prompt_hash: the first request's first argument (its context, or a rolling text).
+        let first = arguments[0][0].as_str().unwrap_or_default();
+        let mut r = json!({"doc_id": it.doc_id, "prompt_sha256": crate::digest::sha256_hex(first.as_bytes()), "arguments": arguments});
         match &it.kind {
             ItemKind::Choices { choices, gold, labels, .. } => {
                 let s = choice_scores.next().unwrap();
@@ -124,6 +127,17 @@ fn score_items(engine: &mut Engine, task: &TaskRun, items: &[&Item]) -> Result<V
         records.push(r);
     }
     Ok(records)
+}
+
+/// The requests an item sends, as lm-eval's `--log_samples` records their `arguments`:
+/// `[context, continuation]` per log-likelihood request, `[text]` for a rolling text,
+/// `[context, {until, max_gen_toks}]` for generation.
+fn request_arguments(it: &Item) -> Value {
+    match &it.kind {
+        ItemKind::Rolling { text, .. } => json!([[text]]),
+        ItemKind::Generate { until, max_gen_toks, .. } => json!([[it.context, {"until": until, "max_gen_toks": max_gen_toks}]]),
+        _ => json!(it.loglikelihood_requests().into_iter().map(|(c, x)| [c, x]).collect::<Vec<_>>()),
+    }
 }
 
 /// The multiple-choice fields of a sample record.
