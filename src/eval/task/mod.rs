@@ -75,6 +75,7 @@ impl Task {
         if c.output_type == OutputType::MultipleChoice && c.doc_to_choice.is_none() {
             bail!("output_type multiple_choice needs doc_to_choice");
         }
+        super::bank::check_config(c)?;
         let env = template::environment();
         let mut templates = vec![("description", c.description.clone())];
         for (k, t) in [("doc_to_text", &c.doc_to_text), ("doc_to_target", &c.doc_to_target)]
@@ -124,13 +125,18 @@ impl Task {
         let Some(pattern) = self.config.dataset.files.get(split) else {
             return Ok(None);
         };
-        let files = data::expand_glob(data_dir, pattern)?;
+        let files = data::expand_glob(super::bank::files_root(pattern, &self.file, data_dir), pattern)?;
         let files: Vec<PathBuf> = files.into_iter().filter(|f| f.is_file()).collect();
         Ok((!files.is_empty()).then_some(files))
     }
 
-    fn read_split(&self, files: &[PathBuf]) -> Result<Vec<Doc>> {
-        let docs = data::read_files(self.config.dataset.format, files)?;
+    /// The documents of one split's files (a bank refuses if any row is malformed).
+    pub(crate) fn read_split(&self, files: &[PathBuf]) -> Result<Vec<Doc>> {
+        let docs = if super::bank::is_generic(self.config.dataset.format) {
+            super::bank::read_docs(&self.config.dataset, files)?
+        } else {
+            data::read_files(self.config.dataset.format, files)?
+        };
         match self.config.process_docs {
             Some(p) => p.apply(docs),
             None => Ok(docs),
@@ -148,7 +154,7 @@ impl Task {
             anyhow!(
                 "task `{}`: no file matches {} (split `{split}`)",
                 self.name,
-                data_dir.join(pattern).display()
+                super::bank::files_root(pattern, &self.file, data_dir).join(pattern).display()
             )
         })?;
         let docs = self.read_split(&files).with_context(|| format!("task `{}`", self.name))?;
