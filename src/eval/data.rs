@@ -60,7 +60,7 @@ pub enum Format {
 /// sorted. A pattern without wildcards names one file, which need not exist (the caller reports
 /// it missing).
 pub fn expand_glob(root: &Path, pattern: &str) -> Result<Vec<PathBuf>> {
-    let comps: Vec<&str> = pattern.split('/').filter(|c| !c.is_empty()).collect();
+    let comps: Vec<&str> = pattern.split('/').filter(|c| !c.is_empty() && *c != ".").collect();
     let mut current = vec![root.to_path_buf()];
     for (i, comp) in comps.iter().enumerate() {
         let last = i + 1 == comps.len();
