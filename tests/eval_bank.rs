@@ -169,3 +169,26 @@ fn bank_evaluates_per_category_with_group_averages() {
     assert!((g["macro"].as_f64().unwrap() - macro_).abs() < 1e-12, "{g}");
     assert_eq!((g["n"].as_u64(), g["tasks"].as_u64()), (Some(12), Some(3)));
 }
+
+#[test]
+fn generation_bank_scores_exact_match_regex_and_contains() {
+    use pingce::device::Gpu;
+    use pingce::engine::{Engine, EngineOptions};
+    use pingce::eval::runner::{run, RunOptions};
+    let t = task::load_task_file(&root().join("evals/examples/quality_terms.yaml")).unwrap();
+    let mut o = options(Path::new("/nonexistent"));
+    o.limit = Some(2);
+    let runs = plan::prepare(&t, &o).unwrap();
+    let model = root().join("tests/fixtures/tiny-llama");
+    let mut engine = Engine::load(Gpu::default_device().unwrap(), &model, EngineOptions { batch_size: 2, max_batch_tokens: 4096 }).unwrap();
+    let out = tmpdir("gen");
+    let res = run(&mut engine, &runs, &RunOptions { out: out.clone(), chunk: 8, settings: json!({}), progress: false }).unwrap();
+    let r = &res["results"]["quality_terms"];
+    for key in ["exact_match,raw", "exact_match,number", "contains,raw", "contains,number"] {
+        assert_eq!(r[key]["n"].as_u64(), Some(2), "{key}: {r}");
+    }
+    let rec: Value = serde_json::from_str(std::fs::read_to_string(out.join("samples_quality_terms.jsonl")).unwrap().lines().next().unwrap()).unwrap();
+    let raw = &rec["filtered"]["raw"];
+    let expected = raw["answer"].as_str().unwrap().contains("Failure Mode and Effects Analysis") as u8 as f64;
+    assert_eq!(raw["contains"].as_f64(), Some(expected), "{rec}");
+}

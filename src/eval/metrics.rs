@@ -85,38 +85,29 @@ pub fn mc2(lls: &[f64], labels: &[u8]) -> f64 {
 /// lm-eval's exact_match (HF `evaluate` semantics): optional regexes removed from both strings,
 /// then case and punctuation folding, then equality.
 pub fn exact_match(pred: &str, target: &str, ignore_case: bool, ignore_punctuation: bool, regexes_to_ignore: &[Regex]) -> f64 {
-    let norm = |s: &str| {
-        let mut s = s.to_string();
-        for r in regexes_to_ignore {
-            s = r.replace_all(&s, "").into_owned();
-        }
-        if ignore_case {
-            s = s.to_lowercase();
-        }
-        if ignore_punctuation {
-            s.retain(|c| !c.is_ascii_punctuation());
-        }
-        s
-    };
+    let norm = |s: &str| normalise(s, ignore_case, ignore_punctuation, regexes_to_ignore);
     (norm(pred) == norm(target)) as u8 as f64
+}
+
+/// exact_match's normalisation: regexes removed, then case and ASCII punctuation folded.
+fn normalise(s: &str, ignore_case: bool, ignore_punctuation: bool, regexes_to_ignore: &[Regex]) -> String {
+    let mut s = s.to_string();
+    for r in regexes_to_ignore {
+        s = r.replace_all(&s, "").into_owned();
+    }
+    if ignore_case {
+        s = s.to_lowercase();
+    }
+    if ignore_punctuation {
+        s.retain(|c| !c.is_ascii_punctuation());
+    }
+    s
 }
 
 /// pingce's `contains`: 1 when the normalised `pred` contains the normalised, non-empty
 /// `target` (the normalisation of [`exact_match`]).
 pub fn contains(pred: &str, target: &str, ignore_case: bool, ignore_punctuation: bool, regexes_to_ignore: &[Regex]) -> f64 {
-    let norm = |s: &str| {
-        let mut s = s.to_string();
-        for r in regexes_to_ignore {
-            s = r.replace_all(&s, "").into_owned();
-        }
-        if ignore_case {
-            s = s.to_lowercase();
-        }
-        if ignore_punctuation {
-            s.retain(|c| !c.is_ascii_punctuation());
-        }
-        s
-    };
+    let norm = |s: &str| normalise(s, ignore_case, ignore_punctuation, regexes_to_ignore);
     let t = norm(target);
     (!t.is_empty() && norm(pred).contains(&t)) as u8 as f64
 }
