@@ -26,7 +26,7 @@
 //!   `fewshot_split`, else `training_split`, else `validation_split`, else `test_split`.
 //!
 //! pingce extensions to lm-eval's keys: `dataset {format, files, options}` (local files instead
-//! of a hub dataset), `subtasks` (one task per entry, `${var}` substituted in every string),
+//! of a hub dataset; `encoding` and `fields` for users' question banks, see [`crate::eval::bank`]), `subtasks` (one task per entry, `${var}` substituted in every string),
 //! `group` (list; lm-eval's `tag` is accepted too), `fewshot_seed`, `doc_to_labels` (per-choice
 //! 0/1 labels, for mc2), `doc_to_count_text` (the text whose words/bytes normalise rolling
 //! perplexity; default the target), and `process_docs` naming a built-in preprocessor.
