@@ -74,9 +74,33 @@ pub struct TasksArgs {
     /// Folder of task YAML files.
     #[arg(long, default_value = "evals")]
     tasks_dir: PathBuf,
+    /// Validate this task YAML and its data without a model: rows per split and category, and
+    /// every malformed row with its line; exits non-zero if any.
+    #[arg(long, value_name = "FILE.yaml")]
+    check: Option<PathBuf>,
+    /// Folder holding the datasets (`files` not starting with `./` or `../`).
+    #[arg(long, default_value = "evals/samples")]
+    data_dir: PathBuf,
+}
+
+/// `pingce tasks --check FILE.yaml`.
+fn check(file: &std::path::Path, data_dir: &std::path::Path) -> Result<()> {
+    let mut problems = 0;
+    for t in task::load_task_file(file)? {
+        let report = pingce::eval::bank::check_task(&t, data_dir)?;
+        print!("{report}");
+        problems += report.problems.len();
+    }
+    if problems > 0 {
+        anyhow::bail!("{}: {problems} problem(s)", file.display());
+    }
+    Ok(())
 }
 
 pub fn list(a: TasksArgs) -> Result<()> {
+    if let Some(file) = &a.check {
+        return check(file, &a.data_dir);
+    }
     let tasks = task::load_tasks(&a.tasks_dir)?;
     let mut groups: BTreeSet<&str> = BTreeSet::new();
     for t in &tasks {

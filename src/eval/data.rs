@@ -18,7 +18,11 @@
 //! | `gsm8k_jsonl` | `{question, answer}` | `openai/gsm8k` |
 //! | `wikitext` | `wiki.<split>.tokens` / `.raw` text | `EleutherAI/wikitext_document_level`: one `{page}` per article |
 //! | `text` | any text file | one `{text}` per file |
-//! | `jsonl` | one JSON object per line | the objects as they are |
+//! | `jsonl` | one JSON object per line | the objects as they are, or a question bank's `fields` |
+//! | `csv`, `tsv` | a header row, then one row per document | `{column: text}`, or a question bank's `fields` |
+//!
+//! `jsonl`, `csv` and `tsv` are read by [`super::bank`] (encoding, field mapping, every malformed
+//! row reported); [`read_file`] reads them as UTF-8 without a mapping.
 //!
 //! Errors name the file and line (CSV record, JSON line).
 
@@ -46,13 +50,17 @@ pub enum Format {
     Wikitext,
     Text,
     Jsonl,
+    /// CSV with a header row (a question bank, see [`super::bank`]).
+    Csv,
+    /// TSV with a header row, no quoting (a question bank, see [`super::bank`]).
+    Tsv,
 }
 
 /// Expand a glob (`*`, `?` in any path component; relative to `root`) into the matching files,
 /// sorted. A pattern without wildcards names one file, which need not exist (the caller reports
 /// it missing).
 pub fn expand_glob(root: &Path, pattern: &str) -> Result<Vec<PathBuf>> {
-    let comps: Vec<&str> = pattern.split('/').filter(|c| !c.is_empty()).collect();
+    let comps: Vec<&str> = pattern.split('/').filter(|c| !c.is_empty() && *c != ".").collect();
     let mut current = vec![root.to_path_buf()];
     for (i, comp) in comps.iter().enumerate() {
         let last = i + 1 == comps.len();
@@ -150,7 +158,17 @@ pub fn read_file(format: Format, path: &Path) -> Result<Vec<Doc>> {
             .map(|page| obj(json!({ "page": page })))
             .collect()),
         Format::Text => Ok(vec![obj(json!({ "text": text }))]),
-        Format::Jsonl => jsonl(path, text, Ok),
+        Format::Jsonl | Format::Csv | Format::Tsv => {
+            let d = crate::eval::task::DatasetConfig {
+                format,
+                files: Default::default(),
+                options: Default::default(),
+                encoding: Default::default(),
+                fields: None,
+                category: None,
+            };
+            super::bank::read_docs(&d, &[path.to_path_buf()])
+        }
     }
     .map_err(|e| anyhow!("{p}: {e:#}"))
 }

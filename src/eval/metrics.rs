@@ -14,6 +14,9 @@ pub enum Metric {
     Mc1,
     Mc2,
     ExactMatch,
+    /// pingce's own (lm-eval has no such built-in): 1 when the (filtered) response contains the
+    /// target, after exact_match's normalisation options.
+    Contains,
     WordPerplexity,
     BytePerplexity,
     BitsPerByte,
@@ -28,6 +31,7 @@ impl Metric {
             Metric::Mc1 => "mc1",
             Metric::Mc2 => "mc2",
             Metric::ExactMatch => "exact_match",
+            Metric::Contains => "contains",
             Metric::WordPerplexity => "word_perplexity",
             Metric::BytePerplexity => "byte_perplexity",
             Metric::BitsPerByte => "bits_per_byte",
@@ -81,20 +85,31 @@ pub fn mc2(lls: &[f64], labels: &[u8]) -> f64 {
 /// lm-eval's exact_match (HF `evaluate` semantics): optional regexes removed from both strings,
 /// then case and punctuation folding, then equality.
 pub fn exact_match(pred: &str, target: &str, ignore_case: bool, ignore_punctuation: bool, regexes_to_ignore: &[Regex]) -> f64 {
-    let norm = |s: &str| {
-        let mut s = s.to_string();
-        for r in regexes_to_ignore {
-            s = r.replace_all(&s, "").into_owned();
-        }
-        if ignore_case {
-            s = s.to_lowercase();
-        }
-        if ignore_punctuation {
-            s.retain(|c| !c.is_ascii_punctuation());
-        }
-        s
-    };
+    let norm = |s: &str| normalise(s, ignore_case, ignore_punctuation, regexes_to_ignore);
     (norm(pred) == norm(target)) as u8 as f64
+}
+
+/// exact_match's normalisation: regexes removed, then case and ASCII punctuation folded.
+fn normalise(s: &str, ignore_case: bool, ignore_punctuation: bool, regexes_to_ignore: &[Regex]) -> String {
+    let mut s = s.to_string();
+    for r in regexes_to_ignore {
+        s = r.replace_all(&s, "").into_owned();
+    }
+    if ignore_case {
+        s = s.to_lowercase();
+    }
+    if ignore_punctuation {
+        s.retain(|c| !c.is_ascii_punctuation());
+    }
+    s
+}
+
+/// pingce's `contains`: 1 when the normalised `pred` contains the normalised, non-empty
+/// `target` (the normalisation of [`exact_match`]).
+pub fn contains(pred: &str, target: &str, ignore_case: bool, ignore_punctuation: bool, regexes_to_ignore: &[Regex]) -> f64 {
+    let norm = |s: &str| normalise(s, ignore_case, ignore_punctuation, regexes_to_ignore);
+    let t = norm(target);
+    (!t.is_empty() && norm(pred).contains(&t)) as u8 as f64
 }
 
 /// Mean and lm-eval's `mean_stderr`: sample standard deviation (ddof 1) / sqrt(n).
@@ -186,6 +201,14 @@ mod tests {
         assert_eq!(strict.apply("the answer is 7").unwrap(), "[invalid]");
         assert_eq!(flex.apply("costs $12 then 5 more").unwrap(), "5");
         assert_eq!(flex.apply("no digits").unwrap(), "[invalid]");
+    }
+
+    #[test]
+    fn contains_target() {
+        assert_eq!(contains("答案是：合格。", "合格", false, false, &[]), 1.0);
+        assert_eq!(contains("The answer is PASS", "pass", true, false, &[]), 1.0);
+        assert_eq!(contains("The answer is PASS", "pass", false, false, &[]), 0.0);
+        assert_eq!(contains("anything", "", false, false, &[]), 0.0);
     }
 
     #[test]

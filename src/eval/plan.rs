@@ -54,9 +54,19 @@ pub struct PlanOptions {
 /// Loads the tasks of `tasks_dir` and selects those `specs` name (names, groups, globs), in the
 /// order given, each once.
 pub fn select_tasks(tasks_dir: &Path, specs: &[String]) -> Result<Vec<Task>> {
-    let all = task::load_tasks(tasks_dir)?;
+    let is_file = |s: &str| (s.ends_with(".yaml") || s.ends_with(".yml")) && Path::new(s).is_file();
+    let all = if specs.iter().all(|s| is_file(s)) { vec![] } else { task::load_tasks(tasks_dir)? };
     let mut chosen: Vec<Task> = Vec::new();
     for spec in specs {
+        // A path to a task YAML file selects its tasks (e.g. evals/examples/quality_bank.yaml).
+        if is_file(spec) {
+            for t in task::load_task_file(Path::new(spec))? {
+                if !chosen.iter().any(|c| c.name == t.name) {
+                    chosen.push(t);
+                }
+            }
+            continue;
+        }
         for t in task::select(&all, spec)? {
             if !chosen.iter().any(|c| c.name == t.name) {
                 chosen.push(t.clone());
@@ -149,8 +159,10 @@ impl TaskRun {
     }
 }
 
-/// Every task of `tasks`, prepared (errors name the task).
+/// Every task of `tasks`, prepared (errors name the task); a question bank with a `category`
+/// field becomes one task per category (see [`super::bank::split`]).
 pub fn prepare(tasks: &[Task], o: &PlanOptions) -> Result<Vec<TaskRun>> {
+    let tasks = super::bank::split::split_categories(tasks, &o.data_dir)?;
     tasks.iter().map(|t| TaskRun::prepare(t, o).with_context(|| format!("preparing task {}", t.name))).collect()
 }
 

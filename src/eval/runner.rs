@@ -119,7 +119,11 @@ fn score_items(engine: &mut Engine, task: &TaskRun, items: &[&Item]) -> Result<V
                 for f in &pipelines {
                     let ans = f.apply(&g.text)?;
                     let em = metrics::exact_match(&ans, target, task.exact_match.ignore_case, task.exact_match.ignore_punctuation, &em_ignore);
-                    filtered.insert(f.name.clone(), json!({"answer": ans, "exact_match": em}));
+                    let mut rec = json!({"answer": ans, "exact_match": em});
+                    if task.metrics.contains(&Metric::Contains) {
+                        rec["contains"] = json!(metrics::contains(&ans, target, task.exact_match.ignore_case, task.exact_match.ignore_punctuation, &em_ignore));
+                    }
+                    filtered.insert(f.name.clone(), rec);
                 }
                 r["filtered"] = Value::Object(filtered);
             }
@@ -166,12 +170,12 @@ fn task_scores(task: &TaskRun, records: &[Value]) -> Result<BTreeMap<String, Val
                 let (mean, se) = metrics::mean_stderr(&col(key));
                 out.insert(m.name().to_string(), json!({"value": mean, "stderr": se, "n": records.len()}));
             }
-            Metric::ExactMatch => {
+            Metric::ExactMatch | Metric::Contains => {
                 let names: Vec<String> = if task.filters.is_empty() { vec!["none".into()] } else { task.filters.iter().map(|f| f.name.clone()).collect() };
                 for n in names {
-                    let v: Vec<f64> = records.iter().filter_map(|r| r["filtered"][&n]["exact_match"].as_f64()).collect();
+                    let v: Vec<f64> = records.iter().filter_map(|r| r["filtered"][&n][m.name()].as_f64()).collect();
                     let (mean, se) = metrics::mean_stderr(&v);
-                    out.insert(format!("exact_match,{n}"), json!({"value": mean, "stderr": se, "n": v.len()}));
+                    out.insert(format!("{},{n}", m.name()), json!({"value": mean, "stderr": se, "n": v.len()}));
                 }
             }
             Metric::WordPerplexity | Metric::BytePerplexity | Metric::BitsPerByte => {

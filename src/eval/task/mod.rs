@@ -26,7 +26,7 @@
 //!   `fewshot_split`, else `training_split`, else `validation_split`, else `test_split`.
 //!
 //! pingce extensions to lm-eval's keys: `dataset {format, files, options}` (local files instead
-//! of a hub dataset), `subtasks` (one task per entry, `${var}` substituted in every string),
+//! of a hub dataset; `encoding` and `fields` for users' question banks, see [`crate::eval::bank`]), `subtasks` (one task per entry, `${var}` substituted in every string),
 //! `group` (list; lm-eval's `tag` is accepted too), `fewshot_seed`, `doc_to_labels` (per-choice
 //! 0/1 labels, for mc2), `doc_to_count_text` (the text whose words/bytes normalise rolling
 //! perplexity; default the target), and `process_docs` naming a built-in preprocessor.
@@ -77,6 +77,7 @@ impl Task {
         if c.output_type == OutputType::MultipleChoice && c.doc_to_choice.is_none() {
             bail!("output_type multiple_choice needs doc_to_choice");
         }
+        super::bank::check_config(c)?;
         let env = template::environment();
         let mut templates = vec![("description", c.description.clone())];
         for (k, t) in [("doc_to_text", &c.doc_to_text), ("doc_to_target", &c.doc_to_target)]
@@ -132,13 +133,18 @@ impl Task {
         let Some(pattern) = self.config.dataset.files.get(split) else {
             return Ok(None);
         };
-        let files = data::expand_glob(data_dir, pattern)?;
+        let files = data::expand_glob(super::bank::files_root(pattern, &self.file, data_dir), pattern)?;
         let files: Vec<PathBuf> = files.into_iter().filter(|f| f.is_file()).collect();
         Ok((!files.is_empty()).then_some(files))
     }
 
-    fn read_split(&self, files: &[PathBuf]) -> Result<Vec<Doc>> {
-        let docs = data::read_files(self.config.dataset.format, files)?;
+    /// The documents of one split's files (a bank refuses if any row is malformed).
+    pub(crate) fn read_split(&self, files: &[PathBuf]) -> Result<Vec<Doc>> {
+        let docs = if super::bank::is_generic(self.config.dataset.format) {
+            super::bank::read_docs(&self.config.dataset, files)?
+        } else {
+            data::read_files(self.config.dataset.format, files)?
+        };
         match self.config.process_docs {
             Some(p) => p.apply(docs),
             None => Ok(docs),
@@ -159,7 +165,7 @@ impl Task {
                  files laid out as published, or evaluate another split for a smoke run with --split (this task \
                  also declares: {})",
                 self.name,
-                data_dir.join(pattern).display(),
+                super::bank::files_root(pattern, &self.file, data_dir).join(pattern).display(),
                 others.join(", ")
             )
         })?;

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::Value as Json;
 
+pub use crate::eval::bank::{AnswerFormat, ChoiceColumns, Encoding, Fields};
 use crate::eval::data::{Format, ProcessDocs};
 pub use crate::eval::metrics::{Filter as FilterConfig, FilterStep, Metric};
 
@@ -59,6 +60,15 @@ pub struct DatasetConfig {
     pub files: BTreeMap<String, String>,
     #[serde(default)]
     pub options: BTreeMap<String, Json>,
+    /// Text encoding of `jsonl`, `csv` and `tsv` files: `utf-8` (default) or `gbk`.
+    #[serde(default)]
+    pub encoding: Encoding,
+    /// Question-bank columns of `jsonl`, `csv` and `tsv` rows (see [`crate::eval::bank`]).
+    #[serde(default)]
+    pub fields: Option<Fields>,
+    /// Set by the per-category split of a bank (not a YAML key): only rows of this category.
+    #[serde(default, skip_deserializing, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, Deserialize)]
