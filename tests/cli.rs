@@ -182,3 +182,32 @@ fn standard_splits_and_smoke_splits() {
     assert!(md.contains("arc_easy ⚠ split train") && md.contains("Non-standard split"), "{md}");
     assert!(!md.contains("piqa ⚠"), "{md}");
 }
+
+/// `--apply-chat-template` / `--chat-template FILE`: prompts go through the template, the
+/// continuation loses its delimiter, and the template's hash and the flags are recorded.
+#[test]
+fn eval_with_a_chat_template() {
+    let out = std::env::temp_dir().join(format!("pingce-cli-chat-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let o = out.to_str().unwrap();
+    let tpl = "tests/fixtures/chat_templates/qwen2.5-instruct/chat_template.jinja";
+    let run = pingce(&[
+        "eval", "--model", "tests/fixtures/tiny-llama", "--tasks", "arc_easy", "--limit", "2", "--num-fewshot", "1",
+        "--chat-template", tpl, "--system-instruction", "Answer briefly.", "--fewshot-as-multiturn", "--chat-date", "2025-03-07", "--output", o,
+    ]);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let rec: serde_json::Value = serde_json::from_str(std::fs::read_to_string(out.join("samples_arc_easy.jsonl")).unwrap().lines().next().unwrap()).unwrap();
+    let ctx = rec["arguments"][0][0].as_str().unwrap();
+    assert!(ctx.starts_with("<|im_start|>system\nAnswer briefly.<|im_end|>\n<|im_start|>user\n"), "{ctx}");
+    assert!(ctx.ends_with("<|im_start|>assistant\n"), "{ctx}");
+    assert_eq!(ctx.matches("<|im_start|>assistant\n").count(), 2, "one few-shot answer turn and the generation prompt: {ctx}");
+    assert!(!rec["arguments"][0][1].as_str().unwrap().starts_with(' '), "no target delimiter under a chat template");
+    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    let chat = &r["manifest"]["settings"]["chat"];
+    assert_eq!(chat["date"], "2025-03-07");
+    assert_eq!(chat["fewshot_as_multiturn"], true);
+    assert_eq!(chat["template_sha256"].as_str().unwrap().len(), 64);
+    // Chat flags without a template are refused; a model without a template is named.
+    fails_with(&["eval", "--model", "tests/fixtures/tiny-llama", "--tasks", "arc_easy", "--fewshot-as-multiturn", "--output", o], "need --apply-chat-template");
+    fails_with(&["eval", "--model", "tests/fixtures/tiny-llama", "--tasks", "arc_easy", "--apply-chat-template", "--output", o], "no chat template");
+}

@@ -373,3 +373,39 @@ fn real_data_renders() {
         t.items(&docs, &pool, Some(n), 1234).unwrap();
     }
 }
+
+/// `--apply-chat-template` end to end through the task loader: the contexts and continuations
+/// lm-eval 0.4.13 builds with the Qwen2.5 template (tests/fixtures/lm_eval_chat, with and without
+/// `--fewshot_as_multiturn` and `--system_instruction`).
+#[test]
+fn chat_template_prompts_match_lm_eval() {
+    use pingce::eval::chat::ChatOptions;
+    use pingce::model::chat_template::ChatTemplate;
+    let tasks = tasks();
+    let template = std::sync::Arc::new(ChatTemplate::for_model(&root().join("tests/fixtures/chat_templates/qwen2.5-instruct"), None, None).unwrap());
+    let dir = root().join("tests/fixtures/lm_eval_chat");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "json")).collect();
+    files.sort();
+    assert_eq!(files.len(), 12);
+    for f in files {
+        let fx: Value = serde_json::from_str(&std::fs::read_to_string(&f).unwrap()).unwrap();
+        let t = as_rendered(find(&tasks, fx["task"].as_str().unwrap()));
+        let (docs, pool) = t.docs(&root().join("evals/samples")).unwrap();
+        let chat = ChatOptions {
+            template: template.clone(),
+            system_instruction: fx["system_instruction"].as_str().map(String::from),
+            multiturn: fx["fewshot_as_multiturn"].as_bool().unwrap(),
+            kwargs: Default::default(),
+        };
+        let n = fx["num_fewshot"].as_u64().unwrap() as usize;
+        let items = t.items_with(&docs, &pool, Some(n), fx["seed"].as_u64().unwrap(), Some(&chat)).unwrap();
+        for d in fx["docs"].as_array().unwrap() {
+            let it = &items[d["doc_id"].as_u64().unwrap() as usize];
+            assert_eq!(it.context, d["context"].as_str().unwrap(), "{}: doc {}", f.display(), d["doc_id"]);
+            if let ItemKind::Choices { continuations, .. } = &it.kind {
+                let want: Vec<String> = d["continuations"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_string()).collect();
+                assert_eq!(continuations, &want, "{}", f.display());
+            }
+        }
+    }
+}

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
+use pingce::eval::chat::ChatOptions;
 use pingce::eval::plan::{self, PlanOptions};
+use pingce::model::chat_template::{ChatTemplate, Date};
 use pingce::eval::runner::{self, RunOptions};
 use pingce::eval::task;
 use serde_json::json;
@@ -54,6 +56,60 @@ pub struct PlanArgs {
     /// results.json and flagged in summary.md.
     #[arg(long, value_delimiter = ',')]
     pub split: Vec<String>,
+    #[command(flatten)]
+    pub chat: ChatArgs,
+}
+
+/// lm-evaluation-harness's chat options (`--apply_chat_template`, `--system_instruction`,
+/// `--fewshot_as_multiturn`).
+#[derive(Args)]
+pub struct ChatArgs {
+    /// Render prompts through the model's chat template (tokenizer_config.json, chat_template.jinja
+    /// or GGUF tokenizer.chat_template); NAME picks one of several named templates.
+    #[arg(long, num_args = 0..=1, default_missing_value = "default", value_name = "NAME")]
+    pub apply_chat_template: Option<String>,
+    /// A Jinja file to use as the chat template instead of the model's (implies
+    /// --apply-chat-template).
+    #[arg(long, value_name = "FILE")]
+    pub chat_template: Option<PathBuf>,
+    /// System message (joined with each task's description).
+    #[arg(long, value_name = "TEXT")]
+    pub system_instruction: Option<String>,
+    /// Few-shot examples as user/assistant turns instead of one user message.
+    #[arg(long)]
+    pub fewshot_as_multiturn: bool,
+    /// The date the template's strftime_now renders (YYYY-MM-DD; default today). Recorded.
+    #[arg(long, value_name = "DATE")]
+    pub chat_date: Option<String>,
+    /// Extra template variables as a JSON object, e.g. '{"enable_thinking": false}' (lm-eval's
+    /// chat_template_args).
+    #[arg(long, value_name = "JSON")]
+    pub chat_template_args: Option<String>,
+}
+
+impl ChatArgs {
+    /// The chat options for `model`, or None without --apply-chat-template / --chat-template.
+    pub fn options(&self, model: &std::path::Path) -> Result<Option<ChatOptions>> {
+        if self.apply_chat_template.is_none() && self.chat_template.is_none() {
+            if self.system_instruction.is_some() || self.fewshot_as_multiturn || self.chat_date.is_some() || self.chat_template_args.is_some() {
+                anyhow::bail!("--system-instruction, --fewshot-as-multiturn, --chat-date and --chat-template-args need --apply-chat-template");
+            }
+            return Ok(None);
+        }
+        let name = self.apply_chat_template.as_deref().filter(|n| *n != "default");
+        let mut template = ChatTemplate::for_model(model, name, self.chat_template.as_deref())?;
+        if let Some(d) = &self.chat_date {
+            template = template.with_date(Date::parse(d)?);
+        }
+        let kwargs = match &self.chat_template_args {
+            None => Default::default(),
+            Some(j) => match serde_json::from_str(j) {
+                Ok(serde_json::Value::Object(m)) => m,
+                _ => anyhow::bail!("--chat-template-args {j:?}: expected a JSON object, e.g. '{{\"enable_thinking\": false}}'"),
+            },
+        };
+        Ok(Some(ChatOptions { template: std::sync::Arc::new(template), system_instruction: self.system_instruction.clone(), multiturn: self.fewshot_as_multiturn, kwargs }))
+    }
 }
 
 impl PlanArgs {
@@ -64,8 +120,9 @@ impl PlanArgs {
         Ok(tasks)
     }
 
-    pub fn options(&self) -> PlanOptions {
-        PlanOptions { data_dir: self.data_dir.clone(), limit: self.limit, num_fewshot: self.num_fewshot, seed: self.seed }
+    /// The plan options for `model` (its chat template is read when asked for).
+    pub fn options(&self, model: &std::path::Path) -> Result<PlanOptions> {
+        Ok(PlanOptions { data_dir: self.data_dir.clone(), limit: self.limit, num_fewshot: self.num_fewshot, seed: self.seed, chat: self.chat.options(model)? })
     }
 }
 
@@ -113,13 +170,13 @@ pub fn list(a: TasksArgs) -> Result<()> {
 
 pub fn run(a: EvalArgs) -> Result<()> {
     let chosen = a.plan.tasks(&a.tasks)?;
-    let o = a.plan.options();
+    let o = a.plan.options(&a.model.path()?)?;
     let runs = plan::prepare(&chosen, &o)?;
     let mut engine = a.model.engine()?;
     let opts = RunOptions {
         out: a.output.clone(),
         chunk: a.chunk,
-        settings: json!({"tasks": chosen.iter().map(|t| &t.name).collect::<Vec<_>>(), "limit": o.limit, "num_fewshot": o.num_fewshot, "seed": o.seed, "data_dir": o.data_dir, "split": a.plan.split}),
+        settings: json!({"tasks": chosen.iter().map(|t| &t.name).collect::<Vec<_>>(), "limit": o.limit, "num_fewshot": o.num_fewshot, "seed": o.seed, "data_dir": o.data_dir, "split": a.plan.split, "chat": o.chat.as_ref().map(|c| c.describe())}),
         progress: true,
     };
     let results = runner::run(&mut engine, &runs, &opts)?;

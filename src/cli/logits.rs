@@ -46,7 +46,7 @@ pub struct LogitsArgs {
 /// The log-likelihood requests of `--tasks`.
 fn task_input(a: &LogitsArgs) -> Result<Input> {
     let tasks = a.plan.tasks(&a.tasks)?;
-    let (requests, skipped) = plan::loglikelihood_requests(&plan::prepare(&tasks, &a.plan.options())?)?;
+    let (requests, skipped) = plan::loglikelihood_requests(&plan::prepare(&tasks, &a.plan.options(&a.model.path()?)?)?)?;
     for (task, n) in skipped {
         eprintln!("note: task {task}: {n} generation/perplexity items are not log-likelihood requests; use --text for perplexity");
     }

@@ -21,6 +21,32 @@ use anyhow::Result;
 
 use crate::model::chat_template::{ChatTemplate, Message, RenderOptions};
 
+/// How a run renders prompts through the model's chat template (lm-eval's
+/// `--apply_chat_template`, `--system_instruction`, `--fewshot_as_multiturn`).
+#[derive(Clone, Debug)]
+pub struct ChatOptions {
+    pub template: std::sync::Arc<ChatTemplate>,
+    pub system_instruction: Option<String>,
+    pub multiturn: bool,
+    /// Extra template variables (lm-eval's `chat_template_args`, e.g. `enable_thinking`).
+    pub kwargs: serde_json::Map<String, serde_json::Value>,
+}
+
+impl ChatOptions {
+    /// What a run records of these options (results.json and the resume check).
+    pub fn describe(&self) -> serde_json::Value {
+        let d = self.template.date();
+        serde_json::json!({
+            "template_source": self.template.source(),
+            "template_sha256": self.template.sha256(),
+            "date": format!("{:04}-{:02}-{:02}", d.year, d.month, d.day),
+            "system_instruction": self.system_instruction,
+            "fewshot_as_multiturn": self.multiturn,
+            "chat_template_args": self.kwargs,
+        })
+    }
+}
+
 /// Python's `str.isspace()` for one character.
 fn is_py_space(c: char) -> bool {
     c.is_whitespace() || ('\x1c'..='\x1f').contains(&c)

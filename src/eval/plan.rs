@@ -49,6 +49,8 @@ pub struct PlanOptions {
     /// Few-shot seed for every task (None: each task's `fewshot_seed`, lm-eval's 1234 unless the
     /// YAML says otherwise).
     pub seed: Option<u64>,
+    /// Render prompts through the model's chat template (None: plain lm-eval prompts).
+    pub chat: Option<super::chat::ChatOptions>,
 }
 
 /// Loads the tasks of `tasks_dir` and selects those `specs` name (names, groups, globs), in the
@@ -126,7 +128,7 @@ impl TaskRun {
         }
         let seed = o.seed.unwrap_or(t.config.fewshot_seed);
         let num_fewshot = o.num_fewshot.or(t.config.num_fewshot);
-        let items = t.items(&docs, &pool, num_fewshot, seed)?;
+        let items = t.items_with(&docs, &pool, num_fewshot, seed, o.chat.as_ref())?;
         let mut data_files = Vec::new();
         for split in [t.eval_split(), t.fewshot_split()].into_iter().flatten() {
             if let Some(f) = t.split_files(&o.data_dir, split)? {
@@ -143,6 +145,7 @@ impl TaskRun {
             "eval_split": t.eval_split(),
             "standard_split": t.standard_split,
             "split_is_standard": t.is_standard_split(),
+            "chat": o.chat.as_ref().map(|c| c.describe()),
             "fewshot_split": t.fewshot_split(),
             "resolved": t.config,
         });

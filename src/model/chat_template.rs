@@ -159,6 +159,28 @@ impl ChatTemplate {
         ChatTemplate::new(source, text, gguf_special_tokens(gguf))
     }
 
+    /// The chat template of a model as pingce loads it: a GGUF file's metadata, or a Hugging Face
+    /// folder's files. With `file` (`--chat-template FILE`), that file's text with the model's
+    /// special tokens (read where the model has them).
+    pub fn for_model(model: &Path, name: Option<&str>, file: Option<&Path>) -> Result<ChatTemplate> {
+        let special = || -> Vec<(String, String)> {
+            if model.is_file() {
+                Gguf::open(model).map(|g| gguf_special_tokens(&g)).unwrap_or_default()
+            } else {
+                std::fs::read_to_string(model.join("tokenizer_config.json"))
+                    .ok()
+                    .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
+                    .map(|c| special_tokens_of(&c))
+                    .unwrap_or_default()
+            }
+        };
+        match file {
+            Some(f) => ChatTemplate::from_file(f, special()),
+            None if model.is_file() => ChatTemplate::from_gguf(&Gguf::open(model)?, name),
+            None => ChatTemplate::from_model_dir(model, name),
+        }
+    }
+
     /// A template file given by the user (`--chat-template FILE`), with the model's special tokens.
     pub fn from_file(path: &Path, special_tokens: Vec<(String, String)>) -> Result<ChatTemplate> {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading chat template {}", path.display()))?;

@@ -59,6 +59,15 @@ impl Task {
     /// or just `text` when the answer is `""`.
     pub(super) fn fewshot_turn(&self, doc: &Doc, doc_id: usize, multiple_input: bool) -> Result<String> {
         let c = &self.config;
+        Ok(match self.fewshot_pair(doc, doc_id, multiple_input)? {
+            (q, a) if a.is_empty() => q,
+            (q, a) => format!("{q}{}{a}{}", c.target_delimiter, c.fewshot_delimiter),
+        })
+    }
+
+    /// A few-shot document's question and answer texts (the answer `""` when its target is
+    /// `""`), as `build_qa_turn` receives them.
+    pub(super) fn fewshot_pair(&self, doc: &Doc, doc_id: usize, multiple_input: bool) -> Result<(String, String)> {
         let q = self.doc_to_text(doc, doc_id)?;
         let choices = self.doc_to_choice(doc, doc_id)?;
         let a = self.doc_to_target(doc, doc_id)?;
@@ -76,7 +85,7 @@ impl Task {
             }
         };
         let answer = match &a {
-            Py::Str(s) if s.is_empty() => return Ok(q),
+            Py::Str(s) if s.is_empty() => return Ok((q, String::new())),
             Py::Int(i) if choices.as_ref().is_some_and(|c| !c.is_empty()) => {
                 let ch = choices.as_ref().unwrap();
                 ch.get(*i as usize).cloned().ok_or_else(|| {
@@ -90,6 +99,6 @@ impl Task {
             Py::Str(s) => s.clone(),
             other => return Err(self.err("doc_to_target", doc_id, format!("answer {} is not a string", other.describe()))),
         };
-        Ok(format!("{q}{}{answer}{}", c.target_delimiter, c.fewshot_delimiter))
+        Ok((q, answer))
     }
 }
