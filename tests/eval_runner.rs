@@ -127,6 +127,10 @@ fn runner_writes_evidence_and_is_batch_invariant() {
     let gen: Vec<Value> = std::fs::read_to_string(a_dir.join("samples_gen.jsonl")).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(gen[0]["arguments"][0][1]["until"], json!(["\n"]));
     assert!(gen[0]["filtered"]["flexible-extract"]["answer"].is_string());
+    // Answers no filter could read are counted and listed, never silently scored.
+    let bad: Vec<u64> = gen.iter().filter(|r| r["filtered"]["flexible-extract"]["answer"] == "[invalid]").map(|r| r["doc_id"].as_u64().unwrap()).collect();
+    assert_eq!(a["unparsable"]["gen"]["flexible-extract"]["count"], bad.len());
+    assert_eq!(a["unparsable"]["gen"]["flexible-extract"]["doc_ids"], json!(bad));
     assert!(a["results"]["ppl"]["word_perplexity"]["value"].as_f64().unwrap() > 1.0);
     assert!(a["results"]["gen"]["exact_match,flexible-extract"]["n"].as_u64() == Some(3));
     assert!(a["groups"]["grp"]["acc"]["micro"].is_number());

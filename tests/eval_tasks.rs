@@ -102,7 +102,16 @@ fn prompts_match_lm_eval() {
 fn every_task_renders_the_samples() {
     let tasks = tasks();
     let samples = root().join("evals/samples");
-    assert_eq!(tasks.len(), 57 + 52 + 67 + 10 + 52 + 67);
+    // mmlu, ceval-valid, cmmlu, 10 single tasks, the two OpenCompass ppl variants, the three
+    // OpenCompass gen variants, the three gsm8k chain-of-thought tasks.
+    assert_eq!(tasks.len(), 57 + 52 + 67 + 10 + 52 + 67 + 52 + 67 + 57 + 3);
+    // gsm8k_cot: the 8 examples written in the YAML, in order (first_n), before each question.
+    let cot = find(&tasks, "gsm8k_cot");
+    let (docs, pool) = cot.docs(&samples).unwrap();
+    assert_eq!(pool.len(), 8);
+    let items = cot.items(&docs, &pool, None, 1234).unwrap();
+    assert_eq!(items[0].context.matches("Q: ").count(), 9, "{}", items[0].context);
+    assert!(items[0].context.starts_with("Q: There are 15 trees in the grove."), "{}", items[0].context);
     for t in &tasks {
         let (docs, pool) = t.docs(&samples).unwrap_or_else(|e| panic!("{}: {e:#}", t.name));
         assert!(!docs.is_empty(), "{}", t.name);
@@ -341,7 +350,7 @@ fn real_data_renders() {
     let e = format!("{:#}", arc.docs(&data).unwrap_err());
     assert!(e.contains("arc_easy") && e.contains("`test`") && e.contains("ARC-Easy-Test.jsonl"), "{e}");
     // Smoke splits, as `--split` chooses them.
-    let smoke: Vec<String> = ["mmlu=validation", "ceval-valid=dev", "cmmlu=dev", "arc_easy=validation", "arc_challenge=validation", "winogrande=train_s", "gsm8k=train", "wikitext=validation", "ceval-valid-oc=dev", "cmmlu-oc=dev"]
+    let smoke: Vec<String> = ["mmlu=validation", "ceval-valid=dev", "cmmlu=dev", "arc_easy=validation", "arc_challenge=validation", "winogrande=train_s", "gsm8k=train", "wikitext=validation", "ceval-valid-oc=dev", "cmmlu-oc=dev", "ceval-gen-oc=dev", "cmmlu-gen-oc=dev", "mmlu-gen-oc=validation", "gsm8k_cot=train", "gsm8k_cot_zeroshot=train", "gsm8k_cot_llama=train"]
         .iter()
         .map(|s| s.to_string())
         .collect();
@@ -364,7 +373,9 @@ fn real_data_renders() {
     assert_eq!(counts["super-glue-lm-eval-v1"], 2770);
     assert_eq!(counts["truthfulqa"], 2 * 317);
     assert_eq!(counts["winogrande"], 640);
-    assert_eq!(counts["math_word_problems"], 7473);
+    // gsm8k and gsm8k_cot_zeroshot; gsm8k_cot and gsm8k_cot_llama are tagged chain_of_thought.
+    assert_eq!(counts["math_word_problems"], 2 * 7473);
+    assert_eq!(counts["chain_of_thought"], 2 * 7473);
     // 5-shot MMLU and 3-shot C-Eval (dev minus the evaluated item) render too.
     for name in ["mmlu_anatomy", "ceval-valid_law"] {
         let t = find(&tasks, name);

@@ -239,6 +239,24 @@ pub enum FilterStep {
     },
     /// lm-eval take_first: keep the first response (pingce generates one per request).
     TakeFirst,
+    /// OpenCompass `first_capital_postprocess`: the first upper-case character, or "".
+    FirstCapital,
+    /// OpenCompass `first_option_postprocess(text, options, cushion)`: its ordered answer
+    /// patterns; "" when none matches.
+    FirstOption {
+        #[serde(default = "abcd")]
+        options: String,
+        #[serde(default = "yes")]
+        cushion: bool,
+    },
+}
+
+fn abcd() -> String {
+    "ABCD".into()
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// lm-eval RegexFilter's default pattern.
@@ -262,6 +280,11 @@ impl Filter {
     pub fn apply(&self, text: &str) -> anyhow::Result<String> {
         let mut s = text.to_string();
         for step in &self.filter {
+            match step {
+                FilterStep::FirstCapital => s = super::postprocess::first_capital_postprocess(&s),
+                FilterStep::FirstOption { options, cushion } => s = super::postprocess::first_option_postprocess(&s, options, *cushion),
+                _ => {}
+            }
             if let FilterStep::Regex { regex_pattern, group_select, fallback } = step {
                 let re = Regex::new(regex_pattern).map_err(|e| anyhow::anyhow!("filter {}: bad regex {regex_pattern:?}: {e}", self.name))?;
                 // Python findall: the whole match, or with groups the group tuple, of which lm-eval

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{ensure, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use serde_json::{json, Value};
 
 use super::item::{Item, ItemKind};
@@ -128,7 +128,14 @@ impl TaskRun {
         }
         let seed = o.seed.unwrap_or(t.config.fewshot_seed);
         let num_fewshot = o.num_fewshot.or(t.config.num_fewshot);
-        let items = t.items_with(&docs, &pool, num_fewshot, seed, o.chat.as_ref())?;
+        let chat = match (&t.config.chat, &o.chat) {
+            (Some(tc), None) if tc.required => {
+                bail!("task `{}` is defined for chat models: run it with --apply-chat-template (or --chat-template FILE)", t.name)
+            }
+            (Some(tc), Some(c)) if tc.fewshot_as_multiturn => Some(super::chat::ChatOptions { multiturn: true, ..c.clone() }),
+            (_, c) => c.clone(),
+        };
+        let items = t.items_with(&docs, &pool, num_fewshot, seed, chat.as_ref())?;
         let mut data_files = Vec::new();
         for split in [t.eval_split(), t.fewshot_split()].into_iter().flatten() {
             if let Some(f) = t.split_files(&o.data_dir, split)? {
@@ -145,7 +152,7 @@ impl TaskRun {
             "eval_split": t.eval_split(),
             "standard_split": t.standard_split,
             "split_is_standard": t.is_standard_split(),
-            "chat": o.chat.as_ref().map(|c| c.describe()),
+            "chat": chat.as_ref().map(|c| c.describe()),
             "fewshot_split": t.fewshot_split(),
             "resolved": t.config,
         });

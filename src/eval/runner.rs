@@ -160,6 +160,23 @@ fn choice_record(r: &mut Value, s: &[crate::engine::Scored], choices: &[String],
 }
 
 /// Scores and standard errors of one task from its records.
+/// Generated answers that no filter could read (an empty answer, as OpenCompass's
+/// post-processors give, or lm-eval's `[invalid]` fallback), per filter: their count and doc ids.
+/// They are scored as wrong, and listed here so that none is silently counted.
+fn unparsable(records: &[Value]) -> serde_json::Map<String, Value> {
+    let mut out: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for r in records {
+        for (name, f) in r["filtered"].as_object().into_iter().flatten() {
+            let a = f["answer"].as_str().unwrap_or_default();
+            let bad = out.entry(name.clone()).or_default();
+            if a.trim().is_empty() || a == "[invalid]" {
+                bad.push(r["doc_id"].as_u64().unwrap_or_default());
+            }
+        }
+    }
+    out.into_iter().map(|(k, v)| (k, json!({"count": v.len(), "doc_ids": v}))).collect()
+}
+
 fn task_scores(task: &TaskRun, records: &[Value]) -> Result<BTreeMap<String, Value>> {
     let mut out = BTreeMap::new();
     let col = |key: &str| -> Vec<f64> { records.iter().filter_map(|r| r.get(key).and_then(Value::as_f64)).collect() };
@@ -292,11 +309,16 @@ pub fn run(engine: &mut Engine, tasks: &[TaskRun], opts: &RunOptions) -> Result<
     let identity = identity(engine, tasks, opts)?;
     check_resume(&opts.out, &identity)?;
     let mut results = serde_json::Map::new();
+    let mut unreadable = serde_json::Map::new();
     let mut per_task = BTreeMap::new();
     for task in tasks {
         let records = run_task(engine, task, opts)?;
         let scores = task_scores(task, &records)?;
         results.insert(task.name.clone(), json!(scores));
+        let bad = unparsable(&records);
+        if !bad.is_empty() {
+            unreadable.insert(task.name.clone(), Value::Object(bad));
+        }
         per_task.insert(task.name.clone(), (records.len(), scores, task.groups.clone()));
     }
     let manifest = json!({
@@ -316,6 +338,7 @@ pub fn run(engine: &mut Engine, tasks: &[TaskRun], opts: &RunOptions) -> Result<
         "groups": group_scores(&per_task),
         "configs": configs,
         "n": per_task.iter().map(|(k, v)| (k.clone(), v.0)).collect::<BTreeMap<_, _>>(),
+        "unparsable": unreadable,
         "manifest": manifest,
     });
     write_atomic(&opts.out.join("results.json"), &serde_json::to_string_pretty(&out)?)?;

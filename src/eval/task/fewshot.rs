@@ -68,9 +68,10 @@ impl Task {
     /// A few-shot document's question and answer texts (the answer `""` when its target is
     /// `""`), as `build_qa_turn` receives them.
     pub(super) fn fewshot_pair(&self, doc: &Doc, doc_id: usize, multiple_input: bool) -> Result<(String, String)> {
-        let q = self.doc_to_text(doc, doc_id)?;
+        let fc = &self.config.fewshot_config;
+        let q = self.doc_to_text_with(fc.doc_to_text.as_ref().unwrap_or(&self.config.doc_to_text), doc, doc_id)?;
         let choices = self.doc_to_choice(doc, doc_id)?;
-        let a = self.doc_to_target(doc, doc_id)?;
+        let a = self.doc_to_target_with(fc.doc_to_target.as_ref().unwrap_or(&self.config.doc_to_target), doc, doc_id)?;
         let (q, choices) = if multiple_input {
             let Py::Int(i) = q else { return Err(self.err("doc_to_text", doc_id, "expected an int")) };
             let ch = choices.unwrap_or_default();

@@ -78,6 +78,9 @@ impl Task {
             bail!("output_type multiple_choice needs doc_to_choice");
         }
         super::bank::check_config(c)?;
+        if c.repeats.is_some_and(|r| r != 1) {
+            bail!("repeats: {} generations per request are not supported (only 1)", c.repeats.unwrap_or_default());
+        }
         let env = template::environment();
         let mut templates = vec![("description", c.description.clone())];
         for (k, t) in [("doc_to_text", &c.doc_to_text), ("doc_to_target", &c.doc_to_target)]
@@ -170,6 +173,9 @@ impl Task {
             )
         })?;
         let docs = self.read_split(&files).with_context(|| format!("task `{}`", self.name))?;
+        if let Some(samples) = &self.config.fewshot_config.samples {
+            return Ok((docs, samples.clone()));
+        }
         let pool = match self.fewshot_split() {
             Some(fs) if fs == split => docs.clone(),
             Some(fs) => match self.split_files(data_dir, fs)? {

@@ -30,9 +30,14 @@ impl Task {
     pub(super) fn render(&self, key: &str, src: &str, doc: &Doc, doc_id: usize) -> Result<String> {
         let env = template::environment();
         let tmpl = env.template_from_str(src).map_err(|e| self.err(key, doc_id, e))?;
-        self.check_fields(key, tmpl.undeclared_variables(false), doc, doc_id)?;
-        tmpl.render(minijinja::Value::from(minijinja::value::Serde(doc)))
-            .map_err(|e| self.err(key, doc_id, format!("{e:#}")))
+        // Render first: a template may test a missing field (`answer is defined`); only when
+        // rendering fails is a missing field named as the cause.
+        tmpl.render(minijinja::Value::from(minijinja::value::Serde(doc))).map_err(|e| {
+            match self.check_fields(key, tmpl.undeclared_variables(false), doc, doc_id) {
+                Err(named) if e.kind() == minijinja::ErrorKind::UndefinedError => named,
+                _ => self.err(key, doc_id, format!("{e:#}")),
+            }
+        })
     }
 
     pub(super) fn check_fields(&self, key: &str, vars: std::collections::HashSet<String>, doc: &Doc, doc_id: usize) -> Result<()> {
@@ -63,7 +68,12 @@ impl Task {
     }
 
     pub(super) fn doc_to_text(&self, doc: &Doc, doc_id: usize) -> Result<Py> {
-        match &self.config.doc_to_text {
+        self.doc_to_text_with(&self.config.doc_to_text, doc, doc_id)
+    }
+
+    /// `doc_to_text` with another template (`fewshot_config.doc_to_text`).
+    pub(super) fn doc_to_text_with(&self, spec: &TemplateSpec, doc: &Doc, doc_id: usize) -> Result<Py> {
+        match spec {
             TemplateSpec::Int(i) => Ok(Py::Int(*i)),
             TemplateSpec::Text(s) if doc.contains_key(s) => Ok(Py::from_json(&doc[s])),
             TemplateSpec::Text(s) => {
@@ -79,7 +89,12 @@ impl Task {
     }
 
     pub(super) fn doc_to_target(&self, doc: &Doc, doc_id: usize) -> Result<Py> {
-        match &self.config.doc_to_target {
+        self.doc_to_target_with(&self.config.doc_to_target, doc, doc_id)
+    }
+
+    /// `doc_to_target` with another template (`fewshot_config.doc_to_target`).
+    pub(super) fn doc_to_target_with(&self, spec: &TemplateSpec, doc: &Doc, doc_id: usize) -> Result<Py> {
+        match spec {
             TemplateSpec::Int(i) => Ok(Py::Int(*i)),
             TemplateSpec::List(l) => Ok(Py::List(l.iter().cloned().map(Py::Str).collect())),
             TemplateSpec::Text(s) if doc.contains_key(s) => Ok(Py::from_json(&doc[s])),

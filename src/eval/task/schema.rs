@@ -84,6 +84,27 @@ pub enum Sampler {
 pub struct FewshotConfig {
     #[serde(default)]
     pub sampler: Sampler,
+    /// Few-shot documents written in the YAML (lm-eval's inline `samples`), used instead of a split.
+    #[serde(default)]
+    pub samples: Option<Vec<serde_json::Map<String, Json>>>,
+    /// How a few-shot example's question is rendered, if not as the evaluated ones (`doc_to_text`).
+    #[serde(default)]
+    pub doc_to_text: Option<TemplateSpec>,
+    /// How a few-shot example's answer is rendered, if not as the target (`doc_to_target`).
+    #[serde(default)]
+    pub doc_to_target: Option<TemplateSpec>,
+}
+
+/// pingce: tasks defined for chat models (OpenCompass's generation protocol).
+#[derive(Clone, Debug, Default, serde::Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskChat {
+    /// The task is refused without `--apply-chat-template`.
+    #[serde(default)]
+    pub required: bool,
+    /// Few-shot examples as user/assistant turns whatever `--fewshot-as-multiturn` says.
+    #[serde(default)]
+    pub fewshot_as_multiturn: bool,
 }
 
 #[derive(Clone, Debug, Default, serde::Serialize, Deserialize)]
@@ -169,5 +190,16 @@ pub struct TaskConfig {
     pub process_docs: Option<ProcessDocs>,
     #[serde(default)]
     pub metadata: Option<Json>,
+    /// lm-eval's Hugging Face dataset names: recorded, not read (pingce reads `dataset`).
+    #[serde(default)]
+    pub dataset_path: Option<String>,
+    #[serde(default)]
+    pub dataset_name: Option<String>,
+    /// Generations per request; only 1 is supported.
+    #[serde(default)]
+    pub repeats: Option<usize>,
+    /// pingce: chat-model requirements (see [`TaskChat`]).
+    #[serde(default)]
+    pub chat: Option<TaskChat>,
 }
 
