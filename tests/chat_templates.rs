@@ -222,3 +222,27 @@ fn lm_eval_chat_contexts_are_rebuilt_byte_for_byte() {
     }
     assert!(n >= 36, "only {n} lm-eval contexts checked");
 }
+
+/// A multiple-choice item under `--apply-chat-template` gets the context and continuation tokens
+/// lm-eval's HF backend scores (tools/gen_chat_tokens.py: lm-eval 0.4.13's `_encode_pair` with
+/// transformers' tokenizer), on a tokenizer carrying Qwen2.5's chat special tokens and template.
+#[test]
+fn chat_requests_tokenize_as_lm_eval() {
+    use pingce::engine::requests::loglikelihood_tokens;
+    use pingce::model::Tokenizer;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/chat_tokens");
+    let tok = Tokenizer::load(&dir, None, None).unwrap();
+    let fx: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
+    let cases = fx["cases"].as_array().unwrap();
+    assert!(cases.len() >= 48);
+    let ids = |v: &serde_json::Value| -> Vec<u32> { v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect() };
+    for c in cases {
+        let (ctx, cont) = (c["context"].as_str().unwrap(), c["continuation"].as_str().unwrap());
+        let (got_c, got_t) = loglikelihood_tokens(&tok, ctx, cont, tok.prefix_token().unwrap()).unwrap();
+        assert_eq!(got_c, ids(&c["context_tokens"]), "{} doc {}: context tokens", c["file"], c["doc_id"]);
+        assert_eq!(got_t, ids(&c["continuation_tokens"]), "{} doc {}: continuation tokens", c["file"], c["doc_id"]);
+    }
+    // The template the fixture carries is the one the contexts were rendered with.
+    let t = ChatTemplate::for_model(&dir, None, None).unwrap();
+    assert_eq!(t.text(), std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/chat_templates/qwen2.5-instruct/chat_template.jinja")).unwrap());
+}
