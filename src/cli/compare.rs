@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use clap::Args;
 use pingce::conformance::compare::{check_layout, compare, MissingEstimate, Thresholds, ThresholdsFile};
 use pingce::conformance::Dump;
@@ -82,7 +82,7 @@ pub fn run(a: CompareArgs) -> Result<()> {
     w.flush()?;
     if !report.pass {
         let failed: Vec<&str> = report.checks.iter().filter(|c| !c.pass).map(|c| c.metric.as_str()).collect();
-        bail!("FAIL: {}", failed.join(", "));
+        return Err(super::CheckFailed(format!("FAIL: {}", failed.join(", "))).into());
     }
     Ok(())
 }

@@ -106,7 +106,7 @@ pub fn run(a: DeterminismArgs) -> Result<()> {
         }
     }
     if failures > 0 {
-        bail!("{failures} configuration(s) gave different log-probs");
+        return Err(super::CheckFailed(format!("{failures} configuration(s) gave different log-probs")).into());
     }
     println!("PASS: every configuration gave bit-identical log-probs");
     Ok(())

@@ -54,11 +54,15 @@ pub struct DeviceArgs {
     /// Backend: vulkan, metal, dx12 or gl (default: every primary backend).
     #[arg(long)]
     pub backend: Option<String>,
+    /// Fail GPU allocations past this size in all (bytes, or with a K, M or G suffix), as a
+    /// full GPU would: to test, or to stay within a share of a device.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub gpu_memory_budget: Option<u64>,
 }
 
 impl DeviceArgs {
     pub fn options(&self) -> DeviceOptions {
-        DeviceOptions { backend: self.backend.clone(), device: self.device.clone() }
+        DeviceOptions { backend: self.backend.clone(), device: self.device.clone(), memory_budget: self.gpu_memory_budget }
     }
 
     pub fn open(&self) -> Result<Gpu> {
@@ -106,6 +110,24 @@ impl ModelArgs {
         Engine::load(gpu, &path, opts)
     }
 }
+
+/// `1048576`, `64K`, `512M`, `8G` (powers of 1024) as bytes.
+fn parse_size(s: &str) -> std::result::Result<u64, String> {
+    let t = s.trim();
+    let (digits, shift) = match t.char_indices().last() {
+        Some((i, 'K' | 'k')) => (&t[..i], 10),
+        Some((i, 'M' | 'm')) => (&t[..i], 20),
+        Some((i, 'G' | 'g')) => (&t[..i], 30),
+        _ => (t, 0),
+    };
+    let n: u64 = digits.parse().map_err(|_| format!("{s:?} is not a size such as 1048576, 64K, 512M or 8G"))?;
+    n.checked_mul(1 << shift).ok_or_else(|| format!("{s:?} is too large"))
+}
+
+/// A check that ran and failed (compare FAIL, determinism differences): exit status 1.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct CheckFailed(pub String);
 
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {

@@ -1,6 +1,7 @@
 //! The device layer: one wgpu device and queue, buffers sized from the adapter's limits, compute
 //! pipelines compiled once and cached, and wgpu errors turned into errors that say what was done.
 
+pub mod fault;
 pub mod recorder;
 pub mod select;
 pub mod shader;
@@ -9,6 +10,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{anyhow, bail, Context, Result};
+pub use fault::{is_gpu_fault, FaultHooks, GpuFault};
 pub use recorder::Recorder;
 pub use select::{AdapterSummary, DeviceOptions};
 
@@ -30,6 +32,8 @@ pub struct Gpu {
     kernels: Mutex<HashMap<String, Arc<Kernel>>>,
     /// Errors wgpu reported outside an error scope, and a lost device; checked after each wait.
     failures: Arc<Mutex<Vec<String>>>,
+    /// A memory budget and an injected device loss (tests; `--gpu-memory-budget`).
+    pub hooks: FaultHooks,
 }
 
 impl Gpu {
@@ -37,7 +41,9 @@ impl Gpu {
     /// fell back to a software adapter.
     pub fn open(opts: &DeviceOptions) -> Result<(Gpu, Option<String>)> {
         let (adapter, note) = select::select_adapter(opts)?;
-        Ok((Gpu::from_adapter(adapter)?, note))
+        let mut gpu = Gpu::from_adapter(adapter)?;
+        gpu.hooks = FaultHooks::from_env(opts.memory_budget);
+        Ok((gpu, note))
     }
 
     /// The default adapter (a hardware GPU if any, else the software one), quietly.
@@ -67,7 +73,7 @@ impl Gpu {
             f.lock().unwrap().push(format!("device lost ({reason:?}): {msg}"));
         });
         let max_binding = (limits.max_storage_buffer_binding_size as u64).min(limits.max_buffer_size);
-        Ok(Gpu { device, queue, info, limits, max_binding, kernels: Mutex::new(HashMap::new()), failures })
+        Ok(Gpu { device, queue, info, limits, max_binding, kernels: Mutex::new(HashMap::new()), failures, hooks: FaultHooks::default() })
     }
 
     /// Lowers the chunking threshold (tests use it to exercise chunked bindings on small tensors).
@@ -94,7 +100,15 @@ impl Gpu {
         if let Some(first) = f.first().cloned() {
             let n = f.len();
             f.clear();
-            bail!("GPU error while {what}: {first}{}", if n > 1 { format!(" (and {} more)", n - 1) } else { String::new() });
+            let more = if n > 1 { format!(" (and {} more)", n - 1) } else { String::new() };
+            let lower = first.to_ascii_lowercase();
+            if lower.contains("device lost") || lower.contains("lost device") {
+                return Err(GpuFault::DeviceLost { what: what.to_string(), detail: format!("{first}{more}") }.into());
+            }
+            if lower.contains("out of memory") {
+                return Err(GpuFault::OutOfMemory { what: what.to_string(), detail: format!("{first}{more}") }.into());
+            }
+            bail!("GPU error while {what}: {first}{more}");
         }
         Ok(())
     }
@@ -113,10 +127,13 @@ impl Gpu {
                 self.limits.max_buffer_size >> 20
             );
         }
+        if usage.contains(wgpu::BufferUsages::STORAGE) {
+            self.hooks.allocate(label, size)?;
+        }
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let buf = self.device.create_buffer(&wgpu::BufferDescriptor { label: Some(label), size, usage, mapped_at_creation: false });
         if let Some(e) = pollster::block_on(scope.pop()) {
-            bail!("GPU out of memory allocating {label:?} ({} MiB): {e}", size >> 20);
+            return Err(GpuFault::OutOfMemory { what: format!("allocating {label:?} ({} MiB)", size >> 20), detail: e.to_string() }.into());
         }
         Ok(buf)
     }
@@ -169,10 +186,9 @@ impl Gpu {
 
     /// Submits `cmd` and waits for it, turning wgpu errors into an error about `what`.
     pub fn submit_wait(&self, cmd: wgpu::CommandBuffer, what: &str) -> Result<()> {
+        self.hooks.submit(what)?;
         let idx = self.queue.submit([cmd]);
-        self.device
-            .poll(wgpu::PollType::Wait { submission_index: Some(idx), timeout: None })
-            .map_err(|e| anyhow!("GPU error while {what}: {e}"))?;
+        self.device.poll(wgpu::PollType::Wait { submission_index: Some(idx), timeout: None }).map_err(|e| poll_error(what, e))?;
         self.check(what)
     }
 
@@ -187,9 +203,7 @@ impl Gpu {
         staging.map_async(wgpu::MapMode::Read, .., move |r| {
             let _ = tx.send(r);
         });
-        self.device
-            .poll(wgpu::PollType::Wait { submission_index: None, timeout: None })
-            .map_err(|e| anyhow!("GPU error while mapping results: {e}"))?;
+        self.device.poll(wgpu::PollType::Wait { submission_index: None, timeout: None }).map_err(|e| poll_error("mapping results", e))?;
         rx.recv()?.map_err(|e| anyhow!("mapping readback buffer: {e}"))?;
         let data = staging.get_mapped_range(..).map_err(|e| anyhow!("reading back results: {e:?}"))?.to_vec();
         staging.unmap();
@@ -209,5 +223,20 @@ impl Gpu {
     /// Starts recording a sequence of kernel dispatches.
     pub fn recorder(&self) -> Recorder<'_> {
         Recorder::new(self)
+    }
+}
+
+/// A failed wait: a lost device is a [`GpuFault`], anything else a plain error.
+fn poll_error(what: &str, e: wgpu::PollError) -> anyhow::Error {
+    match e {
+        wgpu::PollError::Timeout => anyhow!("GPU error while {what}: timed out"),
+        other => {
+            let detail = other.to_string();
+            if detail.to_ascii_lowercase().contains("lost") {
+                GpuFault::DeviceLost { what: what.to_string(), detail }.into()
+            } else {
+                anyhow!("GPU error while {what}: {detail}")
+            }
+        }
     }
 }

@@ -11,6 +11,9 @@ pub struct DeviceOptions {
     pub backend: Option<String>,
     /// An adapter index (as `pingce devices` prints it) or a case-insensitive name substring.
     pub device: Option<String>,
+    /// Storage bytes the run may allocate (`--gpu-memory-budget`): past it allocations fail as
+    /// out of memory, as a full GPU would.
+    pub memory_budget: Option<u64>,
 }
 
 impl DeviceOptions {
