@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod plan;
 pub mod postprocess;
 pub mod runner;
+pub mod samples_file;
 pub mod task;
 pub mod template;
 

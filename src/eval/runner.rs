@@ -4,8 +4,7 @@
 //! into the same folder resumes; a changed model, data or config refuses to.
 
 use std::collections::{BTreeMap, HashSet};
-use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -14,6 +13,7 @@ use serde_json::{json, Value};
 
 use super::metrics::{self, Filter};
 use super::item::{Item, ItemKind};
+use super::samples_file::{self, write_atomic};
 use super::metrics::Metric;
 pub use super::plan::{ExactMatch, TaskRun};
 use crate::engine::{Engine, UntilRequest};
@@ -30,31 +30,6 @@ pub struct RunOptions {
 /// path → sha256 of each file.
 fn hash_files(files: &[PathBuf]) -> Result<BTreeMap<String, String>> {
     Ok(crate::digest::hash_files(files)?.into_iter().map(|h| (h.path, h.sha256)).collect())
-}
-
-/// Reads the finished records of a samples file, dropping a torn last line (a crash mid-write).
-fn read_records(path: &Path) -> Result<Vec<Value>> {
-    if !path.exists() {
-        return Ok(Vec::new());
-    }
-    let f = File::open(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut out = Vec::new();
-    let mut good_len = 0u64;
-    for line in BufReader::new(f).split(b'\n') {
-        let line = line?;
-        match serde_json::from_slice::<Value>(&line) {
-            Ok(v) => {
-                good_len += line.len() as u64 + 1;
-                out.push(v);
-            }
-            Err(_) => break,
-        }
-    }
-    let actual = std::fs::metadata(path)?.len();
-    if actual > good_len {
-        OpenOptions::new().write(true).open(path)?.set_len(good_len)?;
-    }
-    Ok(out)
 }
 
 fn f32s(v: &[f32]) -> Vec<f64> {
@@ -207,13 +182,6 @@ fn task_scores(task: &TaskRun, records: &[Value]) -> Result<BTreeMap<String, Val
     Ok(out)
 }
 
-fn write_atomic(path: &Path, text: &str) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
-}
-
 /// What identifies a run: the model and data files, the task configurations and the settings.
 /// Recorded in `run.json`; resuming into a folder whose run differs is refused.
 fn identity(engine: &Engine, tasks: &[TaskRun], opts: &RunOptions) -> Result<Value> {
@@ -259,20 +227,15 @@ fn progress_bar(task: &TaskRun, done: usize, show: bool) -> indicatif::ProgressB
 /// returns every record of the task in document order.
 fn run_task(engine: &mut Engine, task: &TaskRun, opts: &RunOptions) -> Result<Vec<Value>> {
     let path = opts.out.join(format!("samples_{}.jsonl", task.name));
-    let mut records = read_records(&path)?;
+    let ids: HashSet<u64> = task.items.iter().map(|it| it.doc_id as u64).collect();
+    let mut records = samples_file::read(&path, &ids).with_context(|| format!("task {}", task.name))?;
     let done: HashSet<u64> = records.iter().filter_map(|r| r["doc_id"].as_u64()).collect();
     let todo: Vec<&Item> = task.items.iter().filter(|it| !done.contains(&(it.doc_id as u64))).collect();
     let bar = progress_bar(task, done.len(), opts.progress);
     let mut file = OpenOptions::new().create(true).append(true).open(&path).with_context(|| format!("opening {}", path.display()))?;
     for chunk in todo.chunks(opts.chunk.max(1)) {
         let recs = score_items(engine, task, chunk).with_context(|| format!("task {}", task.name))?;
-        let mut buf = String::new();
-        for r in &recs {
-            buf.push_str(&serde_json::to_string(r)?);
-            buf.push('\n');
-        }
-        file.write_all(buf.as_bytes())?;
-        file.sync_data()?;
+        samples_file::append(&mut file, &recs)?;
         records.extend(recs);
         bar.inc(chunk.len() as u64);
     }
