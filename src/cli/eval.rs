@@ -36,8 +36,8 @@ pub struct PlanArgs {
     /// Folder holding the datasets in their published layouts.
     #[arg(long, default_value = "evals/samples")]
     pub data_dir: PathBuf,
-    /// Only the first N documents of each task.
-    #[arg(long)]
+    /// Only the first N documents of each task (N ≥ 1).
+    #[arg(long, value_parser = super::at_least_one)]
     pub limit: Option<usize>,
     /// Few-shot examples (default: each task's own setting).
     #[arg(long)]
@@ -49,11 +49,21 @@ pub struct PlanArgs {
     /// Folder of task YAML files.
     #[arg(long, default_value = "evals")]
     pub tasks_dir: PathBuf,
+    /// Let task files and dataset paths (`..`, absolute paths, symlinks) lead outside
+    /// --tasks-dir and --data-dir.
+    #[arg(long)]
+    pub allow_outside_paths: bool,
 }
 
 impl PlanArgs {
     pub fn options(&self) -> PlanOptions {
-        PlanOptions { data_dir: self.data_dir.clone(), limit: self.limit, num_fewshot: self.num_fewshot, seed: self.seed }
+        PlanOptions {
+            data_dir: self.data_dir.clone(),
+            limit: self.limit,
+            num_fewshot: self.num_fewshot,
+            seed: self.seed,
+            allow_outside_paths: self.allow_outside_paths,
+        }
     }
 }
 
@@ -76,7 +86,7 @@ pub fn list(a: TasksArgs) -> Result<()> {
 }
 
 pub fn run(a: EvalArgs) -> Result<()> {
-    let chosen = plan::select_tasks(&a.plan.tasks_dir, &a.tasks)?;
+    let chosen = plan::select_tasks(&a.plan.tasks_dir, &a.tasks, a.plan.allow_outside_paths)?;
     let o = a.plan.options();
     let runs = plan::prepare(&chosen, &o)?;
     let mut engine = a.model.engine()?;

@@ -45,7 +45,7 @@ pub struct LogitsArgs {
 
 /// The log-likelihood requests of `--tasks`.
 fn task_input(a: &LogitsArgs) -> Result<Input> {
-    let tasks = plan::select_tasks(&a.plan.tasks_dir, &a.tasks)?;
+    let tasks = plan::select_tasks(&a.plan.tasks_dir, &a.tasks, a.plan.allow_outside_paths)?;
     let (requests, skipped) = plan::loglikelihood_requests(&plan::prepare(&tasks, &a.plan.options())?)?;
     for (task, n) in skipped {
         eprintln!("note: task {task}: {n} generation/perplexity items are not log-likelihood requests; use --text for perplexity");

@@ -6,6 +6,7 @@
 //! [`data`] reads) → [`plan`] (a task resolved for one run) → [`runner`] (engine calls, samples,
 //! [`metrics`], results).
 
+pub mod confine;
 pub mod data;
 pub mod item;
 pub mod metrics;

@@ -49,12 +49,15 @@ pub struct PlanOptions {
     /// Few-shot seed for every task (None: each task's `fewshot_seed`, lm-eval's 1234 unless the
     /// YAML says otherwise).
     pub seed: Option<u64>,
+    /// Let task files and dataset paths lead outside `--tasks-dir` and `--data-dir`.
+    pub allow_outside_paths: bool,
 }
 
 /// Loads the tasks of `tasks_dir` and selects those `specs` name (names, groups, globs), in the
 /// order given, each once.
-pub fn select_tasks(tasks_dir: &Path, specs: &[String]) -> Result<Vec<Task>> {
-    let all = task::load_tasks(tasks_dir)?;
+/// Task files must stay inside `tasks_dir` unless `allow_outside`.
+pub fn select_tasks(tasks_dir: &Path, specs: &[String], allow_outside: bool) -> Result<Vec<Task>> {
+    let all = task::load::load_tasks_in(tasks_dir, allow_outside)?;
     let mut chosen: Vec<Task> = Vec::new();
     for spec in specs {
         for t in task::select(&all, spec)? {
@@ -88,7 +91,7 @@ impl ExactMatch {
 impl TaskRun {
     /// Reads the task's data and renders its items.
     pub fn prepare(t: &Task, o: &PlanOptions) -> Result<TaskRun> {
-        let (mut docs, pool) = t.docs(&o.data_dir)?;
+        let (mut docs, pool) = t.docs_in(&o.data_dir, o.allow_outside_paths)?;
         if let Some(n) = o.limit {
             docs.truncate(n);
         }
@@ -97,7 +100,7 @@ impl TaskRun {
         let items = t.items(&docs, &pool, num_fewshot, seed)?;
         let mut data_files = Vec::new();
         for split in [t.eval_split(), t.fewshot_split()].into_iter().flatten() {
-            if let Some(f) = t.split_files(&o.data_dir, split)? {
+            if let Some(f) = t.split_files(&o.data_dir, split, o.allow_outside_paths)? {
                 data_files.extend(f);
             }
         }

@@ -42,6 +42,7 @@ pub mod load;
 mod render;
 pub mod schema;
 pub mod select;
+pub mod yaml_guard;
 
 use std::path::{Path, PathBuf};
 
@@ -52,6 +53,7 @@ pub use load::{load_task_file, load_tasks};
 pub use schema::*;
 pub use select::{edit_distance, select};
 
+use super::confine;
 use super::data;
 use super::template;
 use super::Doc;
@@ -86,6 +88,7 @@ impl Task {
             }
         }
         for (k, s) in templates {
+            template::check_source(&s).map_err(|e| anyhow!("{k}: template refused: {e}"))?;
             env.template_from_str(&s)
                 .map_err(|e| anyhow!("{k}: invalid template: {e}"))?;
         }
@@ -120,12 +123,16 @@ impl Task {
         Ok(())
     }
 
-    pub fn split_files(&self, data_dir: &Path, split: &str) -> Result<Option<Vec<PathBuf>>> {
+    /// The files of `split` in `data_dir`; they must stay inside it unless `allow_outside`.
+    pub fn split_files(&self, data_dir: &Path, split: &str, allow_outside: bool) -> Result<Option<Vec<PathBuf>>> {
         let Some(pattern) = self.config.dataset.files.get(split) else {
             return Ok(None);
         };
+        let at = || format!("task `{}` ({}): dataset.files.{split}", self.name, self.file.display());
+        confine::check_pattern(data_dir, pattern, allow_outside).with_context(at)?;
         let files = data::expand_glob(data_dir, pattern)?;
         let files: Vec<PathBuf> = files.into_iter().filter(|f| f.is_file()).collect();
+        confine::check_all_inside(data_dir, &files, allow_outside).with_context(at)?;
         Ok((!files.is_empty()).then_some(files))
     }
 
@@ -140,11 +147,16 @@ impl Task {
     /// The evaluated documents and the few-shot pool, read from `data_dir`. The pool is empty
     /// when its split has no files there ([`Task::items`] then refuses few-shot examples).
     pub fn docs(&self, data_dir: &Path) -> Result<(Vec<Doc>, Vec<Doc>)> {
+        self.docs_in(data_dir, false)
+    }
+
+    /// [`Task::docs`], allowing data files outside `data_dir` if `allow_outside`.
+    pub fn docs_in(&self, data_dir: &Path, allow_outside: bool) -> Result<(Vec<Doc>, Vec<Doc>)> {
         let split = self.eval_split().unwrap_or_default();
         let pattern = self.config.dataset.files.get(split).ok_or_else(|| {
             anyhow!("task `{}` ({}): no files configured for split `{split}`", self.name, self.file.display())
         })?;
-        let files = self.split_files(data_dir, split)?.ok_or_else(|| {
+        let files = self.split_files(data_dir, split, allow_outside)?.ok_or_else(|| {
             anyhow!(
                 "task `{}`: no file matches {} (split `{split}`)",
                 self.name,
@@ -154,7 +166,7 @@ impl Task {
         let docs = self.read_split(&files).with_context(|| format!("task `{}`", self.name))?;
         let pool = match self.fewshot_split() {
             Some(fs) if fs == split => docs.clone(),
-            Some(fs) => match self.split_files(data_dir, fs)? {
+            Some(fs) => match self.split_files(data_dir, fs, allow_outside)? {
                 Some(files) => self.read_split(&files).with_context(|| format!("task `{}`", self.name))?,
                 None => vec![],
             },
