@@ -369,7 +369,8 @@ fn dataset_paths_stay_inside_the_data_folder() {
 /// comparison inconsistent, which the standard sort reports with a panic.
 #[test]
 fn gguf_spm_vocabulary_with_nan_scores() {
-    let tokens: Vec<String> = (0..64).map(|i| ["a", "b", "c", "d"][i % 4].repeat(1 + i / 16) + &["", "a", "b", "c"][(i / 4) % 4]).collect();
+    let pieces = |i: usize| ["a", "b", "c", "d"][i % 4].repeat(1 + i / 16) + ["", "a", "b", "c"][(i / 4) % 4];
+    let tokens: Vec<String> = (0..64).map(pieces).collect();
     let mut g = G::header(0, 3);
     g.kv_str("tokenizer.ggml.model", "llama");
     g.str("tokenizer.ggml.tokens").u32(9).u32(8).u64(tokens.len() as u64);

@@ -266,10 +266,10 @@ impl Config {
         in_range(self.vocab_size, 1, MAX_WIDTH, "vocab_size")?;
         in_range(self.num_layers, 1, MAX_LAYERS, "num_hidden_layers")?;
         in_range(self.num_heads, 1, MAX_WIDTH, "num_attention_heads")?;
-        if self.num_kv_heads == 0 || self.num_heads % self.num_kv_heads != 0 {
+        if self.num_kv_heads == 0 || !self.num_heads.is_multiple_of(self.num_kv_heads) {
             bail!("field \"num_key_value_heads\": {} must divide num_attention_heads {}", self.num_kv_heads, self.num_heads);
         }
-        if self.head_dim == 0 || self.head_dim % 4 != 0 || self.head_dim > 256 {
+        if self.head_dim == 0 || !self.head_dim.is_multiple_of(4) || self.head_dim > 256 {
             bail!("head_dim {}: must be a multiple of 4 and at most 256", self.head_dim);
         }
         in_range(self.max_position_embeddings, 1, MAX_POSITIONS, "max_position_embeddings")?;

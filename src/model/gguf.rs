@@ -240,7 +240,7 @@ impl RawTensor {
         let elements = self.ne.iter().try_fold(1u64, |a, &d| a.checked_mul(d)).with_context(|| format!("{p}: tensor {name}: element count {:?} overflows", self.ne))?;
         let (dtype, len) = match ggml_type(self.ggml_type) {
             Some(d) => {
-                if self.ne[0] % d.block_size() as u64 != 0 {
+                if !self.ne[0].is_multiple_of(d.block_size() as u64) {
                     bail!("{p}: tensor {name}: rows of {} are not whole {:?} blocks", self.ne[0], d);
                 }
                 let bytes = (elements / d.block_size() as u64).checked_mul(d.block_bytes() as u64);
@@ -249,7 +249,7 @@ impl RawTensor {
             // Unsupported types are only an error if the model needs the tensor.
             None => (DType::F32, 0),
         };
-        if self.offset % alignment != 0 {
+        if !self.offset.is_multiple_of(alignment) {
             bail!("{p}: tensor {name}: offset {} is not a multiple of the alignment {alignment}", self.offset);
         }
         let end = (data_start as u64).checked_add(self.offset).and_then(|s| s.checked_add(len));
