@@ -21,7 +21,7 @@ fn tmpdir(name: &str) -> PathBuf {
 }
 
 fn options(data_dir: &Path) -> PlanOptions {
-    PlanOptions { data_dir: data_dir.to_path_buf(), limit: None, num_fewshot: None, seed: None, chat: None }
+    PlanOptions { data_dir: data_dir.to_path_buf(), limit: None, num_fewshot: None, seed: None, ..Default::default() }
 }
 
 /// A bank task YAML (`fields` and `format` given) over `data` written next to it.

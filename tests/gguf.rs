@@ -278,7 +278,7 @@ fn broken_gguf_files_say_what_and_where() {
     assert!(g.is_err());
     let gg = pingce::model::gguf::Gguf::open(&p).unwrap();
     let m = pingce::model::gguf::GgufModel { cfg: pingce::model::Config::from_json(&serde_json::json!({
-        "architectures": ["Qwen3ForCausalLM"], "hidden_size": 32, "intermediate_size": 8, "num_hidden_layers": 0,
+        "architectures": ["Qwen3ForCausalLM"], "hidden_size": 32, "intermediate_size": 8, "num_hidden_layers": 1,
         "num_attention_heads": 1, "head_dim": 32, "vocab_size": 4})).unwrap(), gguf: gg };
     let e = format!("{:#}", m.tensor("model.embed_tokens.weight").err().unwrap());
     assert!(e.contains("token_embd.weight") && e.contains("Q5_0"), "{e}");

@@ -66,8 +66,8 @@ fn messages_match_opencompass() {
 
 #[test]
 fn gen_tasks_need_a_chat_template() {
-    let tasks = plan::select_tasks(&root().join("evals"), &["ceval-gen-oc_law".to_string()]).unwrap();
-    let o = PlanOptions { data_dir: root().join("evals/samples"), limit: Some(1), num_fewshot: None, seed: None, chat: None };
+    let tasks = plan::select_tasks(&root().join("evals"), &["ceval-gen-oc_law".to_string()], false).unwrap();
+    let o = PlanOptions { data_dir: root().join("evals/samples"), limit: Some(1), num_fewshot: None, seed: None, ..Default::default() };
     let e = format!("{:#}", plan::prepare(&tasks, &o).err().unwrap());
     assert!(e.contains("--apply-chat-template"), "{e}");
 }

@@ -38,8 +38,8 @@ pub struct PlanArgs {
     /// Folder holding the datasets in their published layouts.
     #[arg(long, default_value = "evals/samples")]
     pub data_dir: PathBuf,
-    /// Only the first N documents of each task.
-    #[arg(long)]
+    /// Only the first N documents of each task (N ≥ 1).
+    #[arg(long, value_parser = super::at_least_one)]
     pub limit: Option<usize>,
     /// Few-shot examples (default: each task's own setting).
     #[arg(long)]
@@ -58,6 +58,10 @@ pub struct PlanArgs {
     pub split: Vec<String>,
     #[command(flatten)]
     pub chat: ChatArgs,
+    /// Let task files and dataset paths (`..`, absolute paths, symlinks) lead outside
+    /// --tasks-dir and --data-dir.
+    #[arg(long)]
+    pub allow_outside_paths: bool,
 }
 
 /// lm-evaluation-harness's chat options (`--apply_chat_template`, `--system_instruction`,
@@ -115,14 +119,21 @@ impl ChatArgs {
 impl PlanArgs {
     /// Loads the tasks `specs` select, with the `--split` overrides applied.
     pub fn tasks(&self, specs: &[String]) -> Result<Vec<pingce::eval::task::Task>> {
-        let mut tasks = plan::select_tasks(&self.tasks_dir, specs)?;
+        let mut tasks = plan::select_tasks(&self.tasks_dir, specs, self.allow_outside_paths)?;
         plan::apply_splits(&mut tasks, &self.split)?;
         Ok(tasks)
     }
 
     /// The plan options for `model` (its chat template is read when asked for).
     pub fn options(&self, model: &std::path::Path) -> Result<PlanOptions> {
-        Ok(PlanOptions { data_dir: self.data_dir.clone(), limit: self.limit, num_fewshot: self.num_fewshot, seed: self.seed, chat: self.chat.options(model)? })
+        Ok(PlanOptions {
+            data_dir: self.data_dir.clone(),
+            limit: self.limit,
+            num_fewshot: self.num_fewshot,
+            seed: self.seed,
+            chat: self.chat.options(model)?,
+            allow_outside_paths: self.allow_outside_paths,
+        })
     }
 }
 

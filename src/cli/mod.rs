@@ -82,8 +82,8 @@ pub struct ModelArgs {
     /// Default: $PINGCE_MODEL, else models/SmolLM2-135M-Instruct.Q4_1.gguf.
     #[arg(long)]
     pub model: Option<PathBuf>,
-    /// Sequences per pass. Changes speed, never results.
-    #[arg(long, default_value_t = 16)]
+    /// Sequences per pass (≥ 1). Changes speed, never results.
+    #[arg(long, default_value_t = 16, value_parser = at_least_one)]
     pub batch_size: usize,
     #[command(flatten)]
     pub device: DeviceArgs,
@@ -106,7 +106,7 @@ impl ModelArgs {
     pub fn engine(&self) -> Result<Engine> {
         let path = self.path()?;
         let gpu = self.device.open()?;
-        let opts = EngineOptions { batch_size: self.batch_size.max(1), ..Default::default() };
+        let opts = EngineOptions { batch_size: self.batch_size, ..Default::default() };
         Engine::load(gpu, &path, opts)
     }
 }
@@ -128,6 +128,15 @@ fn parse_size(s: &str) -> std::result::Result<u64, String> {
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct CheckFailed(pub String);
+
+/// A count that must be at least 1 (`--batch-size`, `--limit`).
+pub fn at_least_one(s: &str) -> std::result::Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("expected a positive integer: {e}")),
+    }
+}
 
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {

@@ -24,7 +24,8 @@
 //! `jsonl`, `csv` and `tsv` are read by [`super::bank`] (encoding, field mapping, every malformed
 //! row reported); [`read_file`] reads them as UTF-8 without a mapping.
 //!
-//! Errors name the file and line (CSV record, JSON line).
+//! Errors name the file and line (CSV record, JSON line). Lines longer than [`MAX_LINE_BYTES`]
+//! are refused while reading, before any parsing; an empty file is an error.
 
 
 use super::Doc;
@@ -129,13 +130,47 @@ pub fn read_files(format: Format, files: &[PathBuf]) -> Result<Vec<Doc>> {
     Ok(docs)
 }
 
+/// Longest line a dataset file may have (bytes, newline excluded).
+pub const MAX_LINE_BYTES: usize = 1 << 20;
+
+/// Reads a text file line by line, refusing a line longer than [`MAX_LINE_BYTES`] as soon as it
+/// is seen (a hostile file never gets parsed, nor held whole beyond that line).
+pub fn read_text(path: &Path) -> Result<String> {
+    use std::io::{BufRead, Read};
+    let file = std::fs::File::open(path).with_context(|| format!("cannot read dataset file {}", path.display()))?;
+    let mut r = std::io::BufReader::new(file);
+    let mut bytes = Vec::new();
+    for line in 1.. {
+        let start = bytes.len();
+        let n = (&mut r)
+            .take(MAX_LINE_BYTES as u64 + 2)
+            .read_until(b'\n', &mut bytes)
+            .with_context(|| format!("cannot read dataset file {}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        let body = bytes[start..].strip_suffix(b"\n").unwrap_or(&bytes[start..]);
+        let body = body.strip_suffix(b"\r").unwrap_or(body);
+        if body.len() > MAX_LINE_BYTES {
+            bail!("{} line {line}: longer than {MAX_LINE_BYTES} bytes (the most a dataset line may hold)", path.display());
+        }
+    }
+    String::from_utf8(bytes).map_err(|e| anyhow!("{}: not UTF-8 text (byte {})", path.display(), e.utf8_error().valid_up_to()))
+}
+
 /// Read one file in `format`.
 pub fn read_file(format: Format, path: &Path) -> Result<Vec<Doc>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read dataset file {}", path.display()))?;
-    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    parse_text(format, path, &read_text(path)?)
+}
+
+/// Parse a file's text in `format`; `path` names it in errors (and locates PIQA's labels).
+pub fn parse_text(format: Format, path: &Path, text: &str) -> Result<Vec<Doc>> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let p = path.display();
-    match format {
+    if text.trim().is_empty() {
+        bail!("{p}: the file is empty, expected {format:?} documents");
+    }
+    let docs = match format {
         Format::MmluCsv => read_mmlu(path, text),
         Format::CevalCsv => read_ceval(path, text),
         Format::CmmluCsv => read_cmmlu(path, text),
@@ -170,7 +205,11 @@ pub fn read_file(format: Format, path: &Path) -> Result<Vec<Doc>> {
             super::bank::read_docs(&d, &[path.to_path_buf()])
         }
     }
-    .map_err(|e| anyhow!("{p}: {e:#}"))
+    .map_err(|e| anyhow!("{p}: {e:#}"))?;
+    if docs.is_empty() {
+        bail!("{p}: no documents in the file, expected {format:?} documents");
+    }
+    Ok(docs)
 }
 
 fn obj(v: Value) -> Doc {

@@ -8,6 +8,7 @@
 
 pub mod bank;
 pub mod chat;
+pub mod confine;
 pub mod data;
 pub mod item;
 pub mod metrics;

@@ -38,7 +38,7 @@ pub struct TaskRun {
 }
 
 /// What selects and renders the documents of a run.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct PlanOptions {
     /// Folder holding the datasets in their published layouts.
     pub data_dir: PathBuf,
@@ -51,13 +51,16 @@ pub struct PlanOptions {
     pub seed: Option<u64>,
     /// Render prompts through the model's chat template (None: plain lm-eval prompts).
     pub chat: Option<super::chat::ChatOptions>,
+    /// Let task files and dataset paths lead outside `--tasks-dir` and `--data-dir`.
+    pub allow_outside_paths: bool,
 }
 
 /// Loads the tasks of `tasks_dir` and selects those `specs` name (names, groups, globs), in the
 /// order given, each once.
-pub fn select_tasks(tasks_dir: &Path, specs: &[String]) -> Result<Vec<Task>> {
+/// Task files must stay inside `tasks_dir` unless `allow_outside`.
+pub fn select_tasks(tasks_dir: &Path, specs: &[String], allow_outside: bool) -> Result<Vec<Task>> {
     let is_file = |s: &str| (s.ends_with(".yaml") || s.ends_with(".yml")) && Path::new(s).is_file();
-    let all = if specs.iter().all(|s| is_file(s)) { vec![] } else { task::load_tasks(tasks_dir)? };
+    let all = if specs.iter().all(|s| is_file(s)) { vec![] } else { task::load::load_tasks_in(tasks_dir, allow_outside)? };
     let mut chosen: Vec<Task> = Vec::new();
     for spec in specs {
         // A path to a task YAML file selects its tasks (e.g. evals/examples/quality_bank.yaml).
@@ -122,7 +125,7 @@ impl ExactMatch {
 impl TaskRun {
     /// Reads the task's data and renders its items.
     pub fn prepare(t: &Task, o: &PlanOptions) -> Result<TaskRun> {
-        let (mut docs, pool) = t.docs(&o.data_dir)?;
+        let (mut docs, pool) = t.docs_in(&o.data_dir, o.allow_outside_paths)?;
         if let Some(n) = o.limit {
             docs.truncate(n);
         }
@@ -138,7 +141,7 @@ impl TaskRun {
         let items = t.items_with(&docs, &pool, num_fewshot, seed, chat.as_ref())?;
         let mut data_files = Vec::new();
         for split in [t.eval_split(), t.fewshot_split()].into_iter().flatten() {
-            if let Some(f) = t.split_files(&o.data_dir, split)? {
+            if let Some(f) = t.split_files(&o.data_dir, split, o.allow_outside_paths)? {
                 data_files.extend(f);
             }
         }

@@ -9,9 +9,19 @@ use crate::pycompat::text;
 use minijinja::value::{Value, ValueKind};
 use minijinja::{Environment, Error, ErrorKind, State, UndefinedBehavior};
 
-/// A minijinja environment configured like lm-eval's.
+/// Instructions one render may execute (nested loops over a hostile range run out of fuel).
+pub const TEMPLATE_FUEL: u64 = 10_000_000;
+/// Largest value one `{{ ... }}` may print.
+pub const MAX_PRINTED_BYTES: usize = 16 << 20;
+/// How much a template's `{% set %}` statements together may multiply a string's length (the
+/// product over them of 1 + their `~`/`+` operators): string concatenation is not bounded by
+/// fuel, so `{% set s = s ~ s %}` written 31 times would build gigabytes.
+pub const MAX_SET_GROWTH: u64 = 1024;
+
+/// A minijinja environment configured like lm-eval's, with fuel and output limits.
 pub fn environment() -> Environment<'static> {
     let mut env = Environment::new();
+    env.set_fuel(Some(TEMPLATE_FUEL));
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     let syntax = minijinja::syntax::SyntaxConfig::builder()
         .keep_trailing_newline(true)
@@ -20,7 +30,11 @@ pub fn environment() -> Environment<'static> {
     env.set_syntax(syntax);
     env.set_unknown_method_callback(python_method);
     env.set_formatter(|out, _state, value| {
-        std::fmt::Write::write_str(out, &py_str(value)).map_err(Error::from)
+        let s = py_str(value);
+        if s.len() > MAX_PRINTED_BYTES {
+            return Err(Error::new(ErrorKind::InvalidOperation, format!("a printed value of {} bytes exceeds {MAX_PRINTED_BYTES}", s.len())));
+        }
+        std::fmt::Write::write_str(out, &s).map_err(Error::from)
     });
     env.add_filter("strip", |s: String| text::strip(&s, None).to_string());
     env.add_filter("wikitext_detokenize", |s: String| super::data::wikitext_detokenize(&s));
@@ -30,6 +44,26 @@ pub fn environment() -> Environment<'static> {
     env
 }
 
+/// Refuses a template source whose `{% set %}` statements could grow a string more than
+/// [`MAX_SET_GROWTH`]-fold.
+pub fn check_source(src: &str) -> Result<(), String> {
+    let mut growth: u64 = 1;
+    let mut rest = src;
+    while let Some(i) = rest.find("{%") {
+        let tag = &rest[i + 2..];
+        let end = tag.find("%}").unwrap_or(tag.len());
+        let body = tag[..end].trim_start_matches(['-', '+']).trim_start();
+        if body.starts_with("set ") || body.starts_with("set\t") {
+            let ops = body.matches(['~', '+']).count() as u64;
+            growth = growth.saturating_mul(ops + 1);
+            if growth > MAX_SET_GROWTH {
+                return Err(format!("its {{% set %}} statements can grow a string more than {MAX_SET_GROWTH}-fold"));
+            }
+        }
+        rest = &tag[end..];
+    }
+    Ok(())
+}
 
 fn arg_str(args: &[Value], i: usize, method: &str) -> Result<String, Error> {
     args.get(i)
@@ -168,5 +202,15 @@ mod tests {
         assert!(render("{{ missing }}", ctx.clone()).is_err());
         assert!(render("{{ l.index('Z') }}", ctx.clone()).is_err());
         assert_eq!(render("{% set p = 'a\nb' %}{{p + '!'}}", ctx).unwrap(), "a\nb!");
+    }
+
+    #[test]
+    fn limits() {
+        let loops = "{% for a in range(100) %}".repeat(6) + "x" + &"{% endfor %}".repeat(6);
+        let e = render(&loops, serde_json::json!({})).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::OutOfFuel, "{e}");
+        let doubling = "{% set s = 'ab' %}".to_string() + &"{% set s = s ~ s %}".repeat(31) + "{{ s }}";
+        assert!(check_source(&doubling).unwrap_err().contains("set"));
+        assert!(check_source("{% set p = 'a' + 'b' %}{{ p }}").is_ok());
     }
 }

@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
+use serde::Deserialize;
 use serde_json::Value;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,37 +50,102 @@ pub struct Config {
     pub eos_token_ids: Vec<u32>,
 }
 
-fn get_usize(v: &Value, key: &str) -> Result<Option<usize>> {
-    match v.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(x) => x.as_u64().map(|n| Some(n as usize)).with_context(|| format!("field {key:?}: expected a non-negative integer, got {x}")),
+/// Largest `num_hidden_layers` accepted.
+pub const MAX_LAYERS: usize = 1024;
+/// Largest `max_position_embeddings` accepted.
+pub const MAX_POSITIONS: usize = 1 << 24;
+/// Largest host-built RoPE cos/sin table (`2 × positions × head_dim / 2 × 4` bytes).
+pub const MAX_ROPE_TABLE_BYTES: usize = 1 << 30;
+/// Largest `hidden_size`, `intermediate_size` and `vocab_size` accepted.
+pub const MAX_WIDTH: usize = 1 << 24;
+
+/// `config.json` as transformers 4.x and 5.x write it (unknown keys are ignored). Every key is
+/// optional here; [`Config::from_json`] says which are required.
+#[derive(Default, Deserialize)]
+struct RawConfig {
+    architectures: Option<Vec<String>>,
+    hidden_act: Option<String>,
+    mlp_bias: Option<bool>,
+    hidden_size: Option<usize>,
+    intermediate_size: Option<usize>,
+    num_hidden_layers: Option<usize>,
+    num_attention_heads: Option<usize>,
+    num_key_value_heads: Option<usize>,
+    head_dim: Option<usize>,
+    vocab_size: Option<usize>,
+    rms_norm_eps: Option<f64>,
+    /// 4.x: `rope_theta` and `rope_scaling`; 5.x: `rope_parameters` holding both.
+    rope_theta: Option<f64>,
+    rope_scaling: Option<RawRope>,
+    rope_parameters: Option<RawRope>,
+    max_position_embeddings: Option<usize>,
+    tie_word_embeddings: Option<bool>,
+    sliding_window: Option<usize>,
+    /// 5.x: per layer `full_attention` or `sliding_attention`.
+    layer_types: Option<Vec<String>>,
+    use_sliding_window: Option<bool>,
+    max_window_layers: Option<usize>,
+    attention_bias: Option<bool>,
+    bos_token_id: Option<Value>,
+    eos_token_id: Option<Value>,
+}
+
+#[derive(Default, Deserialize)]
+struct RawRope {
+    rope_type: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    rope_theta: Option<f64>,
+    factor: Option<f64>,
+    low_freq_factor: Option<f64>,
+    high_freq_factor: Option<f64>,
+    original_max_position_embeddings: Option<f64>,
+}
+
+impl RawConfig {
+    /// Deserializes `v`; an error names the field it comes from.
+    fn parse(v: &Value) -> Result<RawConfig> {
+        let Some(obj) = v.as_object() else { bail!("expected a JSON object, got {v}") };
+        match RawConfig::deserialize(v) {
+            Ok(c) => Ok(c),
+            Err(e) => {
+                for (k, x) in obj {
+                    if let Err(e) = RawConfig::deserialize(&serde_json::json!({ k: x })) {
+                        bail!("field {k:?}: {e}");
+                    }
+                }
+                bail!("{e}")
+            }
+        }
     }
 }
 
-fn need_usize(v: &Value, key: &str) -> Result<usize> {
-    get_usize(v, key)?.with_context(|| format!("missing required field {key:?}"))
+fn need(v: Option<usize>, key: &str) -> Result<usize> {
+    v.with_context(|| format!("missing required field {key:?}"))
 }
 
-fn get_f64(v: &Value, key: &str) -> Result<Option<f64>> {
-    match v.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(x) => x.as_f64().map(Some).with_context(|| format!("field {key:?}: expected a number, got {x}")),
-    }
-}
-
-fn get_bool(v: &Value, key: &str) -> Result<Option<bool>> {
-    match v.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(x) => x.as_bool().map(Some).with_context(|| format!("field {key:?}: expected true or false, got {x}")),
-    }
-}
-
+/// Token ids as `bos_token_id`/`eos_token_id` give them (one or a list); others are ignored.
 fn token_ids(v: Option<&Value>) -> Vec<u32> {
+    let id = |x: &Value| x.as_u64().and_then(|x| u32::try_from(x).ok());
     match v {
-        Some(Value::Number(n)) => n.as_u64().map(|x| vec![x as u32]).unwrap_or_default(),
-        Some(Value::Array(a)) => a.iter().filter_map(|x| x.as_u64().map(|x| x as u32)).collect(),
-        _ => vec![],
+        Some(Value::Array(a)) => a.iter().filter_map(id).collect(),
+        Some(x) => id(x).into_iter().collect(),
+        None => vec![],
     }
+}
+
+fn positive(x: f64, what: &str) -> Result<()> {
+    if !(x.is_finite() && x > 0.0) {
+        bail!("{what} is {x}, expected a finite number above 0");
+    }
+    Ok(())
+}
+
+fn in_range(x: usize, lo: usize, hi: usize, what: &str) -> Result<()> {
+    if !(lo..=hi).contains(&x) {
+        bail!("field {what:?} is {x}, expected {lo} to {hi}");
+    }
+    Ok(())
 }
 
 impl Config {
@@ -89,9 +155,10 @@ impl Config {
         Config::from_json(&v).with_context(|| format!("{}", path.display()))
     }
 
+    /// The config of a `config.json` value, validated ([`Config::validate`]).
     pub fn from_json(v: &Value) -> Result<Config> {
-        let archs: Vec<&str> = v.get("architectures").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
-        let arch = match archs.first().copied() {
+        let r = RawConfig::parse(v)?;
+        let arch = match r.architectures.as_deref().and_then(|a| a.first()).map(String::as_str) {
             Some("LlamaForCausalLM") => Arch::Llama,
             Some("MistralForCausalLM") => Arch::Mistral,
             Some("Qwen2ForCausalLM") => Arch::Qwen2,
@@ -101,35 +168,43 @@ impl Config {
             ),
             None => bail!("field \"architectures\" is missing or empty"),
         };
-        if let Some(act) = v.get("hidden_act").and_then(Value::as_str) {
+        if let Some(act) = &r.hidden_act {
             if act != "silu" {
                 bail!("field \"hidden_act\": {act:?} is not supported (only \"silu\")");
             }
         }
-        if get_bool(v, "mlp_bias")?.unwrap_or(false) {
+        if r.mlp_bias.unwrap_or(false) {
             bail!("field \"mlp_bias\": true is not supported");
         }
-        let hidden_size = need_usize(v, "hidden_size")?;
-        let num_heads = need_usize(v, "num_attention_heads")?;
-        let num_kv_heads = get_usize(v, "num_key_value_heads")?.unwrap_or(num_heads);
-        if num_heads == 0 || num_kv_heads == 0 || num_heads % num_kv_heads != 0 {
+        let hidden_size = need(r.hidden_size, "hidden_size")?;
+        let num_heads = need(r.num_attention_heads, "num_attention_heads")?;
+        let num_kv_heads = r.num_key_value_heads.unwrap_or(num_heads);
+        if num_heads == 0 {
+            bail!("field \"num_attention_heads\" is 0, expected at least 1");
+        }
+        if num_kv_heads == 0 || num_heads % num_kv_heads != 0 {
             bail!("field \"num_key_value_heads\": {num_kv_heads} must divide num_attention_heads {num_heads}");
         }
+        let derived = || {
+            if hidden_size % num_heads != 0 {
+                bail!("field \"hidden_size\": {hidden_size} is not a multiple of num_attention_heads {num_heads} (head_dim derives from them)");
+            }
+            Ok(hidden_size / num_heads)
+        };
         let head_dim = match arch {
             // Qwen2 has no head_dim setting; Qwen3 defaults to 128, not hidden / heads.
-            Arch::Qwen2 => hidden_size / num_heads,
-            Arch::Qwen3 => get_usize(v, "head_dim")?.unwrap_or(128),
-            _ => get_usize(v, "head_dim")?.unwrap_or(hidden_size / num_heads),
+            Arch::Qwen2 => derived()?,
+            Arch::Qwen3 => r.head_dim.unwrap_or(128),
+            _ => match r.head_dim {
+                Some(d) => d,
+                None => derived()?,
+            },
         };
-        if head_dim % 4 != 0 || head_dim > 256 {
-            bail!("head_dim {head_dim}: must be a multiple of 4 and at most 256");
-        }
-        let num_layers = need_usize(v, "num_hidden_layers")?;
-        let (rope_theta, rope_scaling) = rope(v)?;
-        let sliding_window = get_usize(v, "sliding_window")?;
-        let layer_types: Option<Vec<String>> =
-            v.get("layer_types").and_then(Value::as_array).map(|a| a.iter().map(|x| x.as_str().unwrap_or("").to_string()).collect());
-        let layer_windows: Vec<Option<usize>> = match (&layer_types, arch) {
+        let num_layers = need(r.num_hidden_layers, "num_hidden_layers")?;
+        in_range(num_layers, 1, MAX_LAYERS, "num_hidden_layers")?;
+        let (rope_theta, rope_scaling) = rope(&r)?;
+        let sliding_window = r.sliding_window;
+        let layer_windows: Vec<Option<usize>> = match (&r.layer_types, arch) {
             (Some(types), _) => {
                 if types.len() != num_layers {
                     bail!("field \"layer_types\": {} entries for {num_layers} layers", types.len());
@@ -145,39 +220,89 @@ impl Config {
             }
             (None, Arch::Mistral) => vec![sliding_window; num_layers],
             (None, Arch::Qwen2 | Arch::Qwen3) => {
-                let on = get_bool(v, "use_sliding_window")?.unwrap_or(false);
-                let from = get_usize(v, "max_window_layers")?.unwrap_or(num_layers);
+                let on = r.use_sliding_window.unwrap_or(false);
+                let from = r.max_window_layers.unwrap_or(num_layers);
                 (0..num_layers).map(|l| if on && l >= from { sliding_window } else { None }).collect()
             }
             (None, Arch::Llama) => vec![None; num_layers],
         };
-        let attention_bias = get_bool(v, "attention_bias")?.unwrap_or(false);
+        let attention_bias = r.attention_bias.unwrap_or(false);
         let (qkv_bias, o_bias) = match arch {
             Arch::Qwen2 => (true, false),
             Arch::Qwen3 => (attention_bias, attention_bias),
             Arch::Llama | Arch::Mistral => (attention_bias, attention_bias),
         };
-        Ok(Config {
+        let c = Config {
             arch,
             hidden_size,
-            intermediate_size: need_usize(v, "intermediate_size")?,
+            intermediate_size: need(r.intermediate_size, "intermediate_size")?,
             num_layers,
             num_heads,
             num_kv_heads,
             head_dim,
-            vocab_size: need_usize(v, "vocab_size")?,
-            rms_norm_eps: get_f64(v, "rms_norm_eps")?.unwrap_or(1e-6),
+            vocab_size: need(r.vocab_size, "vocab_size")?,
+            rms_norm_eps: r.rms_norm_eps.unwrap_or(1e-6),
             rope_theta,
             rope_scaling,
-            max_position_embeddings: get_usize(v, "max_position_embeddings")?.unwrap_or(4096),
-            tie_word_embeddings: get_bool(v, "tie_word_embeddings")?.unwrap_or(false),
+            max_position_embeddings: r.max_position_embeddings.unwrap_or(4096),
+            tie_word_embeddings: r.tie_word_embeddings.unwrap_or(false),
             layer_windows,
             qkv_bias,
             o_bias,
             qk_norm: arch == Arch::Qwen3,
-            bos_token_id: token_ids(v.get("bos_token_id")).first().copied(),
-            eos_token_ids: token_ids(v.get("eos_token_id")),
-        })
+            bos_token_id: token_ids(r.bos_token_id.as_ref()).first().copied(),
+            eos_token_ids: token_ids(r.eos_token_id.as_ref()),
+        };
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Checks the settings a hostile or broken file could get wrong: sizes at least 1 and within
+    /// what pingce can allocate, head counts that divide, positive finite epsilons and RoPE
+    /// factors. Errors name the field.
+    pub fn validate(&self) -> Result<()> {
+        in_range(self.hidden_size, 1, MAX_WIDTH, "hidden_size")?;
+        in_range(self.intermediate_size, 1, MAX_WIDTH, "intermediate_size")?;
+        in_range(self.vocab_size, 1, MAX_WIDTH, "vocab_size")?;
+        in_range(self.num_layers, 1, MAX_LAYERS, "num_hidden_layers")?;
+        in_range(self.num_heads, 1, MAX_WIDTH, "num_attention_heads")?;
+        if self.num_kv_heads == 0 || !self.num_heads.is_multiple_of(self.num_kv_heads) {
+            bail!("field \"num_key_value_heads\": {} must divide num_attention_heads {}", self.num_kv_heads, self.num_heads);
+        }
+        if self.head_dim == 0 || !self.head_dim.is_multiple_of(4) || self.head_dim > 256 {
+            bail!("head_dim {}: must be a multiple of 4 and at most 256", self.head_dim);
+        }
+        in_range(self.max_position_embeddings, 1, MAX_POSITIONS, "max_position_embeddings")?;
+        let table = self.max_position_embeddings * self.head_dim * 4;
+        if table > MAX_ROPE_TABLE_BYTES {
+            bail!(
+                "field \"max_position_embeddings\": {} positions of head_dim {} need a {table}-byte RoPE table, more than the {MAX_ROPE_TABLE_BYTES} bytes pingce allows",
+                self.max_position_embeddings,
+                self.head_dim
+            );
+        }
+        positive(self.rms_norm_eps, "field \"rms_norm_eps\"")?;
+        positive(self.rope_theta, "field \"rope_theta\"")?;
+        match self.rope_scaling {
+            RopeScaling::None => {}
+            RopeScaling::Linear { factor } => positive(factor, "rope scaling \"factor\"")?,
+            RopeScaling::Llama3 { factor, low_freq_factor, high_freq_factor, original_max_position_embeddings } => {
+                positive(factor, "rope scaling \"factor\"")?;
+                positive(low_freq_factor, "rope scaling \"low_freq_factor\"")?;
+                positive(high_freq_factor, "rope scaling \"high_freq_factor\"")?;
+                positive(original_max_position_embeddings, "rope scaling \"original_max_position_embeddings\"")?;
+                if high_freq_factor <= low_freq_factor {
+                    bail!("rope scaling: high_freq_factor {high_freq_factor} must be above low_freq_factor {low_freq_factor}");
+                }
+            }
+        }
+        if self.layer_windows.len() != self.num_layers {
+            bail!("{} layer windows for {} layers", self.layer_windows.len(), self.num_layers);
+        }
+        if self.layer_windows.contains(&Some(0)) {
+            bail!("field \"sliding_window\" is 0, expected at least 1");
+        }
+        Ok(())
     }
 
     pub fn q_dim(&self) -> usize {
@@ -220,22 +345,21 @@ impl Config {
     }
 }
 
-fn rope(v: &Value) -> Result<(f64, RopeScaling)> {
+fn rope(r: &RawConfig) -> Result<(f64, RopeScaling)> {
     // transformers 5.x: rope_parameters {rope_type, rope_theta, ...}; 4.x: rope_theta + rope_scaling.
-    let params = v.get("rope_parameters").filter(|p| !p.is_null());
-    let scaling = params.or(v.get("rope_scaling")).filter(|p| !p.is_null());
-    let theta = params.and_then(|p| p.get("rope_theta")).and_then(Value::as_f64).or(get_f64(v, "rope_theta")?).unwrap_or(10000.0);
-    let Some(s) = scaling else { return Ok((theta, RopeScaling::None)) };
-    let kind = s.get("rope_type").or(s.get("type")).and_then(Value::as_str).unwrap_or("default");
-    let f = |k: &str| -> Result<f64> { s.get(k).and_then(Value::as_f64).with_context(|| format!("rope scaling {kind:?}: missing number {k:?}")) };
+    let params = r.rope_parameters.as_ref();
+    let theta = params.and_then(|p| p.rope_theta).or(r.rope_theta).unwrap_or(10000.0);
+    let Some(s) = params.or(r.rope_scaling.as_ref()) else { return Ok((theta, RopeScaling::None)) };
+    let kind = s.rope_type.as_deref().or(s.kind.as_deref()).unwrap_or("default");
+    let f = |x: Option<f64>, k: &str| -> Result<f64> { x.with_context(|| format!("rope scaling {kind:?}: missing number {k:?}")) };
     let scaling = match kind {
         "default" => RopeScaling::None,
-        "linear" => RopeScaling::Linear { factor: f("factor")? },
+        "linear" => RopeScaling::Linear { factor: f(s.factor, "factor")? },
         "llama3" => RopeScaling::Llama3 {
-            factor: f("factor")?,
-            low_freq_factor: f("low_freq_factor")?,
-            high_freq_factor: f("high_freq_factor")?,
-            original_max_position_embeddings: f("original_max_position_embeddings")?,
+            factor: f(s.factor, "factor")?,
+            low_freq_factor: f(s.low_freq_factor, "low_freq_factor")?,
+            high_freq_factor: f(s.high_freq_factor, "high_freq_factor")?,
+            original_max_position_embeddings: f(s.original_max_position_embeddings, "original_max_position_embeddings")?,
         },
         other => bail!("field \"rope_type\": {other:?} is not supported (default, linear, llama3)"),
     };

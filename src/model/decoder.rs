@@ -101,6 +101,10 @@ fn bias(gpu: &Gpu, src: &dyn TensorSource, names: &[(String, usize)]) -> Result<
 impl Decoder {
     /// Uploads every weight, checking names, shapes and dtypes against `cfg`.
     pub fn load(gpu: &Gpu, cfg: Config, src: &dyn TensorSource) -> Result<Decoder> {
+        cfg.validate()?;
+        if src.contains(&format!("model.layers.{}.input_layernorm.weight", cfg.num_layers)) {
+            bail!("weights hold more layers than the {} the config states (num_hidden_layers / block_count)", cfg.num_layers);
+        }
         let (h, q, kv, inter) = (cfg.hidden_size, cfg.q_dim(), cfg.kv_dim(), cfg.intermediate_size);
         let embed = stacked(gpu, src, &[("model.embed_tokens.weight".into(), cfg.vocab_size)], h)?;
         let mut layers = Vec::with_capacity(cfg.num_layers);

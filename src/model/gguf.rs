@@ -4,13 +4,12 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use memmap2::Mmap;
 use serde_json::json;
 
+use super::bytes::FileBytes;
 use super::config::Config;
 use super::weights::{TensorRef, TensorSource};
 use crate::tensor::DType;
@@ -69,7 +68,8 @@ impl Value {
 }
 
 pub struct TensorInfo {
-    /// Dimensions as ggml orders them: ne[0] is the innermost (a row's length).
+    /// Dimensions as ggml orders them: ne[0] is the innermost (a row's length). 1 to 4 of them,
+    /// each at least 1.
     pub ne: Vec<u64>,
     pub ggml_type: u32,
     pub dtype: DType,
@@ -82,8 +82,16 @@ pub struct Gguf {
     pub version: u32,
     pub metadata: HashMap<String, Value>,
     pub tensors: HashMap<String, TensorInfo>,
-    map: Mmap,
+    map: FileBytes,
 }
+
+/// Most metadata values (array elements included) a file may hold: a tokenizer of 300k tokens
+/// needs about a million (tokens, types, merges); each costs 32 bytes in memory.
+pub const MAX_METADATA_VALUES: usize = 1 << 22;
+/// Deepest nesting of metadata arrays (GGUF files use one level; two for arrays of arrays).
+pub const MAX_ARRAY_DEPTH: usize = 4;
+/// Largest `general.alignment` accepted (a power of two).
+pub const MAX_ALIGNMENT: u64 = 1 << 16;
 
 /// ggml type id → format, block size (elements) and block bytes.
 fn ggml_type(t: u32) -> Option<DType> {
@@ -109,19 +117,38 @@ fn ggml_type_name(t: u32) -> String {
     names.get(t as usize).map_or(format!("type {t}"), |s| s.to_string())
 }
 
+/// Bytes a value of metadata type `t` takes at least in the file (an array: its header).
+fn min_value_bytes(t: u32) -> u64 {
+    match t {
+        0 | 1 | 7 => 1,
+        2 | 3 => 2,
+        4..=6 => 4,
+        8 => 8,
+        9 => 12,
+        _ => 8,
+    }
+}
+
+/// A bounds-checked little-endian reader over the file's bytes; every size read from the file
+/// is checked against the bytes left before anything is allocated for it.
 struct Reader<'a> {
     b: &'a [u8],
     pos: usize,
     path: &'a Path,
+    /// Metadata values still allowed ([`MAX_METADATA_VALUES`]).
+    values_left: usize,
 }
 
 impl Reader<'_> {
-    fn take(&mut self, n: usize) -> Result<&[u8]> {
-        if self.pos + n > self.b.len() {
-            bail!("{}: truncated: needs {} bytes at offset {} but the file has {}", self.path.display(), n, self.pos, self.b.len());
+    fn left(&self) -> u64 {
+        (self.b.len() - self.pos) as u64
+    }
+    fn take(&mut self, n: u64) -> Result<&[u8]> {
+        if n > self.left() {
+            bail!("{}: truncated: needs {n} bytes at offset {} but the file has {}", self.path.display(), self.pos, self.b.len());
         }
-        let s = &self.b[self.pos..self.pos + n];
-        self.pos += n;
+        let s = &self.b[self.pos..self.pos + n as usize];
+        self.pos += n as usize;
         Ok(s)
     }
     fn u32(&mut self) -> Result<u32> {
@@ -130,12 +157,27 @@ impl Reader<'_> {
     fn u64(&mut self) -> Result<u64> {
         Ok(u64::from_le_bytes(self.take(8)?.try_into().unwrap()))
     }
-    fn string(&mut self) -> Result<String> {
-        let n = self.u64()? as usize;
-        let bytes = self.take(n)?;
-        String::from_utf8(bytes.to_vec()).with_context(|| format!("{}: a string at offset {} is not UTF-8", self.path.display(), self.pos - n))
+    /// A count of items each taking at least `min_bytes` in the file: refused if they cannot fit.
+    fn count(&mut self, what: &str, min_bytes: u64) -> Result<usize> {
+        let at = self.pos;
+        let n = self.u64()?;
+        if n.checked_mul(min_bytes).is_none_or(|b| b > self.left()) {
+            bail!("{}: {what} {n} at offset {at}: more than the {} bytes left in the file can hold", self.path.display(), self.left());
+        }
+        Ok(n as usize)
     }
-    fn value(&mut self, t: u32) -> Result<Value> {
+    fn string(&mut self) -> Result<String> {
+        let at = self.pos;
+        let n = self.u64()?;
+        let path = self.path;
+        let bytes = self.take(n).with_context(|| format!("{}: a string of {n} bytes at offset {at}", path.display()))?;
+        String::from_utf8(bytes.to_vec()).with_context(|| format!("{}: the string at offset {at} is not UTF-8", path.display()))
+    }
+    fn value(&mut self, t: u32, depth: usize) -> Result<Value> {
+        if self.values_left == 0 {
+            bail!("{}: more than {MAX_METADATA_VALUES} metadata values (offset {})", self.path.display(), self.pos);
+        }
+        self.values_left -= 1;
         Ok(match t {
             0 => Value::U8(self.take(1)?[0]),
             1 => Value::I8(self.take(1)?[0] as i8),
@@ -147,14 +189,17 @@ impl Reader<'_> {
             7 => Value::Bool(self.take(1)?[0] != 0),
             8 => Value::Str(self.string()?),
             9 => {
+                if depth >= MAX_ARRAY_DEPTH {
+                    bail!("{}: metadata arrays nested deeper than {MAX_ARRAY_DEPTH} levels at offset {}", self.path.display(), self.pos);
+                }
                 let et = self.u32()?;
-                let n = self.u64()? as usize;
-                if n > self.b.len() {
-                    bail!("{}: array of {n} values at offset {} cannot fit in the file", self.path.display(), self.pos);
+                let n = self.count("array length", min_value_bytes(et))?;
+                if n > self.values_left {
+                    bail!("{}: an array of {n} values at offset {}: more than {MAX_METADATA_VALUES} metadata values in all", self.path.display(), self.pos);
                 }
                 let mut v = Vec::with_capacity(n);
                 for _ in 0..n {
-                    v.push(self.value(et)?);
+                    v.push(self.value(et, depth + 1)?);
                 }
                 Value::Array(v)
             }
@@ -166,61 +211,125 @@ impl Reader<'_> {
     }
 }
 
+/// One tensor info as the header states it.
+struct RawTensor {
+    name: String,
+    ne: Vec<u64>,
+    ggml_type: u32,
+    offset: u64,
+}
+
+impl RawTensor {
+    fn read(r: &mut Reader) -> Result<RawTensor> {
+        let name = r.string()?;
+        let p = r.path.display();
+        let nd = r.u32()?;
+        if !(1..=4).contains(&nd) {
+            bail!("{p}: tensor {name}: {nd} dimensions, expected 1 to 4");
+        }
+        let ne: Vec<u64> = (0..nd).map(|_| r.u64()).collect::<Result<_>>()?;
+        if let Some(i) = ne.iter().position(|&d| d == 0) {
+            bail!("{p}: tensor {name}: dimension {i} is 0, expected at least 1");
+        }
+        Ok(RawTensor { ggml_type: r.u32()?, offset: r.u64()?, name, ne })
+    }
+
+    /// The tensor's byte range in the file, checked: whole blocks, inside the data section.
+    fn place(self, path: &Path, data_start: usize, file_len: usize, alignment: u64) -> Result<(String, TensorInfo)> {
+        let (p, name) = (path.display(), &self.name);
+        let elements = self.ne.iter().try_fold(1u64, |a, &d| a.checked_mul(d)).with_context(|| format!("{p}: tensor {name}: element count {:?} overflows", self.ne))?;
+        let (dtype, len) = match ggml_type(self.ggml_type) {
+            Some(d) => {
+                if !self.ne[0].is_multiple_of(d.block_size() as u64) {
+                    bail!("{p}: tensor {name}: rows of {} are not whole {:?} blocks", self.ne[0], d);
+                }
+                let bytes = (elements / d.block_size() as u64).checked_mul(d.block_bytes() as u64);
+                (d, bytes.with_context(|| format!("{p}: tensor {name}: byte size of {elements} elements overflows"))?)
+            }
+            // Unsupported types are only an error if the model needs the tensor.
+            None => (DType::F32, 0),
+        };
+        if !self.offset.is_multiple_of(alignment) {
+            bail!("{p}: tensor {name}: offset {} is not a multiple of the alignment {alignment}", self.offset);
+        }
+        let end = (data_start as u64).checked_add(self.offset).and_then(|s| s.checked_add(len));
+        match end {
+            Some(end) if end <= file_len as u64 => {}
+            _ => bail!(
+                "{p}: tensor {name}: {len} bytes at data offset {} end past the file's {file_len} bytes (data section starts at {data_start})",
+                self.offset
+            ),
+        }
+        let info = TensorInfo { ne: self.ne, ggml_type: self.ggml_type, dtype, offset: data_start + self.offset as usize, len: len as usize };
+        Ok((self.name, info))
+    }
+}
+
+/// Refuses tensors whose byte ranges overlap.
+fn check_overlaps(path: &Path, tensors: &HashMap<String, TensorInfo>) -> Result<()> {
+    let mut ranges: Vec<(usize, usize, &str)> = tensors.iter().filter(|(_, t)| t.len > 0).map(|(n, t)| (t.offset, t.offset + t.len, n.as_str())).collect();
+    ranges.sort();
+    for w in ranges.windows(2) {
+        if w[1].0 < w[0].1 {
+            bail!("{}: tensors {} (bytes {}..{}) and {} (bytes {}..{}) overlap", path.display(), w[0].2, w[0].0, w[0].1, w[1].2, w[1].0, w[1].1);
+        }
+    }
+    Ok(())
+}
+
 impl Gguf {
     pub fn open(path: &Path) -> Result<Gguf> {
-        let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-        // SAFETY: read-only mapping of a file not expected to change while in use.
-        let map = unsafe { Mmap::map(&file) }.with_context(|| format!("mapping {}", path.display()))?;
-        let mut r = Reader { b: &map, pos: 0, path };
+        Gguf::parse(path, FileBytes::map(path)?)
+    }
+
+    /// A GGUF file held in memory; `path` only names it in messages.
+    pub fn from_bytes(path: &Path, bytes: Vec<u8>) -> Result<Gguf> {
+        Gguf::parse(path, FileBytes::Owned(bytes))
+    }
+
+    fn parse(path: &Path, map: FileBytes) -> Result<Gguf> {
+        let p = path.display();
+        let mut r = Reader { b: &map, pos: 0, path, values_left: MAX_METADATA_VALUES };
         if r.take(4).map(|m| m != b"GGUF").unwrap_or(true) {
-            bail!("{}: not a GGUF file (no GGUF magic)", path.display());
+            bail!("{p}: not a GGUF file (no GGUF magic)");
         }
         let version = r.u32()?;
         if !(2..=3).contains(&version) {
-            bail!("{}: GGUF version {version} is not supported (2 or 3)", path.display());
+            bail!("{p}: GGUF version {version} is not supported (2 or 3)");
         }
-        let n_tensors = r.u64()? as usize;
-        let n_kv = r.u64()? as usize;
+        // Smallest tensor info: name length, dims, one dim, type, offset.
+        let n_tensors = r.count("tensor count", 8 + 4 + 8 + 4 + 8)?;
+        let n_kv = r.count("metadata key count", 8 + 4 + 1)?;
         let mut metadata = HashMap::new();
         for _ in 0..n_kv {
             let key = r.string()?;
             let t = r.u32()?;
-            let v = r.value(t).with_context(|| format!("reading metadata {key:?}"))?;
-            metadata.insert(key, v);
+            let v = r.value(t, 0).with_context(|| format!("{p}: reading metadata {key:?}"))?;
+            if metadata.insert(key.clone(), v).is_some() {
+                bail!("{p}: metadata key {key:?} appears twice");
+            }
         }
-        let alignment = metadata.get("general.alignment").and_then(Value::as_u64).unwrap_or(32) as usize;
-        let mut infos = Vec::with_capacity(n_tensors);
+        let alignment = match metadata.get("general.alignment") {
+            None => 32,
+            Some(v) => match v.as_u64() {
+                Some(a) if a.is_power_of_two() && a <= MAX_ALIGNMENT => a,
+                _ => bail!("{p}: general.alignment is {v:?}, expected a power of two up to {MAX_ALIGNMENT}"),
+            },
+        };
+        let mut raw = Vec::new();
         for _ in 0..n_tensors {
-            let name = r.string()?;
-            let nd = r.u32()? as usize;
-            if nd > 4 {
-                bail!("{}: tensor {name} has {nd} dimensions", path.display());
-            }
-            let ne: Vec<u64> = (0..nd).map(|_| r.u64()).collect::<Result<_>>()?;
-            let t = r.u32()?;
-            let off = r.u64()? as usize;
-            infos.push((name, ne, t, off));
+            raw.push(RawTensor::read(&mut r)?);
         }
-        let data_start = r.pos.next_multiple_of(alignment);
+        let data_start = (r.pos as u64).next_multiple_of(alignment) as usize;
         let mut tensors = HashMap::new();
-        for (name, ne, t, off) in infos {
-            let n: u64 = ne.iter().product();
-            let (dtype, len) = match ggml_type(t) {
-                Some(d) => {
-                    if ne[0] as usize % d.block_size() != 0 {
-                        bail!("{}: tensor {name}: rows of {} are not whole {:?} blocks", path.display(), ne[0], d);
-                    }
-                    (d, d.bytes_for(n as usize))
-                }
-                // Unsupported types are only an error if the model needs the tensor.
-                None => (DType::F32, 0),
-            };
-            let start = data_start + off;
-            if start + len > map.len() {
-                bail!("{}: truncated: tensor {name} ends at byte {} but the file has {} bytes", path.display(), start + len, map.len());
+        for t in raw {
+            let (name, info) = t.place(path, data_start, map.len(), alignment)?;
+            if tensors.contains_key(&name) {
+                bail!("{p}: tensor {name} appears twice");
             }
-            tensors.insert(name, TensorInfo { ne, ggml_type: t, dtype, offset: start, len });
+            tensors.insert(name, info);
         }
+        check_overlaps(path, &tensors)?;
         Ok(Gguf { path: path.to_path_buf(), version, metadata, tensors, map })
     }
 
@@ -250,9 +359,13 @@ impl Gguf {
         let hidden = self.need_u64(&k("embedding_length"))?;
         let vocab = match self.get(&k("vocab_size")).and_then(Value::as_u64) {
             Some(v) => v,
-            None => self.tensors.get("token_embd.weight").map(|t| t.ne[1]).with_context(|| format!("{}: no token_embd.weight", self.path.display()))?,
+            None => self
+                .tensors
+                .get("token_embd.weight")
+                .and_then(|t| t.ne.get(1).copied())
+                .with_context(|| format!("{}: no {} and no 2-dimensional token_embd.weight", self.path.display(), k("vocab_size")))?,
         };
-        let head_dim = self.get(&k("attention.key_length")).and_then(Value::as_u64).unwrap_or(hidden / heads);
+        let head_dim = self.get(&k("attention.key_length")).and_then(Value::as_u64).or(hidden.checked_div(heads)).with_context(|| format!("{}: {} is 0, expected at least 1", self.path.display(), k("attention.head_count")))?;
         let mut c = json!({
             "architectures": [hf],
             "hidden_size": hidden,
@@ -283,6 +396,11 @@ impl Gguf {
             }
         }
         Config::from_json(&c).with_context(|| format!("{}: hyper-parameters", self.path.display()))
+    }
+
+    /// The bytes of tensor `name` (of a supported type).
+    pub fn tensor_bytes(&self, name: &str) -> Result<&[u8]> {
+        Ok(self.raw(name)?.1)
     }
 
     fn raw(&self, name: &str) -> Result<(&TensorInfo, &[u8])> {

@@ -102,7 +102,7 @@ pub fn from_gguf(g: &Gguf) -> Result<Tokenizer> {
         other => bail!("{}: tokenizer.ggml.model {other:?} is not supported (gpt2, llama)", g.path.display()),
     };
     let inner: tokenizers::Tokenizer = serde_json::from_value::<tokenizers::Tokenizer>(tok).map_err(|e| anyhow!("{}: building the tokenizer: {e}", g.path.display()))?;
-    let id = |k: &str| g.get(k).and_then(Value::as_u64).map(|v| v as u32);
+    let id = |k: &str| g.get(k).and_then(Value::as_u64).and_then(|v| u32::try_from(v).ok());
     Ok(Tokenizer { inner, bos_id: id("tokenizer.ggml.bos_token_id"), eos_id: id("tokenizer.ggml.eos_token_id") })
 }
 
@@ -122,6 +122,8 @@ fn spm_merges(tokens: &[String], scores: &[f64], types: &[u64]) -> Vec<String> {
             }
         }
     }
-    merges.sort_by(|x, y| y.0.partial_cmp(&x.0).unwrap_or(std::cmp::Ordering::Equal).then(x.1.cmp(&y.1)).then(x.2.cmp(&y.2)));
+    // A total order even for NaN scores from a hostile file (-0.0 counts as 0.0, as before).
+    let key = |x: f64| if x == 0.0 { 0.0 } else { x };
+    merges.sort_by(|x, y| key(y.0).total_cmp(&key(x.0)).then(x.1.cmp(&y.1)).then(x.2.cmp(&y.2)));
     merges.into_iter().map(|m| m.3).collect()
 }

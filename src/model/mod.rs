@@ -1,5 +1,6 @@
 //! Models: config, weights, tokenizer and decoder architectures.
 
+pub mod bytes;
 pub mod chat_template;
 pub mod config;
 pub mod decoder;

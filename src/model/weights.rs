@@ -3,12 +3,11 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use memmap2::Mmap;
 
+use super::bytes::FileBytes;
 use crate::tensor::DType;
 
 /// A tensor's dtype, shape and raw little-endian bytes.
@@ -53,7 +52,7 @@ struct Entry {
 /// The safetensors files of a model folder, memory-mapped.
 pub struct Safetensors {
     paths: Vec<PathBuf>,
-    maps: Vec<Mmap>,
+    maps: Vec<FileBytes>,
     entries: HashMap<String, Entry>,
 }
 
@@ -77,36 +76,50 @@ impl Safetensors {
 
     pub fn open(files: &[PathBuf]) -> Result<Safetensors> {
         let mut st = Safetensors { paths: Vec::new(), maps: Vec::new(), entries: HashMap::new() };
-        for (i, path) in files.iter().enumerate() {
-            let file = File::open(path).with_context(|| format!("opening weight file {}", path.display()))?;
-            // SAFETY: the file is opened read-only and is not expected to change while mapped.
-            let map = unsafe { Mmap::map(&file) }.with_context(|| format!("mapping {}", path.display()))?;
-            let (header_len, meta) = safetensors::SafeTensors::read_metadata(&map).map_err(|e| match e {
-                safetensors::SafeTensorError::MetadataIncompleteBuffer => {
-                    anyhow::anyhow!("{}: truncated: its header describes more data than the file's {} bytes", path.display(), map.len())
-                }
-                e => anyhow::anyhow!("{}: not a valid safetensors file ({e})", path.display()),
-            })?;
-            let data_start = 8 + header_len;
-            for (name, info) in meta.tensors() {
-                let dtype = DType::from_safetensors(info.dtype).with_context(|| {
-                    format!("{}: tensor {name} has dtype {:?}; supported: F32, F16, BF16", path.display(), info.dtype)
-                })?;
-                let (s, e) = info.data_offsets;
-                let (start, end) = (data_start + s, data_start + e);
-                if end > map.len() {
-                    bail!("{}: truncated: tensor {name} ends at byte {end} but the file has {} bytes", path.display(), map.len());
-                }
-                let n: usize = info.shape.iter().product();
-                if n * dtype.size() != e - s {
-                    bail!("{}: tensor {name}: shape {:?} does not match its {} bytes", path.display(), info.shape, e - s);
-                }
-                st.entries.insert(name.clone(), Entry { file: i, dtype, shape: info.shape.clone(), start, end });
-            }
-            st.paths.push(path.clone());
-            st.maps.push(map);
+        for path in files {
+            st.add(path, FileBytes::map(path).with_context(|| format!("weight file {}", path.display()))?)?;
         }
         Ok(st)
+    }
+
+    /// One safetensors file held in memory; `path` only names it in messages.
+    pub fn from_bytes(path: &Path, bytes: Vec<u8>) -> Result<Safetensors> {
+        let mut st = Safetensors { paths: Vec::new(), maps: Vec::new(), entries: HashMap::new() };
+        st.add(path, FileBytes::Owned(bytes))?;
+        Ok(st)
+    }
+
+    /// Adds one file's tensors, checking each lies inside the file with the bytes its dtype and
+    /// shape need.
+    fn add(&mut self, path: &Path, map: FileBytes) -> Result<()> {
+        let i = self.maps.len();
+        let (header_len, meta) = safetensors::SafeTensors::read_metadata(&map).map_err(|e| match e {
+            safetensors::SafeTensorError::MetadataIncompleteBuffer => {
+                anyhow::anyhow!("{}: truncated: its header describes more data than the file's {} bytes", path.display(), map.len())
+            }
+            e => anyhow::anyhow!("{}: not a valid safetensors file ({e})", path.display()),
+        })?;
+        let data_start = header_len.checked_add(8).with_context(|| format!("{}: header length {header_len} overflows", path.display()))?;
+        for (name, info) in meta.tensors() {
+            let dtype = DType::from_safetensors(info.dtype)
+                .with_context(|| format!("{}: tensor {name} has dtype {:?}; supported: F32, F16, BF16", path.display(), info.dtype))?;
+            let (s, e) = info.data_offsets;
+            let range = data_start.checked_add(s).zip(data_start.checked_add(e)).filter(|(start, end)| start <= end && *end <= map.len());
+            let Some((start, end)) = range else {
+                bail!("{}: truncated: tensor {name} (data offsets {s}..{e} after byte {data_start}) is not inside the file's {} bytes", path.display(), map.len());
+            };
+            let bytes = info.shape.iter().try_fold(dtype.size(), |a, &d| a.checked_mul(d));
+            if bytes != Some(end - start) {
+                bail!("{}: tensor {name}: shape {:?} does not match its {} bytes", path.display(), info.shape, end - start);
+            }
+            if info.shape.len() > 4 {
+                bail!("{}: tensor {name}: {} dimensions, expected at most 4", path.display(), info.shape.len());
+            }
+            self.entries.insert(name.clone(), Entry { file: i, dtype, shape: info.shape.clone(), start, end });
+        }
+        self.paths.push(path.to_path_buf());
+        self.maps.push(map);
+        Ok(())
     }
 }
 

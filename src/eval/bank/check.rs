@@ -78,7 +78,7 @@ pub fn check_task(t: &Task, data_dir: &Path) -> Result<Report> {
     let mut eval_docs = None;
     let mut pool = Vec::new();
     for (split, pattern) in &t.config.dataset.files {
-        let Some(files) = t.split_files(data_dir, split)? else {
+        let Some(files) = t.split_files(data_dir, split, false)? else {
             if *split == eval_split {
                 let root = super::files_root(pattern, &t.file, data_dir);
                 report.problems.push(Problem { file: root.join(pattern), line: 0, message: format!("no file matches (split `{split}`)") });

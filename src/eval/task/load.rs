@@ -6,10 +6,17 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use super::{Task, TaskConfig};
+use super::{yaml_guard, Task, TaskConfig};
+use crate::eval::confine;
 
-/// Read every `*.yaml` in `dir` (sorted by file name) into tasks, expanding `subtasks`.
+/// Read every `*.yaml` in `dir` (sorted by file name) into tasks, expanding `subtasks`. Task
+/// files must stay inside `dir` (no symlinks leading out).
 pub fn load_tasks(dir: &Path) -> Result<Vec<Task>> {
+    load_tasks_in(dir, false)
+}
+
+/// [`load_tasks`], allowing task files that resolve outside `dir` if `allow_outside`.
+pub fn load_tasks_in(dir: &Path, allow_outside: bool) -> Result<Vec<Task>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("cannot read the task directory {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -18,6 +25,7 @@ pub fn load_tasks(dir: &Path) -> Result<Vec<Task>> {
     files.sort();
     let mut tasks: Vec<Task> = Vec::new();
     for f in files {
+        confine::check_inside(dir, &f, allow_outside).context("task file")?;
         for t in load_task_file(&f)? {
             if let Some(prev) = tasks.iter().find(|p| p.name == t.name) {
                 bail!(
@@ -35,11 +43,21 @@ pub fn load_tasks(dir: &Path) -> Result<Vec<Task>> {
 
 /// Parse one task YAML file (one task, or one per `subtasks` entry).
 pub fn load_task_file(path: &Path) -> Result<Vec<Task>> {
+    let size = std::fs::metadata(path).with_context(|| format!("cannot read task file {}", path.display()))?.len();
+    if size > yaml_guard::MAX_YAML_BYTES as u64 {
+        bail!("{}: {size} bytes, more than the {} a task file may hold", path.display(), yaml_guard::MAX_YAML_BYTES);
+    }
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read task file {}", path.display()))?;
+    parse_task_file(path, &text)
+}
+
+/// Parse the text of a task YAML file; `path` names it in errors and is recorded in the tasks.
+pub fn parse_task_file(path: &Path, text: &str) -> Result<Vec<Task>> {
     let p = path.display();
+    yaml_guard::check(text).map_err(|e| anyhow!("{p}: {e}"))?;
     let mut root: serde_norway::Value =
-        serde_norway::from_str(&text).map_err(|e| anyhow!("{p}: invalid YAML: {e}"))?;
+        serde_norway::from_str(text).map_err(|e| anyhow!("{p}: invalid YAML: {e}"))?;
     let map = root
         .as_mapping_mut()
         .ok_or_else(|| anyhow!("{p}: a task file must be a YAML mapping"))?;

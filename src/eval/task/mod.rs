@@ -42,6 +42,7 @@ pub mod load;
 mod render;
 pub mod schema;
 pub mod select;
+pub mod yaml_guard;
 
 use std::path::{Path, PathBuf};
 
@@ -52,6 +53,7 @@ pub use load::{load_task_file, load_tasks};
 pub use schema::*;
 pub use select::{edit_distance, select};
 
+use super::confine;
 use super::data;
 use super::template;
 use super::Doc;
@@ -92,6 +94,7 @@ impl Task {
             }
         }
         for (k, s) in templates {
+            template::check_source(&s).map_err(|e| anyhow!("{k}: template refused: {e}"))?;
             env.template_from_str(&s)
                 .map_err(|e| anyhow!("{k}: invalid template: {e}"))?;
         }
@@ -132,12 +135,18 @@ impl Task {
         self.eval_split() == Some(self.standard_split.as_str())
     }
 
-    pub fn split_files(&self, data_dir: &Path, split: &str) -> Result<Option<Vec<PathBuf>>> {
+    /// The files of `split`: under `data_dir`, or beside the YAML for `./` and `../` patterns (a
+    /// question bank); they must stay inside that folder unless `allow_outside`.
+    pub fn split_files(&self, data_dir: &Path, split: &str, allow_outside: bool) -> Result<Option<Vec<PathBuf>>> {
         let Some(pattern) = self.config.dataset.files.get(split) else {
             return Ok(None);
         };
-        let files = data::expand_glob(super::bank::files_root(pattern, &self.file, data_dir), pattern)?;
+        let root = super::bank::files_root(pattern, &self.file, data_dir);
+        let at = || format!("task `{}` ({}): dataset.files.{split}", self.name, self.file.display());
+        confine::check_pattern(root, pattern.strip_prefix("./").unwrap_or(pattern), allow_outside).with_context(at)?;
+        let files = data::expand_glob(root, pattern)?;
         let files: Vec<PathBuf> = files.into_iter().filter(|f| f.is_file()).collect();
+        confine::check_all_inside(root, &files, allow_outside).with_context(at)?;
         Ok((!files.is_empty()).then_some(files))
     }
 
@@ -157,11 +166,16 @@ impl Task {
     /// The evaluated documents and the few-shot pool, read from `data_dir`. The pool is empty
     /// when its split has no files there ([`Task::items`] then refuses few-shot examples).
     pub fn docs(&self, data_dir: &Path) -> Result<(Vec<Doc>, Vec<Doc>)> {
+        self.docs_in(data_dir, false)
+    }
+
+    /// [`Task::docs`], allowing data files outside `data_dir` if `allow_outside`.
+    pub fn docs_in(&self, data_dir: &Path, allow_outside: bool) -> Result<(Vec<Doc>, Vec<Doc>)> {
         let split = self.eval_split().unwrap_or_default();
         let pattern = self.config.dataset.files.get(split).ok_or_else(|| {
             anyhow!("task `{}` ({}): no files configured for split `{split}`", self.name, self.file.display())
         })?;
-        let files = self.split_files(data_dir, split)?.ok_or_else(|| {
+        let files = self.split_files(data_dir, split, allow_outside)?.ok_or_else(|| {
             let others: Vec<&str> = self.config.dataset.files.keys().map(String::as_str).filter(|s| *s != split).collect();
             anyhow!(
                 "task `{}` evaluates split `{split}`: expected {} (no file there). Point --data-dir at the benchmark \
@@ -178,7 +192,7 @@ impl Task {
         }
         let pool = match self.fewshot_split() {
             Some(fs) if fs == split => docs.clone(),
-            Some(fs) => match self.split_files(data_dir, fs)? {
+            Some(fs) => match self.split_files(data_dir, fs, allow_outside)? {
                 Some(files) => self.read_split(&files).with_context(|| format!("task `{}`", self.name))?,
                 None => vec![],
             },
