@@ -49,7 +49,8 @@ pub fn blocks(r: &Report) -> Vec<Block> {
     }
     header.push("n".into());
     let mut rows = Vec::new();
-    for row in &r.rows {
+    let subject_tasks: Vec<String> = r.subjects.iter().flat_map(|s| s.subjects.iter().map(move |x| format!("{}_{x}", s.group))).collect();
+    for row in r.rows.iter().filter(|row| row.is_group || !subject_tasks.contains(&row.name)) {
         let name = if row.is_group { format!("{} (micro)", row.name) } else { row.name.clone() };
         let mut cells = vec![name, row.metric.clone()];
         for s in &row.scores {
@@ -70,7 +71,7 @@ pub fn blocks(r: &Report) -> Vec<Block> {
         }
     }
     b.push(Table(self::Table { header, rows }));
-    b.push(Text("Groups: micro is the size-weighted mean over the group's items (lm-eval), macro the plain mean of its tasks' scores (OpenCompass).".into()));
+    b.push(Text("Groups: micro is the size-weighted mean over the group's items (lm-eval), macro the plain mean of its tasks' scores (OpenCompass). The subtasks of groups with many subtasks are in their per-subject tables below.".into()));
     b.push(Plot(svg::bars(r)));
     // Comparisons.
     b.push(Heading(2, "Paired comparisons".into()));
@@ -84,8 +85,8 @@ pub fn blocks(r: &Report) -> Vec<Block> {
             .iter()
             .map(|p| {
                 vec![
-                    r.runs[p.a].name(),
-                    r.runs[p.b].name(),
+                    r.runs[p.a].label.clone(),
+                    r.runs[p.b].label.clone(),
                     p.name.clone(),
                     p.metric.clone(),
                     p.n.to_string(),
