@@ -52,6 +52,9 @@ pub struct Comparisons {
     pub apart: Vec<Apart>,
 }
 
+/// A task compared: its metric and the paired items of A and B.
+type Compared = (String, Vec<f64>, Vec<f64>);
+
 /// Settings that make two runs' items different when they differ.
 const SETTINGS: [&str; 4] = ["limit", "num_fewshot", "seed", "split"];
 
@@ -136,7 +139,7 @@ pub fn compare(runs: &[Run], o: &Options) -> Result<Comparisons> {
             let ta = ra.results["results"].as_object().cloned().unwrap_or_default();
             let tb = rb.results["results"].as_object().cloned().unwrap_or_default();
             // task → (metric, items of A, items of B) for the tasks compared.
-            let mut done: BTreeMap<String, (String, Vec<f64>, Vec<f64>)> = BTreeMap::new();
+            let mut done: BTreeMap<String, Compared> = BTreeMap::new();
             for (task, ma) in &ta {
                 if !tb.contains_key(task) {
                     continue;
@@ -167,7 +170,7 @@ pub fn compare(runs: &[Run], o: &Options) -> Result<Comparisons> {
                 if gb.get(g) != Some(members) || members.len() < 2 {
                     continue;
                 }
-                let parts: Option<Vec<&(String, Vec<f64>, Vec<f64>)>> = members.iter().map(|t| done.get(t)).collect();
+                let parts: Option<Vec<&Compared>> = members.iter().map(|t| done.get(t)).collect();
                 let Some(parts) = parts else { continue };
                 if parts.iter().any(|p| p.0 != parts[0].0) {
                     continue;

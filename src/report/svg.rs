@@ -19,7 +19,7 @@ pub fn colour(i: usize) -> &'static str {
 
 /// The rows the bar chart shows: accuracy-type scores of standalone tasks and of groups (the
 /// subtasks of many-subtask groups are in the heat map instead).
-pub fn bar_rows<'a>(r: &'a Report) -> Vec<&'a Row> {
+pub fn bar_rows(r: &Report) -> Vec<&Row> {
     let subject_tasks: Vec<String> = r.subjects.iter().flat_map(|s| s.subjects.iter().map(move |x| format!("{}_{x}", s.group))).collect();
     r.rows.iter().filter(|row| super::is_accuracy(&row.metric) && (row.is_group || !subject_tasks.contains(&row.name))).collect()
 }
