@@ -14,7 +14,10 @@ pub mod engine;
 pub mod eval;
 pub mod kernels;
 pub mod model;
+pub mod progress;
 pub mod pycompat;
+pub mod report;
+pub mod stats;
 pub mod tensor;
 
 pub use anyhow::{Error, Result};

@@ -146,7 +146,7 @@ fn bank_evaluates_per_category_with_group_averages() {
     let model = root().join("tests/fixtures/tiny-llama");
     let mut engine = Engine::load(Gpu::default_device().unwrap(), &model, EngineOptions { batch_size: 8, max_batch_tokens: 4096 }).unwrap();
     let out = tmpdir("run");
-    let opts = RunOptions { out: out.clone(), chunk: 16, settings: json!({}), progress: false };
+    let opts = RunOptions { out: out.clone(), chunk: 16, settings: json!({}), progress: false, shard: None };
     let res = run(&mut engine, &runs, &opts).unwrap();
     let mut per_category = Vec::new();
     let mut all = Vec::new();
@@ -182,7 +182,7 @@ fn generation_bank_scores_exact_match_regex_and_contains() {
     let model = root().join("tests/fixtures/tiny-llama");
     let mut engine = Engine::load(Gpu::default_device().unwrap(), &model, EngineOptions { batch_size: 2, max_batch_tokens: 4096 }).unwrap();
     let out = tmpdir("gen");
-    let res = run(&mut engine, &runs, &RunOptions { out: out.clone(), chunk: 8, settings: json!({}), progress: false }).unwrap();
+    let res = run(&mut engine, &runs, &RunOptions { out: out.clone(), chunk: 8, settings: json!({}), progress: false, shard: None }).unwrap();
     let r = &res["results"]["quality_terms"];
     for key in ["exact_match,raw", "exact_match,number", "contains,raw", "contains,number"] {
         assert_eq!(r[key]["n"].as_u64(), Some(2), "{key}: {r}");

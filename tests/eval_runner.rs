@@ -92,7 +92,7 @@ fn tasks() -> Vec<TaskRun> {
 }
 
 fn opts(out: &PathBuf, chunk: usize) -> RunOptions {
-    RunOptions { out: out.clone(), chunk, settings: json!({"seed": 1234, "num_fewshot": null}), progress: false }
+    RunOptions { out: out.clone(), chunk, settings: json!({"seed": 1234, "num_fewshot": null}), progress: false, shard: None }
 }
 
 fn results_only(v: &Value) -> Value {

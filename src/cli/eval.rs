@@ -10,6 +10,7 @@ use pingce::eval::chat::ChatOptions;
 use pingce::eval::plan::{self, PlanOptions};
 use pingce::model::chat_template::{ChatTemplate, Date};
 use pingce::eval::runner::{self, RunOptions};
+use pingce::eval::shard::Shard;
 use pingce::eval::task;
 use serde_json::json;
 
@@ -30,6 +31,14 @@ pub struct EvalArgs {
     /// Documents per engine call (each finished chunk is written to disk).
     #[arg(long, default_value_t = 32)]
     chunk: usize,
+    /// Score one shard of every task: `i/N` keeps the documents with doc_id % N == i; `auto`
+    /// reads a Slurm job array or a Kubernetes Indexed Job (with --shards). Each shard writes its
+    /// own --output; `pingce merge` joins them (see docs/fleet.md).
+    #[arg(long, value_name = "i/N|auto")]
+    shard: Option<String>,
+    /// The number of shards, for `--shard auto` under a Kubernetes Indexed Job (its completions).
+    #[arg(long, value_name = "N")]
+    shards: Option<usize>,
 }
 
 /// How tasks' documents are chosen and rendered (shared by `eval` and `logits --tasks`).
@@ -182,13 +191,36 @@ pub fn list(a: TasksArgs) -> Result<()> {
 pub fn run(a: EvalArgs) -> Result<()> {
     let chosen = a.plan.tasks(&a.tasks)?;
     let o = a.plan.options(&a.model.path()?)?;
-    let runs = plan::prepare(&chosen, &o)?;
+    let shard = match a.shard.as_deref() {
+        None => {
+            anyhow::ensure!(a.shards.is_none(), "--shards goes with --shard auto");
+            None
+        }
+        Some("auto") => {
+            let (s, from) = Shard::auto(a.shards, &|k| std::env::var(k).ok())?;
+            eprintln!("{from}");
+            Some(s)
+        }
+        Some(spec) => {
+            let s = Shard::parse(spec)?;
+            if let Some(n) = a.shards {
+                anyhow::ensure!(n == s.count, "--shards {n} disagrees with --shard {spec}");
+            }
+            Some(s)
+        }
+    };
+    let mut runs = plan::prepare(&chosen, &o)?;
+    if let Some(s) = shard {
+        s.apply(&mut runs);
+        eprintln!("shard {s}: {} of the documents", runs.iter().map(|r| r.items.len()).sum::<usize>());
+    }
     let mut engine = a.model.engine()?;
     let opts = RunOptions {
         out: a.output.clone(),
         chunk: a.chunk,
         settings: json!({"tasks": chosen.iter().map(|t| &t.name).collect::<Vec<_>>(), "limit": o.limit, "num_fewshot": o.num_fewshot, "seed": o.seed, "data_dir": o.data_dir, "split": a.plan.split, "chat": o.chat.as_ref().map(|c| c.describe())}),
-        progress: true,
+        progress: pingce::progress::on_terminal(),
+        shard,
     };
     let results = runner::run(&mut engine, &runs, &opts)?;
     println!("{}", runner::summary(&results));

@@ -7,6 +7,8 @@ mod devices;
 mod eval;
 mod generate;
 mod logits;
+mod merge;
+mod report;
 mod score;
 
 use std::path::PathBuf;
@@ -43,6 +45,11 @@ enum Command {
     Logits(logits::LogitsArgs),
     /// Compare a candidate logit dump against a reference: KLD, top-1, flips; PASS/FAIL.
     Compare(compare::CompareArgs),
+    /// Join the output folders of `eval --shard i/N` into the folder an unsharded run writes.
+    Merge(merge::MergeArgs),
+    /// An HTML and Markdown report of eval runs: scores with intervals, per-subject tables,
+    /// paired comparisons with significance.
+    Report(report::ReportArgs),
 }
 
 /// Adapter selection, shared by every subcommand that runs kernels.
@@ -149,5 +156,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Tasks(a) => eval::list(a),
         Command::Logits(a) => logits::run(a),
         Command::Compare(a) => compare::run(a),
+        Command::Merge(a) => merge::run(a),
+        Command::Report(a) => report::run(a),
     }
 }

@@ -209,26 +209,7 @@ pub fn median(sorted: &[f64]) -> f64 {
     }
 }
 
-/// Exact two-sided McNemar test: binomial(b + c, 1/2) on the discordant pairs,
-/// p = min(1, 2 · P[X <= min(b, c)]).
-pub fn mcnemar_exact(b: u64, c: u64) -> f64 {
-    let n = b + c;
-    if n == 0 {
-        return 1.0;
-    }
-    let m = b.min(c);
-    // ln C(n, i) built up term by term.
-    let mut ln_c = 0.0f64;
-    let mut sum = 0.0f64;
-    let ln_half_n = n as f64 * 0.5f64.ln();
-    for i in 0..=m {
-        if i > 0 {
-            ln_c += ((n - i + 1) as f64).ln() - (i as f64).ln();
-        }
-        sum += (ln_c + ln_half_n).exp();
-    }
-    (2.0 * sum).min(1.0)
-}
+pub use crate::stats::mcnemar_exact;
 
 /// Where a metric's extreme value sits.
 #[derive(Clone, Debug, Serialize)]

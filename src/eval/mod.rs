@@ -4,7 +4,7 @@
 //!
 //! Data flows: [`task`] (YAML → [`item::Item`]s, rendered with [`template`] from documents that
 //! [`data`] reads) → [`plan`] (a task resolved for one run) → [`runner`] (engine calls, samples,
-//! [`metrics`], results).
+//! [`metrics`], results); [`shard`] splits a run over processes and [`merge`] joins the shards.
 
 pub mod bank;
 pub mod chat;
@@ -14,8 +14,10 @@ pub mod item;
 pub mod metrics;
 pub mod plan;
 pub mod postprocess;
+pub mod merge;
 pub mod runner;
 pub mod samples_file;
+pub mod shard;
 pub mod task;
 pub mod template;
 

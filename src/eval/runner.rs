@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use super::metrics::{self, Filter};
 use super::item::{Item, ItemKind};
-use super::samples_file::{self, write_atomic};
+use super::samples_file;
 use super::metrics::Metric;
 pub use super::plan::{ExactMatch, TaskRun};
 use crate::engine::{Engine, UntilRequest};
@@ -25,11 +25,40 @@ pub struct RunOptions {
     /// Settings that identify the run (seed, few-shot, limit, ...), recorded and checked on resume.
     pub settings: Value,
     pub progress: bool,
+    /// This process scores one shard of every task (its items already kept by
+    /// [`super::shard::Shard::apply`]); recorded in run.json and the manifest.
+    pub shard: Option<super::shard::Shard>,
+}
+
+/// What scoring a task's records needs, recorded in run.json so `pingce merge` can score shards
+/// without the model or the data.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TaskSpec {
+    pub name: String,
+    pub metrics: Vec<Metric>,
+    /// Filter pipelines whose `exact_match`/`contains` are reported ("none" when the task has none).
+    pub filters: Vec<String>,
+    pub groups: Vec<String>,
+    /// Documents this run (or shard) scores.
+    pub documents: usize,
+}
+
+impl TaskSpec {
+    pub fn of(t: &TaskRun) -> TaskSpec {
+        let filters = if t.filters.is_empty() { vec!["none".into()] } else { t.filters.iter().map(|f| f.name.clone()).collect() };
+        TaskSpec { name: t.name.clone(), metrics: t.metrics.clone(), filters, groups: t.groups.clone(), documents: t.items.len() }
+    }
 }
 
 /// path → sha256 of each file.
 fn hash_files(files: &[PathBuf]) -> Result<BTreeMap<String, String>> {
     Ok(crate::digest::hash_files(files)?.into_iter().map(|h| (h.path, h.sha256)).collect())
+}
+
+/// Reads the finished records of a samples file (checksums verified; a torn last line dropped),
+/// whatever documents they hold: `pingce report` reads finished runs with it.
+pub fn read_records(path: &Path) -> Result<Vec<Value>> {
+    samples_file::read_any(path)
 }
 
 fn f32s(v: &[f32]) -> Vec<f64> {
@@ -152,7 +181,7 @@ fn unparsable(records: &[Value]) -> serde_json::Map<String, Value> {
     out.into_iter().map(|(k, v)| (k, json!({"count": v.len(), "doc_ids": v}))).collect()
 }
 
-fn task_scores(task: &TaskRun, records: &[Value]) -> Result<BTreeMap<String, Value>> {
+fn task_scores(task: &TaskSpec, records: &[Value]) -> Result<BTreeMap<String, Value>> {
     let mut out = BTreeMap::new();
     let col = |key: &str| -> Vec<f64> { records.iter().filter_map(|r| r.get(key).and_then(Value::as_f64)).collect() };
     for &m in &task.metrics {
@@ -163,9 +192,8 @@ fn task_scores(task: &TaskRun, records: &[Value]) -> Result<BTreeMap<String, Val
                 out.insert(m.name().to_string(), json!({"value": mean, "stderr": se, "n": records.len()}));
             }
             Metric::ExactMatch | Metric::Contains => {
-                let names: Vec<String> = if task.filters.is_empty() { vec!["none".into()] } else { task.filters.iter().map(|f| f.name.clone()).collect() };
-                for n in names {
-                    let v: Vec<f64> = records.iter().filter_map(|r| r["filtered"][&n][m.name()].as_f64()).collect();
+                for n in &task.filters {
+                    let v: Vec<f64> = records.iter().filter_map(|r| r["filtered"][n][m.name()].as_f64()).collect();
                     let (mean, se) = metrics::mean_stderr(&v);
                     out.insert(format!("{},{n}", m.name()), json!({"value": mean, "stderr": se, "n": v.len()}));
                 }
@@ -182,6 +210,9 @@ fn task_scores(task: &TaskRun, records: &[Value]) -> Result<BTreeMap<String, Val
     Ok(out)
 }
 
+/// Atomic writes of the run's files (see [`samples_file::write_atomic`]).
+pub(crate) use samples_file::write_atomic;
+
 /// What identifies a run: the model and data files, the task configurations and the settings.
 /// Recorded in `run.json`; resuming into a folder whose run differs is refused.
 fn identity(engine: &Engine, tasks: &[TaskRun], opts: &RunOptions) -> Result<Value> {
@@ -189,13 +220,21 @@ fn identity(engine: &Engine, tasks: &[TaskRun], opts: &RunOptions) -> Result<Val
     data_files.sort();
     data_files.dedup();
     let configs: BTreeMap<&str, &Value> = tasks.iter().map(|t| (t.name.as_str(), &t.config)).collect();
-    Ok(json!({
+    let mut id = json!({
         "model_files": hash_files(&engine.files)?,
         "data_files": hash_files(&data_files)?,
         "task_configs_sha256": crate::digest::sha256_hex(serde_json::to_string(&configs)?.as_bytes()),
         "settings": opts.settings,
-    }))
+        "tasks": tasks.iter().map(TaskSpec::of).collect::<Vec<_>>(),
+    });
+    if let Some(s) = opts.shard {
+        id["shard"] = json!(s);
+    }
+    Ok(id)
 }
+
+/// The keys of run.json that must match to resume into a folder (or to merge shards).
+pub const IDENTITY_KEYS: [&str; 5] = ["model_files", "data_files", "task_configs_sha256", "settings", "shard"];
 
 /// Writes `run.json`, or checks that the one already in `out` is the same run.
 fn check_resume(out: &Path, identity: &Value) -> Result<()> {
@@ -204,7 +243,7 @@ fn check_resume(out: &Path, identity: &Value) -> Result<()> {
         return write_atomic(&run_path, &serde_json::to_string_pretty(identity)?);
     }
     let prev: Value = serde_json::from_str(&std::fs::read_to_string(&run_path)?).with_context(|| format!("{}: not valid JSON", run_path.display()))?;
-    for key in ["model_files", "data_files", "task_configs_sha256", "settings"] {
+    for key in IDENTITY_KEYS {
         if prev.get(key) != identity.get(key) {
             bail!("{} holds a run with a different {key}: refusing to resume into it (use another --output folder)", out.display());
         }
@@ -213,12 +252,7 @@ fn check_resume(out: &Path, identity: &Value) -> Result<()> {
 }
 
 fn progress_bar(task: &TaskRun, done: usize, show: bool) -> indicatif::ProgressBar {
-    if !show {
-        return indicatif::ProgressBar::hidden();
-    }
-    let b = indicatif::ProgressBar::new(task.items.len() as u64);
-    b.set_style(indicatif::ProgressStyle::with_template("{prefix:>24} [{bar:30}] {pos}/{len} {per_sec} ETA {eta}").unwrap().progress_chars("=> "));
-    b.set_prefix(task.name.clone());
+    let b = crate::progress::bar(task.items.len() as u64, &task.name, show);
     b.set_position(done as u64);
     b
 }
@@ -271,20 +305,11 @@ pub fn run(engine: &mut Engine, tasks: &[TaskRun], opts: &RunOptions) -> Result<
     std::fs::create_dir_all(&opts.out).with_context(|| format!("creating {}", opts.out.display()))?;
     let identity = identity(engine, tasks, opts)?;
     check_resume(&opts.out, &identity)?;
-    let mut results = serde_json::Map::new();
-    let mut unreadable = serde_json::Map::new();
-    let mut per_task = BTreeMap::new();
+    let mut records = BTreeMap::new();
     for task in tasks {
-        let records = run_task(engine, task, opts)?;
-        let scores = task_scores(task, &records)?;
-        results.insert(task.name.clone(), json!(scores));
-        let bad = unparsable(&records);
-        if !bad.is_empty() {
-            unreadable.insert(task.name.clone(), Value::Object(bad));
-        }
-        per_task.insert(task.name.clone(), (records.len(), scores, task.groups.clone()));
+        records.insert(task.name.clone(), run_task(engine, task, opts)?);
     }
-    let manifest = json!({
+    let mut manifest = json!({
         "pingce_version": crate::VERSION,
         "git_commit": crate::GIT_COMMIT,
         "adapter": engine.gpu.describe(),
@@ -295,18 +320,50 @@ pub fn run(engine: &mut Engine, tasks: &[TaskRun], opts: &RunOptions) -> Result<
         "data_files": identity["data_files"],
         "settings": opts.settings,
     });
-    let configs: BTreeMap<&str, &Value> = tasks.iter().map(|t| (t.name.as_str(), &t.config)).collect();
-    let out = json!({
+    if let Some(s) = opts.shard {
+        manifest["shard"] = json!(s);
+    }
+    let specs: Vec<TaskSpec> = tasks.iter().map(TaskSpec::of).collect();
+    let configs: BTreeMap<String, Value> = tasks.iter().map(|t| (t.name.clone(), t.config.clone())).collect();
+    let out = results_json(&specs, &configs, &records, manifest)?;
+    write_results(&opts.out, &out)?;
+    Ok(out)
+}
+
+/// results.json from the records of each task (any order; scored in document order), the
+/// tasks' configurations and the manifest. `pingce eval` and `pingce merge` both end here, so a
+/// merged run's results are the same bytes as an unsharded run's.
+pub fn results_json(specs: &[TaskSpec], configs: &BTreeMap<String, Value>, records: &BTreeMap<String, Vec<Value>>, manifest: Value) -> Result<Value> {
+    let mut results = serde_json::Map::new();
+    let mut unreadable = serde_json::Map::new();
+    let mut per_task = BTreeMap::new();
+    for spec in specs {
+        let mut recs: Vec<&Value> = records.get(&spec.name).map(|r| r.iter().collect()).unwrap_or_default();
+        recs.sort_by_key(|r| r["doc_id"].as_u64());
+        let recs: Vec<Value> = recs.into_iter().cloned().collect();
+        let scores = task_scores(spec, &recs)?;
+        results.insert(spec.name.clone(), json!(scores));
+        let bad = unparsable(&recs);
+        if !bad.is_empty() {
+            unreadable.insert(spec.name.clone(), Value::Object(bad));
+        }
+        per_task.insert(spec.name.clone(), (recs.len(), scores, spec.groups.clone()));
+    }
+    let configs: BTreeMap<&str, &Value> = specs.iter().filter_map(|t| configs.get(&t.name).map(|c| (t.name.as_str(), c))).collect();
+    Ok(json!({
         "results": results,
         "groups": group_scores(&per_task),
         "configs": configs,
         "n": per_task.iter().map(|(k, v)| (k.clone(), v.0)).collect::<BTreeMap<_, _>>(),
         "unparsable": unreadable,
         "manifest": manifest,
-    });
-    write_atomic(&opts.out.join("results.json"), &serde_json::to_string_pretty(&out)?)?;
-    write_atomic(&opts.out.join("summary.md"), &summary(&out))?;
-    Ok(out)
+    }))
+}
+
+/// Writes results.json and summary.md into `out`.
+pub fn write_results(out: &Path, results: &Value) -> Result<()> {
+    write_atomic(&out.join("results.json"), &serde_json::to_string_pretty(results)?)?;
+    write_atomic(&out.join("summary.md"), &summary(results))
 }
 
 /// A Markdown table of every task and group score.

@@ -25,8 +25,8 @@ pub fn encode(record: &Value) -> Result<String> {
     Ok(format!("{}\n", serde_json::to_string(&r)?))
 }
 
-/// The record a line stores, if the line is whole and unchanged.
-fn decode(line: &[u8]) -> Option<Value> {
+/// The record a line (without its newline) stores, if it is whole and unchanged.
+pub fn decode(line: &[u8]) -> Option<Value> {
     let mut v: Value = serde_json::from_slice(line).ok()?;
     let check = v.as_object_mut()?.remove(CHECK)?;
     (check.as_str()? == check_of(&v).ok()?).then_some(v)
@@ -69,6 +69,18 @@ pub fn read(path: &Path, doc_ids: &HashSet<u64>) -> Result<Vec<Value>> {
         OpenOptions::new().write(true).open(path)?.set_len(good_len as u64)?;
     }
     Ok(out)
+}
+
+/// [`read`] without knowing the task's documents (a finished run read back by `pingce report`):
+/// checksums and duplicates are still checked.
+pub fn read_any(path: &Path) -> Result<Vec<Value>> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let ids: HashSet<u64> = bytes
+        .split(|&b| b == b'\n')
+        .filter_map(|l| serde_json::from_slice::<Value>(l).ok())
+        .filter_map(|v| v["doc_id"].as_u64())
+        .collect();
+    read(path, &ids)
 }
 
 /// Appends records and syncs them to disk before returning.
