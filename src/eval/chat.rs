@@ -47,10 +47,7 @@ impl ChatOptions {
     }
 }
 
-/// Python's `str.isspace()` for one character.
-fn is_py_space(c: char) -> bool {
-    c.is_whitespace() || ('\x1c'..='\x1f').contains(&c)
-}
+use crate::pycompat::text::is_space as is_py_space;
 
 /// lm-eval's `requires_delimiter`: neither side has whitespace at the seam (and the prefix is non-empty).
 fn requires_delimiter(prefix: &str, suffix: &str) -> bool {

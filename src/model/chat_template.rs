@@ -17,8 +17,6 @@
 //! `chat_template`, a string or a list of `{name, template}`), GGUF metadata
 //! (`tokenizer.chat_template`, `tokenizer.chat_template.<name>`), or a file given by the user.
 
-mod pyjson;
-mod strftime;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -30,7 +28,7 @@ use minijinja::{AutoEscape, Environment, Error, ErrorKind, UndefinedBehavior};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-pub use strftime::Date;
+pub use crate::pycompat::strftime::Date;
 
 use super::gguf::Gguf;
 
@@ -326,7 +324,7 @@ fn environment() -> Environment<'static> {
     env.set_undefined_behavior(UndefinedBehavior::Lenient);
     env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
     env.set_formatter(formatter);
-    env.add_filter("tojson", pyjson::tojson);
+    env.add_filter("tojson", crate::pycompat::json::tojson);
     env.add_function("raise_exception", |msg: String| -> Result<Value, Error> { Err(Error::new(ErrorKind::InvalidOperation, msg)) });
     env
 }

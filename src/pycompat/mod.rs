@@ -8,10 +8,14 @@
 //! - [`repr`]: `repr()` and `str()` of strings and of template values.
 //! - [`literal`]: `ast.literal_eval` for the lists, strings and ints lm-eval reads back.
 //! - [`random`]: CPython's `random.Random` (Mersenne Twister, `sample`).
+//! - [`json`]: `json.dumps` as transformers' `tojson` template filter calls it.
+//! - [`strftime`]: `datetime.strftime` at a fixed date (chat templates' `strftime_now`).
 
+pub mod json;
 pub mod literal;
 pub mod random;
 pub mod repr;
+pub mod strftime;
 pub mod text;
 
 pub use random::PyRandom;
