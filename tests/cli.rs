@@ -211,3 +211,26 @@ fn eval_with_a_chat_template() {
     fails_with(&["eval", "--model", "tests/fixtures/tiny-llama", "--tasks", "arc_easy", "--fewshot-as-multiturn", "--output", o], "need --apply-chat-template");
     fails_with(&["eval", "--model", "tests/fixtures/tiny-llama", "--tasks", "arc_easy", "--apply-chat-template", "--output", o], "no chat template");
 }
+
+/// Counts of zero are refused by name; `--allow-outside-paths` lets a task read outside --data-dir.
+#[test]
+fn zero_counts_and_outside_paths() {
+    let o = std::env::temp_dir().join(format!("pingce-cli-zero-{}", std::process::id()));
+    let o = o.to_str().unwrap();
+    fails_with(&["eval", "--model", "tests/fixtures/tiny-llama", "--tasks", "arc_easy", "--batch-size", "0", "--output", o], "at least 1");
+    fails_with(&["eval", "--model", "tests/fixtures/tiny-llama", "--tasks", "arc_easy", "--limit", "0", "--output", o], "at least 1");
+    let dir = std::env::temp_dir().join(format!("pingce-cli-outside-{}", std::process::id()));
+    let (tasks, data) = (dir.join("tasks"), dir.join("data"));
+    std::fs::create_dir_all(&tasks).unwrap();
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(dir.join("g.jsonl"), "{\"question\": \"What is 1 + 1?\", \"answer\": \"2\"}\n").unwrap();
+    std::fs::write(tasks.join("t.yaml"), "task: t\ndataset: {format: jsonl, files: {test: ../g.jsonl}}\ntest_split: test\noutput_type: loglikelihood\ndoc_to_text: \"Q: {{question}}\\nA:\"\ndoc_to_target: \" {{answer}}\"\n").unwrap();
+    let base = ["eval", "--model", "tests/fixtures/tiny-llama", "--tasks", "t", "--tasks-dir", tasks.to_str().unwrap(), "--data-dir", data.to_str().unwrap()];
+    let out = dir.join("out");
+    let mut args: Vec<&str> = base.to_vec();
+    args.extend(["--output", out.to_str().unwrap()]);
+    fails_with(&args, "leaves the folder");
+    args.push("--allow-outside-paths");
+    let run = pingce(&args);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+}

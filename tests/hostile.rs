@@ -384,3 +384,52 @@ fn gguf_spm_vocabulary_with_nan_scores() {
     let gguf = Gguf::from_bytes(Path::new("nan.gguf"), g.data(0)).unwrap();
     let _ = pingce::model::gguf_tokenizer::from_gguf(&gguf);
 }
+
+/// NaN or infinite float hyper-parameters are refused by name, not replaced by defaults.
+#[test]
+fn gguf_non_finite_floats_are_refused() {
+    for (key, v) in [("llama.attention.layer_norm_rms_epsilon", f32::NAN), ("llama.rope.freq_base", f32::INFINITY)] {
+        let kv = [("llama.attention.head_count", 2u64), ("llama.embedding_length", 16), ("llama.feed_forward_length", 32), ("llama.block_count", 2), ("llama.context_length", 64), ("llama.vocab_size", 10)];
+        let mut g = G::header(0, kv.len() as u64 + 2);
+        g.kv_str("general.architecture", "llama");
+        for (k, x) in kv {
+            g.str(k).u32(10).u64(x);
+        }
+        g.str(key).u32(6);
+        g.0.extend(v.to_le_bytes());
+        let e = format!("{:#}", Gguf::from_bytes(Path::new("nan.gguf"), g.data(0)).unwrap().config().unwrap_err());
+        assert_has(&e, &["nan.gguf", key, "finite"]);
+    }
+}
+
+/// YAML aliases expanding exponentially ("billion laughs") are refused by the parser's limit.
+#[test]
+fn yaml_alias_bombs_are_refused() {
+    let mut y = String::from(TASK);
+    y.push_str("metadata:\n  a0: &a0 [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n");
+    for i in 1..10 {
+        y.push_str(&format!("  a{i}: &a{i} [{}]\n", vec![format!("*a{}", i - 1); 9].join(",")));
+    }
+    let e = format!("{:#}", parse_task_file(Path::new("laughs.yaml"), &y).unwrap_err());
+    assert_has(&e, &["laughs.yaml", "repetition limit"]);
+}
+
+/// PIQA's labels file beside the data file may not be a symlink leading out either.
+#[cfg(unix)]
+#[test]
+fn piqa_labels_stay_inside_the_data_folder() {
+    let root = tmpdir("piqa");
+    let (data, tasks, outside) = (root.join("data"), root.join("tasks"), root.join("outside"));
+    for d in [&data, &tasks, &outside] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    std::fs::write(data.join("valid.jsonl"), "{\"goal\": \"g\", \"sol1\": \"a\", \"sol2\": \"b\"}\n").unwrap();
+    std::fs::write(outside.join("labels.lst"), "0\n").unwrap();
+    std::os::unix::fs::symlink(outside.join("labels.lst"), data.join("valid-labels.lst")).unwrap();
+    let yaml = "task: p\ndataset:\n  format: piqa_jsonl\n  files:\n    validation: valid.jsonl\nvalidation_split: validation\noutput_type: multiple_choice\ndoc_to_text: \"{{goal}}\"\ndoc_to_target: label\ndoc_to_choice: \"{{[sol1, sol2]}}\"\n";
+    std::fs::write(tasks.join("p.yaml"), yaml).unwrap();
+    let t = task::load_tasks(&tasks).unwrap().remove(0);
+    let e = format!("{:#}", t.docs(&data).unwrap_err());
+    assert_has(&e, &["valid-labels.lst", "outside the folder"]);
+    assert!(t.docs_in(&data, true).is_ok());
+}

@@ -355,6 +355,16 @@ impl Gguf {
             other => bail!("{}: architecture {other:?} is not supported (llama, qwen2, qwen3)", self.path.display()),
         };
         let k = |s: &str| format!("{arch}.{s}");
+        // A float hyper-parameter: absent takes `default`; present, it must be a finite number.
+        let float = |key: &str, default: f64| -> Result<f64> {
+            match self.get(key) {
+                None => Ok(default),
+                Some(v) => match v.as_f64() {
+                    Some(x) if x.is_finite() => Ok(x),
+                    _ => bail!("{}: {key} must be a finite number", self.path.display()),
+                },
+            }
+        };
         let heads = self.need_u64(&k("attention.head_count"))?;
         let hidden = self.need_u64(&k("embedding_length"))?;
         let vocab = match self.get(&k("vocab_size")).and_then(Value::as_u64) {
@@ -375,8 +385,8 @@ impl Gguf {
             "num_key_value_heads": self.get(&k("attention.head_count_kv")).and_then(Value::as_u64).unwrap_or(heads),
             "head_dim": head_dim,
             "vocab_size": vocab,
-            "rms_norm_eps": self.get(&k("attention.layer_norm_rms_epsilon")).and_then(Value::as_f64).unwrap_or(1e-6) as f32 as f64,
-            "rope_theta": self.get(&k("rope.freq_base")).and_then(Value::as_f64).unwrap_or(10000.0) as f32 as f64,
+            "rms_norm_eps": float(&k("attention.layer_norm_rms_epsilon"), 1e-6)? as f32 as f64,
+            "rope_theta": float(&k("rope.freq_base"), 10000.0)? as f32 as f64,
             "max_position_embeddings": self.need_u64(&k("context_length"))?,
             "tie_word_embeddings": !self.tensors.contains_key("output.weight"),
             "bos_token_id": self.get("tokenizer.ggml.bos_token_id").and_then(Value::as_u64),
@@ -389,7 +399,7 @@ impl Gguf {
             match t {
                 "none" => {}
                 "linear" => {
-                    let f = self.get(&k("rope.scaling.factor")).and_then(Value::as_f64).unwrap_or(1.0);
+                    let f = float(&k("rope.scaling.factor"), 1.0)?;
                     c["rope_scaling"] = json!({"rope_type": "linear", "factor": f});
                 }
                 other => bail!("{}: {arch}.rope.scaling.type {other:?} is not supported", self.path.display()),

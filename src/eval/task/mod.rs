@@ -146,7 +146,12 @@ impl Task {
         confine::check_pattern(root, pattern.strip_prefix("./").unwrap_or(pattern), allow_outside).with_context(at)?;
         let files = data::expand_glob(root, pattern)?;
         let files: Vec<PathBuf> = files.into_iter().filter(|f| f.is_file()).collect();
-        confine::check_all_inside(root, &files, allow_outside).with_context(at)?;
+        // PIQA's labels are a second file beside each data file: it must stay inside too.
+        let mut read: Vec<PathBuf> = files.clone();
+        if self.config.dataset.format == data::Format::PiqaJsonl {
+            read.extend(files.iter().map(|f| data::piqa_labels_path(f)).filter(|p| p.exists()));
+        }
+        confine::check_all_inside(root, &read, allow_outside).with_context(at)?;
         Ok((!files.is_empty()).then_some(files))
     }
 
