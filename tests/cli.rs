@@ -234,3 +234,19 @@ fn zero_counts_and_outside_paths() {
     let run = pingce(&args);
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
 }
+
+/// `pingce bench --json`: prefill, decode at each batch size, adapter and commit, for comparing
+/// commits and devices.
+#[test]
+fn bench_json_reports_every_measurement() {
+    let o = pingce(&["bench", "--model", "tests/fixtures/tiny-llama", "--prompt-tokens", "16", "--prefill-batch", "2", "--decode-tokens", "4", "--decode-batch", "1,3", "--json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v["prefill"]["tokens_per_s"].as_f64().unwrap() > 0.0);
+    let d = v["decode"].as_array().unwrap();
+    assert_eq!(d.iter().map(|x| x["sequences"].as_u64().unwrap()).collect::<Vec<_>>(), [1, 3]);
+    assert!(d.iter().all(|x| x["tokens_per_s"].as_f64().unwrap() > 0.0 && x["steps"].as_u64().unwrap() >= 1));
+    assert!(v["adapter"].as_str().unwrap().contains("Vulkan") || !v["adapter"].as_str().unwrap().is_empty());
+    assert_eq!(v["git_commit"].as_str().unwrap().len() >= 7 || v["git_commit"] == "unknown", true);
+    assert!(v["gpu_mib_allocated"].as_f64().unwrap() > 0.0 && v["mc_suite"].is_null());
+}

@@ -1,10 +1,16 @@
-//! `pingce bench`: prefill and decode throughput of a model on the selected adapter.
+//! `pingce bench`: prefill and decode throughput of a model on the selected adapter, optionally
+//! multiple-choice items per second on a fixed suite of real data, as text or JSON (`--json`,
+//! for comparing commits and devices).
 
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Result;
 use clap::Args;
-use pingce::engine::{GenRequest, ScoreRequest};
+use pingce::engine::{Engine, GenRequest, ScoreRequest};
+use pingce::eval::plan::{self, PlanOptions};
+use pingce::eval::runner::{self, RunOptions};
+use serde_json::{json, Value};
 
 use super::ModelArgs;
 
@@ -21,59 +27,150 @@ pub struct BenchArgs {
     /// Tokens generated per sequence in the decode measurement.
     #[arg(long, default_value_t = 32)]
     decode_tokens: usize,
-    /// Sequences decoded together.
-    #[arg(long, default_value_t = 1)]
-    decode_batch: usize,
+    /// Sequences decoded together, one measurement each.
+    #[arg(long, value_delimiter = ',', default_value = "1,16")]
+    decode_batch: Vec<usize>,
+    /// Also measure multiple-choice items per second on the fixed suite (200 items each of
+    /// ARC-Challenge, HellaSwag, MMLU and C-Eval) read from this folder, laid out as
+    /// ../shared/datasets is (the suite uses its dev/validation splits).
+    #[arg(long, value_name = "DATA_DIR")]
+    mc_suite: Option<PathBuf>,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
-pub fn run(a: BenchArgs) -> Result<()> {
-    let mut engine = a.model.engine()?;
-    let vocab = engine.tokenizer.vocab_size().min(engine.model.vocab_size()) as u64;
-    let len = a.prompt_tokens.min(engine.max_length());
-    // Deterministic pseudo-random prompts.
+/// The suite `--mc-suite` runs: (task or group, smoke split, items).
+const SUITE: [(&str, &str, usize); 4] = [("arc_challenge", "validation", 200), ("hellaswag", "validation", 200), ("mmlu", "validation", 200), ("ceval-valid", "dev", 200)];
+
+/// Deterministic pseudo-random token ids below `vocab`.
+fn tokens(vocab: u64) -> impl FnMut() -> u32 {
     let mut state = 0x2545F4914F6CDD1Du64;
-    let mut next = move || {
+    move || {
         state ^= state << 13;
         state ^= state >> 7;
         state ^= state << 17;
         (state % vocab) as u32
-    };
+    }
+}
+
+fn prefill(engine: &mut Engine, a: &BenchArgs, next: &mut impl FnMut() -> u32) -> Result<Value> {
+    let len = a.prompt_tokens.min(engine.max_length());
     let reqs: Vec<ScoreRequest> = (0..a.prefill_batch).map(|_| ScoreRequest { tokens: (0..len).map(|_| next()).collect(), score_from: len - 1 }).collect();
-    println!("adapter: {}", engine.gpu.describe());
-    let path = a.model.path()?;
-    let file_bytes: u64 = engine.files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
-    println!(
-        "model: {} ({:.1} MiB of weights on the GPU; {:.1} MiB of model files)",
-        path.display(),
-        engine.model.weight_bytes() as f64 / 1048576.0,
-        file_bytes as f64 / 1048576.0
-    );
-    engine.opts.batch_size = a.prefill_batch.max(a.decode_batch);
     engine.opts.max_batch_tokens = engine.opts.max_batch_tokens.max(a.prefill_batch * len);
     // Warm-up compiles the pipelines and sizes the buffers.
     engine.score(&reqs[..1], 0)?;
     let t = Instant::now();
     engine.score(&reqs, 0)?;
-    let prefill_s = t.elapsed().as_secs_f64();
-    let ptoks = a.prefill_batch * len;
-    println!("prefill: {ptoks} tokens ({} x {len}) in {prefill_s:.2} s = {:.1} tokens/s", a.prefill_batch, ptoks as f64 / prefill_s);
+    let s = t.elapsed().as_secs_f64();
+    let n = a.prefill_batch * len;
+    Ok(json!({"sequences": a.prefill_batch, "tokens_per_sequence": len, "seconds": s, "tokens_per_s": n as f64 / s}))
+}
 
+fn decode(engine: &mut Engine, batch: usize, steps_asked: usize, next: &mut impl FnMut() -> u32) -> Result<Value> {
     let prompt: Vec<u32> = (0..16).map(|_| next()).collect();
-    let gen = |n: usize| -> Vec<GenRequest> { (0..a.decode_batch).map(|_| GenRequest { prompt: prompt.clone(), until: vec![], max_tokens: n }).collect() };
+    let gen = |n: usize| -> Vec<GenRequest> { (0..batch).map(|_| GenRequest { prompt: prompt.clone(), until: vec![], max_tokens: n }).collect() };
     engine.generate(&gen(2))?;
     let t = Instant::now();
     engine.generate(&gen(1))?;
     let first = t.elapsed().as_secs_f64();
     let t = Instant::now();
-    let out = engine.generate(&gen(a.decode_tokens))?;
+    let out = engine.generate(&gen(steps_asked))?;
     let total = t.elapsed().as_secs_f64();
     let steps = out.iter().map(|g| g.tokens.len()).max().unwrap_or(0).saturating_sub(1).max(1);
-    let decode_s = (total - first).max(1e-9);
+    let s = (total - first).max(1e-9);
+    // Weights read once per step: the bandwidth decode achieves (KV reads left out).
+    let gbps = engine.model.weight_bytes() as f64 * steps as f64 / s / 1e9;
+    Ok(json!({"sequences": batch, "steps": steps, "seconds": s, "tokens_per_s": (steps * batch) as f64 / s, "ms_per_step": s * 1e3 / steps as f64, "weight_gb_per_s": gbps}))
+}
+
+fn mc_suite(engine: &mut Engine, data: &std::path::Path) -> Result<Value> {
+    let specs: Vec<String> = SUITE.iter().map(|s| s.0.to_string()).collect();
+    let mut tasks = plan::select_tasks(std::path::Path::new("evals"), &specs, false)?;
+    let splits: Vec<String> = SUITE.iter().map(|(t, s, _)| format!("{t}={s}")).collect();
+    plan::apply_splits(&mut tasks, &splits)?;
+    let mut runs = plan::prepare(&tasks, &PlanOptions { data_dir: data.to_path_buf(), limit: Some(200), ..Default::default() })?;
+    // 200 items per suite member: a group's subtasks in order until 200.
+    for (name, _, n) in SUITE {
+        let mut left = n;
+        for r in runs.iter_mut().filter(|r| r.name == name || r.groups.iter().any(|g| g == name)) {
+            r.items.truncate(left);
+            left -= r.items.len();
+        }
+    }
+    runs.retain(|r| !r.items.is_empty());
+    let items: usize = runs.iter().map(|r| r.items.len()).sum();
+    let out = std::env::temp_dir().join(format!("pingce-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let opts = RunOptions { out: out.clone(), chunk: 64, settings: json!({"bench": "mc-suite"}), progress: false, shard: None };
+    let t = Instant::now();
+    let results = runner::run(engine, &runs, &opts)?;
+    let s = t.elapsed().as_secs_f64();
+    let _ = std::fs::remove_dir_all(&out);
+    let acc: serde_json::Map<String, Value> = SUITE
+        .iter()
+        .filter_map(|(name, ..)| {
+            let v = results["results"][name]["acc"]["value"].as_f64().or(results["groups"][name]["acc"]["micro"].as_f64())?;
+            Some((name.to_string(), json!(v)))
+        })
+        .collect();
+    Ok(json!({"items": items, "seconds": s, "items_per_s": items as f64 / s, "acc": acc}))
+}
+
+pub fn run(a: BenchArgs) -> Result<()> {
+    let mut engine = a.model.engine()?;
+    let vocab = engine.tokenizer.vocab_size().min(engine.model.vocab_size()) as u64;
+    let mut next = tokens(vocab);
+    let path = a.model.path()?;
+    let file_bytes: u64 = engine.files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
+    engine.opts.batch_size = a.prefill_batch.max(a.decode_batch.iter().copied().max().unwrap_or(1));
+    let prefill = prefill(&mut engine, &a, &mut next)?;
+    let decodes: Vec<Value> = a.decode_batch.iter().map(|&b| decode(&mut engine, b, a.decode_tokens, &mut next)).collect::<Result<_>>()?;
+    let suite = match &a.mc_suite {
+        Some(d) => Some(mc_suite(&mut engine, d)?),
+        None => None,
+    };
+    let report = json!({
+        "pingce_version": pingce::VERSION,
+        "git_commit": pingce::GIT_COMMIT,
+        "adapter": engine.gpu.describe(),
+        "model": path.display().to_string(),
+        "weights_mib": engine.model.weight_bytes() as f64 / 1048576.0,
+        "model_files_mib": file_bytes as f64 / 1048576.0,
+        "gpu_mib_allocated": engine.gpu.hooks.allocated() as f64 / 1048576.0,
+        "prefill": prefill,
+        "decode": decodes,
+        "mc_suite": suite,
+    });
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    println!("adapter: {}", report["adapter"].as_str().unwrap_or_default());
+    println!("model: {} ({:.1} MiB of weights on the GPU; {:.1} MiB of model files)", path.display(), report["weights_mib"].as_f64().unwrap_or(0.0), report["model_files_mib"].as_f64().unwrap_or(0.0));
+    let p = &report["prefill"];
     println!(
-        "decode: {} sequence(s) x {steps} steps in {decode_s:.2} s = {:.1} tokens/s ({:.1} ms per step)",
-        a.decode_batch,
-        (steps * a.decode_batch) as f64 / decode_s,
-        decode_s * 1e3 / steps as f64
+        "prefill: {} tokens ({} x {}) in {:.2} s = {:.1} tokens/s",
+        p["sequences"].as_u64().unwrap_or(0) * p["tokens_per_sequence"].as_u64().unwrap_or(0),
+        p["sequences"],
+        p["tokens_per_sequence"],
+        p["seconds"].as_f64().unwrap_or(0.0),
+        p["tokens_per_s"].as_f64().unwrap_or(0.0)
     );
+    for d in report["decode"].as_array().into_iter().flatten() {
+        println!(
+            "decode: {} sequence(s) x {} steps in {:.2} s = {:.1} tokens/s ({:.1} ms per step, {:.2} GB/s of weights)",
+            d["sequences"],
+            d["steps"],
+            d["seconds"].as_f64().unwrap_or(0.0),
+            d["tokens_per_s"].as_f64().unwrap_or(0.0),
+            d["ms_per_step"].as_f64().unwrap_or(0.0),
+            d["weight_gb_per_s"].as_f64().unwrap_or(0.0)
+        );
+    }
+    if let Some(s) = report["mc_suite"].as_object() {
+        println!("multiple choice: {} items in {:.1} s = {:.2} items/s (acc {})", s["items"], s["seconds"].as_f64().unwrap_or(0.0), s["items_per_s"].as_f64().unwrap_or(0.0), s["acc"]);
+    }
+    println!("GPU memory asked for: {:.1} MiB", report["gpu_mib_allocated"].as_f64().unwrap_or(0.0));
     Ok(())
 }

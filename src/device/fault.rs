@@ -54,6 +54,11 @@ impl FaultHooks {
         }
     }
 
+    /// Storage bytes allocated so far (never credited back: what pingce asked the driver for).
+    pub fn allocated(&self) -> u64 {
+        self.allocated.load(Ordering::Relaxed)
+    }
+
     /// Counts a submission; after the injected count the device is lost.
     pub fn submit(&self, what: &str) -> Result<(), GpuFault> {
         let n = self.submitted.fetch_add(1, Ordering::Relaxed) + 1;
