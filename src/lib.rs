@@ -4,7 +4,7 @@
 //! [`device`] (adapter, queue, pipelines, buffers) → [`tensor`] and [`kernels`] (WGSL compute) →
 //! [`model`] (config, weights, tokenizer, decoder architectures) → [`engine`] (batching, KV cache,
 //! scoring, generation) → [`eval`] (tasks, prompts, metrics, results) and [`conformance`] (logit
-//! dumps and their comparison) → the `pingce` command line (`src/cli`). [`pycompat`] (Python's
+//! dumps and their comparison) and [`safety`] (filing safety assessments) → the `pingce` command line (`src/cli`). [`pycompat`] (Python's
 //! string, literal and random semantics) and [`digest`] (sha256) sit at the bottom, used by all.
 
 pub mod conformance;
@@ -15,6 +15,7 @@ pub mod eval;
 pub mod kernels;
 pub mod model;
 pub mod pycompat;
+pub mod safety;
 pub mod tensor;
 
 pub use anyhow::{Error, Result};

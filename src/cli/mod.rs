@@ -7,6 +7,7 @@ mod devices;
 mod eval;
 mod generate;
 mod logits;
+mod safety;
 mod score;
 
 use std::path::PathBuf;
@@ -43,6 +44,8 @@ enum Command {
     Logits(logits::LogitsArgs),
     /// Compare a candidate logit dump against a reference: KLD, top-1, flips; PASS/FAIL.
     Compare(compare::CompareArgs),
+    /// Safety assessment for generative-AI filing (TC260-003 / GB/T 45654-2025).
+    Safety(safety::SafetyArgs),
 }
 
 /// Adapter selection, shared by every subcommand that runs kernels.
@@ -149,5 +152,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Tasks(a) => eval::list(a),
         Command::Logits(a) => logits::run(a),
         Command::Compare(a) => compare::run(a),
+        Command::Safety(a) => safety::run(a),
     }
 }
