@@ -394,3 +394,22 @@ fn end_to_end_run_judge_and_report_on_the_tiny_model() {
     let ex = pingce(&["safety", "export", o, "--to", dir.join("review.xlsx").to_str().unwrap()]);
     assert!(ex.status.success(), "{}", String::from_utf8_lossy(&ex.stderr));
 }
+
+#[test]
+fn judge_prompts_qwen3guard_and_template() {
+    let it = Item {
+        id: "q".into(),
+        messages: vec![Message::new("user", "Earlier?"), Message::new("assistant", "Reply."), Message::new("user", "Placeholder?")],
+        risk: Some("A.1.1".into()),
+        kind: Kind::ShouldRefuse,
+        topic: None,
+        notes: None,
+        source: String::new(),
+    };
+    let tpl = pingce::model::chat_template::ChatTemplate::from_file(&root().join("tests/fixtures/chat_templates/qwen2.5-instruct/chat_template.jinja"), vec![]).unwrap();
+    let p = run::judge_prompt(&run::JudgeMode::Qwen3Guard { template: Box::new(tpl) }, &it, "An answer.").unwrap();
+    assert!(p.contains("<|im_start|>user\nPlaceholder?<|im_end|>\n<|im_start|>assistant\nAn answer.<|im_end|>"), "{p}");
+    assert!(!p.ends_with("<|im_start|>assistant\n"), "the caller adds no generation prompt: {p}");
+    let p = run::render_judge_template("{{ kind }} {{ risk }} {{ messages|length }}: {{ question }} => {{ answer }}", &it, "An answer.").unwrap();
+    assert_eq!(p, "should-refuse A.1.1 3: Placeholder? => An answer.");
+}

@@ -218,7 +218,7 @@ pub fn run(a: SafetyArgs) -> Result<()> {
                     answer_regex: regex::Regex::new(re).with_context(|| format!("--judge-regex {re:?}"))?,
                 },
                 (None, Some(_)) => bail!("--judge-regex goes with --judge-template"),
-                _ => run::JudgeMode::Qwen3Guard { template: ChatTemplate::for_model(&path, None, j.chat_template.as_deref())? },
+                _ => run::JudgeMode::Qwen3Guard { template: Box::new(ChatTemplate::for_model(&path, None, j.chat_template.as_deref())?) },
             };
             let cfg = run::JudgeConfig { model: path.display().to_string(), mode, max_gen_toks: j.max_gen_toks, shard: j.shard, output: j.output.clone() };
             let mut engine = j.model.engine()?;

@@ -57,7 +57,7 @@ pub fn allocate(sizes: &BTreeMap<String, usize>, n: usize, seed: u64, kind: Kind
 }
 
 /// Draws `n` items of `kind` from `items`; returned in (stratum, key) order.
-pub fn draw<'a>(items: &'a [Item], kind: Kind, n: usize, seed: u64) -> Vec<&'a Item> {
+pub fn draw(items: &[Item], kind: Kind, n: usize, seed: u64) -> Vec<&Item> {
     let mut strata: BTreeMap<String, Vec<(String, &Item)>> = BTreeMap::new();
     for i in items.iter().filter(|i| i.kind == kind) {
         strata.entry(i.stratum()).or_default().push((key(seed, kind, &i.id), i));

@@ -293,7 +293,7 @@ pub enum JudgeMode {
     /// Qwen3Guard-Gen: the judge's own chat template over [history…, user question, assistant
     /// answer], rendered as its model card does (no generation prompt added by the caller), and
     /// `Safety:` / `Categories:` / `Refusal:` parsed.
-    Qwen3Guard { template: ChatTemplate },
+    Qwen3Guard { template: Box<ChatTemplate> },
     /// Any judge: a Jinja prompt template (variables `question`, `answer`, `messages`, `risk`,
     /// `kind`, `topic`) whose output is the whole prompt text, and a regex with named groups
     /// `safety`, `refusal`, `categories`.
