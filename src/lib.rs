@@ -4,7 +4,7 @@
 //! [`device`] (adapter, queue, pipelines, buffers) → [`tensor`] and [`kernels`] (WGSL compute) →
 //! [`model`] (config, weights, tokenizer, decoder architectures) → [`engine`] (batching, KV cache,
 //! scoring, generation) → [`eval`] (tasks, prompts, metrics, results) and [`conformance`] (logit
-//! dumps and their comparison) → the `pingce` command line (`src/cli`). [`pycompat`] (Python's
+//! dumps and their comparison) and [`safety`] (filing safety assessments) → the `pingce` command line (`src/cli`). [`pycompat`] (Python's
 //! string, literal and random semantics) and [`digest`] (sha256) sit at the bottom, used by all.
 
 pub mod conformance;
@@ -17,6 +17,7 @@ pub mod model;
 pub mod progress;
 pub mod pycompat;
 pub mod report;
+pub mod safety;
 pub mod stats;
 pub mod tensor;
 

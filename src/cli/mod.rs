@@ -9,6 +9,7 @@ mod generate;
 mod logits;
 mod merge;
 mod report;
+mod safety;
 mod score;
 
 use std::path::PathBuf;
@@ -50,6 +51,8 @@ enum Command {
     /// An HTML and Markdown report of eval runs: scores with intervals, per-subject tables,
     /// paired comparisons with significance.
     Report(report::ReportArgs),
+    /// Safety assessment for generative-AI filing (TC260-003 / GB/T 45654-2025).
+    Safety(safety::SafetyArgs),
 }
 
 /// Adapter selection, shared by every subcommand that runs kernels.
@@ -158,5 +161,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Compare(a) => compare::run(a),
         Command::Merge(a) => merge::run(a),
         Command::Report(a) => report::run(a),
+        Command::Safety(a) => safety::run(a),
     }
 }
