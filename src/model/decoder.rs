@@ -1,7 +1,7 @@
 //! The decoder shared by Llama, Mistral, Qwen2, Qwen3 and their MoE variants, read top to bottom
 //! like the diagram: embed → N × [RMSNorm → attention (fused q/k/v, q/k norm, RoPE, KV cache,
-//! GQA) → + residual → RMSNorm → MLP (dense SwiGLU, or sparse: see [`moe`](super::moe)) →
-//! + residual] → final RMSNorm → LM head → log-softmax.
+//! GQA) → + residual → RMSNorm → MLP (dense SwiGLU, or sparse: see [`moe`](super::moe)) → plus
+//! residual] → final RMSNorm → LM head → log-softmax.
 //! The architectures differ only in config switches (biases, q/k norm, windows, tied head, which
 //! layers are sparse).
 
@@ -192,6 +192,9 @@ impl Decoder {
         let c = &self.cfg;
         let t = tokens.max(1) as u64;
         let f = |name: &str, width: usize| gpu.storage(name, t * width as u64 * 4);
+        // A model whose layers are all sparse needs no dense MLP buffers.
+        let all_sparse = c.moe.as_ref().is_some_and(|m| m.sparse_layers.iter().all(|&s| s));
+        let dense_inter = if all_sparse { 1 } else { c.intermediate_size };
         Ok(Activations {
             tokens,
             ids: f("ids", 1)?,
@@ -200,8 +203,8 @@ impl Decoder {
             h: f("normed", c.hidden_size)?,
             qkv: f("qkv", c.q_dim() + 2 * c.kv_dim())?,
             att: f("attention out", c.q_dim())?,
-            gu: f("gate_up", 2 * c.intermediate_size)?,
-            act: f("mlp act", c.intermediate_size)?,
+            gu: f("gate_up", 2 * dense_inter)?,
+            act: f("mlp act", dense_inter)?,
             moe: match &c.moe {
                 Some(m) if m.sparse_layers.iter().any(|&s| s) => Some(MoeActivations::new(gpu, m, c.hidden_size, t as usize)?),
                 _ => None,
