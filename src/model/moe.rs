@@ -78,8 +78,9 @@ impl MoeActivations {
 }
 
 /// The routed experts' `[2 * inter, hidden]` gate/up and `[hidden, inter]` down banks, from
-/// per-expert tensors (`experts.{e}.{gate,up,down}_proj.weight`, as published) or from the fused
-/// `experts.gate_up_proj` / `experts.down_proj` tensors transformers 5 holds in memory.
+/// per-expert tensors (`experts.{e}.{gate,up,down}_proj.weight`, as published), from the fused
+/// `experts.gate_up_proj` / `experts.down_proj` tensors transformers 5 holds in memory, or from
+/// stacked `experts.{gate,up,down}_proj.weight` `[n, rows, cols]` (GGUF's `ffn_*_exps`).
 fn expert_banks(gpu: &Gpu, src: &dyn TensorSource, p: &str, n: usize, hidden: usize, inter: usize) -> Result<(Experts, Experts)> {
     let mut gate_up = Experts::new(2 * inter, hidden);
     let mut down = Experts::new(hidden, inter);
@@ -91,6 +92,25 @@ fn expert_banks(gpu: &Gpu, src: &dyn TensorSource, p: &str, n: usize, hidden: us
         d.expect_shape(&[n, hidden, inter])?;
         gate_up.push(gpu, &fused, gu.dtype, n, &gu.bytes)?;
         down.push(gpu, &format!("{p}.experts.down_proj"), d.dtype, n, &d.bytes)?;
+        return Ok((gate_up, down));
+    }
+    let stacked = |w: &str| format!("{p}.experts.{w}_proj.weight");
+    if src.contains(&stacked("gate")) {
+        let (g, u, d) = (src.tensor(&stacked("gate"))?, src.tensor(&stacked("up"))?, src.tensor(&stacked("down"))?);
+        g.expect_shape(&[n, inter, hidden])?;
+        u.expect_shape(&[n, inter, hidden])?;
+        d.expect_shape(&[n, hidden, inter])?;
+        if g.dtype != u.dtype {
+            bail!("{p}.experts: gate and up stored in different dtypes ({:?}, {:?})", g.dtype, u.dtype);
+        }
+        let (gb, ub) = (g.bytes.len() / n, u.bytes.len() / n);
+        let mut gu_bytes = Vec::with_capacity(g.bytes.len() + u.bytes.len());
+        for e in 0..n {
+            gu_bytes.extend_from_slice(&g.bytes[e * gb..(e + 1) * gb]);
+            gu_bytes.extend_from_slice(&u.bytes[e * ub..(e + 1) * ub]);
+        }
+        gate_up.push(gpu, &stacked("gate_up"), g.dtype, n, &gu_bytes)?;
+        down.push(gpu, &stacked("down"), d.dtype, n, &d.bytes)?;
         return Ok((gate_up, down));
     }
     let get = |e: usize, w: &str, shape: [usize; 2]| -> Result<TensorRef> {
