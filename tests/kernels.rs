@@ -491,8 +491,14 @@ fn moe_gather_lists_tokens_per_expert_in_order() {
 fn expert_matmul_equals_the_dense_kernel_row_for_row() {
     use pingce::kernels::expert_matmul::{self, Experts, Gathered};
     let mut rng = Rng::new(23);
-    let (experts, n, kk, tokens, k): (usize, usize, usize, usize, usize) = (5, 37, 29, 140, 2);
-    for dtype in [DType::F32, DType::BF16] {
+    // kk 29: the vector path falls back to the tiled kernel; kk 32: it runs (tokens 9: decode-sized).
+    for ((experts, n, kk, tokens, k), path, dtype) in [
+        ((5usize, 37usize, 29usize, 140usize, 2usize), Path::Tiled, DType::F32),
+        ((5, 37, 29, 140, 2), Path::Tiled, DType::BF16),
+        ((5, 37, 32, 9, 2), Path::Vector, DType::F32),
+        ((5, 37, 32, 9, 2), Path::Vector, DType::BF16),
+        ((5, 37, 32, 140, 2), Path::Vector, DType::F16),
+    ] {
         // A tiny binding limit puts two experts per chunk: three chunks.
         let small = Gpu::default_device().unwrap().with_max_binding((n * kk.next_multiple_of(2) * dtype.size() * 2) as u64 + 255);
         for g in [gpu(), &small] {
@@ -515,7 +521,7 @@ fn expert_matmul_equals_the_dense_kernel_row_for_row() {
             let (xb, cb, lb) = (f32_buf(g, &x), u32_buf(g, &counts), u32_buf(g, &lists));
             let mut rec = g.recorder();
             let gathered = Gathered { x: &xb, x_stride: kk, x_div: k, y: &y, y_stride: n, y_div: 1, counts: &cb, lists: &lb, cap: tokens };
-            expert_matmul::record(&mut rec, &bank, &gathered).unwrap();
+            expert_matmul::record_path(&mut rec, path, &bank, &gathered).unwrap();
             rec.submit("expert matmul").unwrap();
             let got = g.read_f32(&y, 0, tokens * k * n).unwrap();
             if std::ptr::eq(g, &small) {
@@ -531,7 +537,7 @@ fn expert_matmul_equals_the_dense_kernel_row_for_row() {
                     for s in 0..k {
                         if route(t, s) == e {
                             let row = &got[(t * k + s) * n..(t * k + s + 1) * n];
-                            assert_eq!(row, &dense[t * n..(t + 1) * n], "{dtype:?} expert {e} token {t}");
+                            assert_eq!(row, &dense[t * n..(t + 1) * n], "{path:?} {dtype:?} expert {e} token {t}");
                             assert_close("expert row", row, &cpu[t * n..(t + 1) * n], 1e-4 * (kk as f32).sqrt());
                         }
                     }

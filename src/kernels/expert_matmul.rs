@@ -4,9 +4,10 @@
 use anyhow::{bail, Result};
 use bytemuck::{Pod, Zeroable};
 
-use super::{compile, u, Shader};
+use super::linear::Path;
+use super::{compile, expert_matvec, u, Shader};
 use crate::device::{Gpu, Recorder};
-use crate::tensor::{DType, Matrix};
+use crate::tensor::{Chunk, DType, Matrix};
 
 /// The uniform `Params` of `shaders/expert_matmul.wgsl`.
 #[repr(C)]
@@ -21,6 +22,23 @@ pub struct Params {
     pub y_stride: u32,
     pub y_div: u32,
     pub e0: u32,
+}
+
+impl Params {
+    /// The parameters for chunk `c` of bank `w`.
+    pub(super) fn chunk(w: &Experts, c: &Chunk, g: &Gathered) -> Result<Params> {
+        Ok(Params {
+            n: u("n", w.rows)?,
+            k: u("k", w.matrix.cols)?,
+            w_stride: u("w_stride", c.stride)?,
+            cap: u("cap", g.cap)?,
+            x_stride: u("x_stride", g.x_stride)?,
+            x_div: u("x_div", g.x_div.max(1))?,
+            y_stride: u("y_stride", g.y_stride)?,
+            y_div: u("y_div", g.y_div.max(1))?,
+            e0: u("e0", c.row0 / w.rows)?,
+        })
+    }
 }
 
 /// Rows and columns of output per workgroup (as matmul.wgsl).
@@ -86,25 +104,25 @@ pub struct Gathered<'a> {
     pub cap: usize,
 }
 
-/// Records y[row] = x[row] · w_eᵀ for every expert's gathered rows, one dispatch per chunk of
-/// the bank, each over `cap` rows per expert (workgroups past an expert's count exit at once).
+/// Records y[row] = x[row] · w_eᵀ for every expert's gathered rows with the faster kernel for
+/// `g.cap` tokens (each expert holds at most that many rows): the vector kernel up to
+/// [`VECTOR_MAX_ROWS`](super::linear::VECTOR_MAX_ROWS), else the tiled one. Both give the same bits.
 pub fn record(rec: &mut Recorder, w: &Experts, g: &Gathered) -> Result<()> {
+    record_path(rec, Path::for_rows(g.cap), w, g)
+}
+
+/// [`record`] with the kernel chosen by the caller (the tiled one where the vector kernel's
+/// alignment does not hold).
+pub fn record_path(rec: &mut Recorder, path: Path, w: &Experts, g: &Gathered) -> Result<()> {
     if g.cap == 0 {
         return Ok(());
     }
+    if path == Path::Vector && expert_matvec::aligned(w, g) {
+        return expert_matvec::record(rec, w, g);
+    }
     for c in &w.matrix.chunks {
         let kernel = compile(rec.gpu(), Shader::ExpertMatmul, &[c.dtype.define()])?;
-        let p = Params {
-            n: u("n", w.rows)?,
-            k: u("k", w.matrix.cols)?,
-            w_stride: u("w_stride", c.stride)?,
-            cap: u("cap", g.cap)?,
-            x_stride: u("x_stride", g.x_stride)?,
-            x_div: u("x_div", g.x_div.max(1))?,
-            y_stride: u("y_stride", g.y_stride)?,
-            y_div: u("y_div", g.y_div.max(1))?,
-            e0: u("e0", c.row0 / w.rows)?,
-        };
+        let p = Params::chunk(w, c, g)?;
         let groups = [u("workgroups", w.rows.div_ceil(TILE))?, u("workgroups", g.cap.div_ceil(TILE))?, u("workgroups", c.rows / w.rows)?];
         rec.dispatch(kernel, &p, &[g.x, &c.buf, g.y, g.counts, g.lists], groups);
     }

@@ -6,6 +6,7 @@
 pub mod attention;
 pub mod embedding;
 pub mod expert_matmul;
+pub mod expert_matvec;
 pub mod kv_copy;
 pub mod kv_write;
 pub mod linear;
@@ -39,6 +40,7 @@ pub enum Shader {
     Attention,
     Embedding,
     ExpertMatmul,
+    ExpertMatvec,
     KvCopy,
     KvWrite,
     LogSoftmax,
@@ -60,6 +62,7 @@ impl Shader {
             Shader::Attention => "attention",
             Shader::Embedding => "embedding",
             Shader::ExpertMatmul => "expert_matmul",
+            Shader::ExpertMatvec => "expert_matvec",
             Shader::KvCopy => "kv_copy",
             Shader::KvWrite => "kv_write",
             Shader::LogSoftmax => "log_softmax",
@@ -81,6 +84,7 @@ impl Shader {
             Shader::Attention => include_str!("../../shaders/attention.wgsl"),
             Shader::Embedding => include_str!("../../shaders/embedding.wgsl"),
             Shader::ExpertMatmul => include_str!("../../shaders/expert_matmul.wgsl"),
+            Shader::ExpertMatvec => include_str!("../../shaders/expert_matvec.wgsl"),
             Shader::KvCopy => include_str!("../../shaders/kv_copy.wgsl"),
             Shader::KvWrite => include_str!("../../shaders/kv_write.wgsl"),
             Shader::LogSoftmax => include_str!("../../shaders/log_softmax.wgsl"),
@@ -99,7 +103,7 @@ impl Shader {
     /// The snippets prepended to the source.
     fn snippets(self) -> &'static [&'static str] {
         match self {
-            Shader::Embedding | Shader::ExpertMatmul | Shader::Matmul | Shader::Matvec => &[WEIGHTS],
+            Shader::Embedding | Shader::ExpertMatmul | Shader::ExpertMatvec | Shader::Matmul | Shader::Matvec => &[WEIGHTS],
             Shader::Logprobs | Shader::LogSoftmax => &[ROW_LSE],
             _ => &[],
         }
