@@ -451,3 +451,57 @@ fn rope(r: &RawConfig) -> Result<(f64, RopeScaling)> {
     };
     Ok((theta, scaling))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn moe_json(arch: &str, extra: Value) -> Value {
+        let mut v = serde_json::json!({
+            "architectures": [arch], "hidden_size": 64, "intermediate_size": 96, "num_hidden_layers": 4,
+            "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 100,
+        });
+        for (k, x) in extra.as_object().unwrap() {
+            v[k] = x.clone();
+        }
+        v
+    }
+
+    #[test]
+    fn moe_settings_and_sparse_layers_follow_transformers() {
+        // Qwen3-MoE as transformers 5 writes it: num_local_experts; step 2 and an explicit dense layer.
+        let c = Config::from_json(&moe_json(
+            "Qwen3MoeForCausalLM",
+            serde_json::json!({"num_local_experts": 6, "num_experts_per_tok": 3, "norm_topk_prob": true, "moe_intermediate_size": 40, "decoder_sparse_step": 2, "mlp_only_layers": [3]}),
+        ))
+        .unwrap();
+        let m = c.moe.unwrap();
+        assert_eq!((m.num_experts, m.top_k, m.norm_topk_prob, m.expert_intermediate, m.shared_intermediate), (6, 3, true, 40, None));
+        assert_eq!(m.sparse_layers, vec![false, true, false, false]);
+        assert!(c.qk_norm && !c.qkv_bias);
+        assert_eq!(c.head_dim, 16, "Qwen3-MoE: head_dim defaults to hidden / heads");
+        // Qwen2-MoE defaults: every layer sparse, shared expert 5632, q/k/v biases, no o bias.
+        let c = Config::from_json(&moe_json("Qwen2MoeForCausalLM", serde_json::json!({}))).unwrap();
+        let m = c.moe.unwrap();
+        assert_eq!((m.num_experts, m.top_k, m.norm_topk_prob, m.shared_intermediate), (60, 4, false, Some(5632)));
+        assert_eq!(m.sparse_layers, vec![true; 4]);
+        assert!(c.qkv_bias && !c.o_bias && !c.qk_norm);
+        // Dense architectures carry no MoE settings.
+        assert!(Config::from_json(&moe_json("Qwen2ForCausalLM", serde_json::json!({}))).unwrap().moe.is_none());
+    }
+
+    #[test]
+    fn bad_moe_settings_name_the_field() {
+        for (extra, field) in [
+            (serde_json::json!({"num_experts": 4, "num_experts_per_tok": 5}), "num_experts_per_tok"),
+            (serde_json::json!({"num_experts": 4, "num_experts_per_tok": 0}), "num_experts_per_tok"),
+            (serde_json::json!({"num_experts": 100000}), "num_experts"),
+            (serde_json::json!({"decoder_sparse_step": 0}), "decoder_sparse_step"),
+            (serde_json::json!({"moe_intermediate_size": 0}), "moe_intermediate_size"),
+            (serde_json::json!({"shared_expert_intermediate_size": 0}), "shared_expert_intermediate_size"),
+        ] {
+            let e = format!("{:#}", Config::from_json(&moe_json("Qwen2MoeForCausalLM", extra.clone())).unwrap_err());
+            assert!(e.contains(field), "{extra}: {e}");
+        }
+    }
+}
