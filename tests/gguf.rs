@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use pingce::device::Gpu;
 use pingce::engine::{Engine, EngineOptions, ScoreRequest};
 use pingce::model::weights::{Safetensors, TensorSource};
+use pingce::tensor::DType;
 use serde_json::Value as Json;
 
 fn fixture(name: &str) -> PathBuf {
@@ -122,9 +123,13 @@ fn convert(name: &str, arch: &str, out: &Path, drop_key: Option<&str>) {
         (k("feed_forward_length"), V::U32(n("intermediate_size"))),
         (k("attention.head_count"), V::U32(heads as u32)),
         (k("attention.head_count_kv"), V::U32(kv_heads as u32)),
-        (k("attention.key_length"), V::U32(n("head_dim"))),
+        (k("attention.key_length"), V::U32(cfg["head_dim"].as_u64().map_or(n("hidden_size") / heads as u32, |d| d as u32))),
         (k("attention.layer_norm_rms_epsilon"), V::F32(cfg["rms_norm_eps"].as_f64().unwrap() as f32)),
         (k("rope.freq_base"), V::F32(cfg["rope_parameters"]["rope_theta"].as_f64().unwrap() as f32)),
+        (k("expert_count"), V::U32(cfg["num_experts"].as_u64().or(cfg["num_local_experts"].as_u64()).unwrap_or(0) as u32)),
+        (k("expert_used_count"), V::U32(cfg["num_experts_per_tok"].as_u64().unwrap_or(0) as u32)),
+        (k("expert_feed_forward_length"), V::U32(cfg["moe_intermediate_size"].as_u64().unwrap_or(0) as u32)),
+        (k("expert_shared_feed_forward_length"), V::U32(cfg["shared_expert_intermediate_size"].as_u64().unwrap_or(0) as u32)),
         ("tokenizer.ggml.model".into(), V::Str("gpt2".into())),
         ("tokenizer.ggml.pre".into(), V::Str("gpt2".into())),
         ("tokenizer.ggml.tokens".into(), V::Strs(tokens)),
@@ -134,15 +139,25 @@ fn convert(name: &str, arch: &str, out: &Path, drop_key: Option<&str>) {
         ("tokenizer.ggml.eos_token_id".into(), V::U32(0)),
         ("tokenizer.ggml.add_bos_token".into(), V::Bool(false)),
     ];
-    meta.retain(|(key, _)| Some(key.as_str()) != drop_key);
+    let moe = arch.ends_with("moe");
+    // Only MoE files carry the expert keys, and only qwen2moe the shared expert's.
+    meta.retain(|(key, _)| Some(key.as_str()) != drop_key && (moe || !key.contains("expert")) && (arch == "qwen2moe" || !key.contains("expert_shared")));
+    let sparse = |l: u32| st.contains(&format!("model.layers.{l}.mlp.gate.weight"));
     let mut tensors = Vec::new();
+    let mut extra = Vec::new();
     let mut add = |hf: &str, g: &str, permute_heads: Option<usize>| {
         let t = st.tensor(hf).unwrap();
+        let ggml = match t.dtype {
+            DType::F32 => 0u32,
+            DType::F16 => 1,
+            DType::BF16 => 30,
+            d => panic!("{d:?}"),
+        };
         let mut bytes = t.bytes.to_vec();
         if let (Some(h), "llama") = (permute_heads, arch) {
             bytes = permute(&bytes, t.shape[0], h);
         }
-        tensors.push((g.to_string(), 0u32, t.shape.iter().rev().map(|&d| d as u64).collect(), bytes));
+        tensors.push((g.to_string(), ggml, t.shape.iter().rev().map(|&d| d as u64).collect(), bytes));
     };
     add("model.embed_tokens.weight", "token_embd.weight", None);
     add("model.norm.weight", "output_norm.weight", None);
@@ -156,16 +171,49 @@ fn convert(name: &str, arch: &str, out: &Path, drop_key: Option<&str>) {
         add(&p("self_attn.k_proj.weight"), &b("attn_k.weight"), Some(kv_heads));
         add(&p("self_attn.v_proj.weight"), &b("attn_v.weight"), None);
         add(&p("self_attn.o_proj.weight"), &b("attn_output.weight"), None);
-        add(&p("mlp.gate_proj.weight"), &b("ffn_gate.weight"), None);
-        add(&p("mlp.up_proj.weight"), &b("ffn_up.weight"), None);
-        add(&p("mlp.down_proj.weight"), &b("ffn_down.weight"), None);
+        if arch == "qwen2moe" {
+            for w in ["q", "k", "v"] {
+                add(&p(&format!("self_attn.{w}_proj.bias")), &b(&format!("attn_{w}.bias")), None);
+            }
+        }
+        if sparse(l) {
+            add(&p("mlp.gate.weight"), &b("ffn_gate_inp.weight"), None);
+            if arch == "qwen2moe" {
+                add(&p("mlp.shared_expert.gate_proj.weight"), &b("ffn_gate_shexp.weight"), None);
+                add(&p("mlp.shared_expert.up_proj.weight"), &b("ffn_up_shexp.weight"), None);
+                add(&p("mlp.shared_expert.down_proj.weight"), &b("ffn_down_shexp.weight"), None);
+                // llama.cpp stores the [1, hidden] shared-expert gate as a vector.
+                let t = st.tensor(&p("mlp.shared_expert_gate.weight")).unwrap();
+                extra.push((b("ffn_gate_inp_shexp.weight"), 30, vec![t.shape[1] as u64], t.bytes.to_vec()));
+            }
+            // Experts stacked as llama.cpp writes them: ne = [cols, rows, n_expert].
+            let n_exp = cfg["num_experts"].as_u64().or(cfg["num_local_experts"].as_u64()).unwrap() as usize;
+            for w in ["gate", "up", "down"] {
+                let mut bytes = Vec::new();
+                let mut shape = Vec::new();
+                let mut dtype = DType::F32;
+                for e in 0..n_exp {
+                    let t = st.tensor(&p(&format!("mlp.experts.{e}.{w}_proj.weight"))).unwrap();
+                    bytes.extend_from_slice(&t.bytes);
+                    shape = t.shape.clone();
+                    dtype = t.dtype;
+                }
+                let ggml = if dtype == DType::BF16 { 30 } else { 0 };
+                extra.push((b(&format!("ffn_{w}_exps.weight")), ggml, vec![shape[1] as u64, shape[0] as u64, n_exp as u64], bytes));
+            }
+        } else {
+            add(&p("mlp.gate_proj.weight"), &b("ffn_gate.weight"), None);
+            add(&p("mlp.up_proj.weight"), &b("ffn_up.weight"), None);
+            add(&p("mlp.down_proj.weight"), &b("ffn_down.weight"), None);
+        }
         add(&p("input_layernorm.weight"), &b("attn_norm.weight"), None);
         add(&p("post_attention_layernorm.weight"), &b("ffn_norm.weight"), None);
-        if arch == "qwen3" {
+        if arch == "qwen3" || arch == "qwen3moe" {
             add(&p("self_attn.q_norm.weight"), &b("attn_q_norm.weight"), None);
             add(&p("self_attn.k_norm.weight"), &b("attn_k_norm.weight"), None);
         }
     }
+    tensors.extend(extra);
     let meta_ref: Vec<(&str, V)> = meta.into_iter().map(|(k, v)| (Box::leak(k.into_boxed_str()) as &str, v)).collect();
     write_gguf(out, 3, &meta_ref, &tensors);
 }
@@ -187,7 +235,9 @@ fn load(p: &Path) -> anyhow::Result<Engine> {
 #[test]
 fn gguf_conversions_score_like_their_safetensors_originals() {
     // tiny-qwen3: q/k norm, explicit head_dim, no permutation (llama: the next test).
-    for (name, arch) in [("tiny-qwen3", "qwen3")] {
+    // The MoE fixtures: stacked ffn_*_exps, ffn_gate_inp(_shexp), *_shexp, a dense leading layer
+    // (no ffn_gate_inp), bf16 weights for qwen2moe.
+    for (name, arch) in [("tiny-qwen3", "qwen3"), ("tiny-qwen2-moe", "qwen2moe"), ("tiny-qwen3-moe", "qwen3moe")] {
         let path = tmp(&format!("{name}.gguf"));
         convert(name, arch, &path, None);
         let mut g = load(&path).unwrap();

@@ -411,3 +411,182 @@ fn logprobs_target_argmax_and_topk() {
     }
     assert_eq!(got[1].argmax, 10);
 }
+
+/// CPU routing: softmax, top-k with ties to the lower id, optional renormalisation.
+fn cpu_route(logits: &[f32], stride: usize, experts: usize, k: usize, norm: bool, t: usize) -> (Vec<u32>, Vec<f32>) {
+    let row = &logits[t * stride..t * stride + experts];
+    let mx = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f64 = row.iter().map(|&l| ((l - mx) as f64).exp()).sum();
+    let p: Vec<f64> = row.iter().map(|&l| ((l - mx) as f64).exp() / sum).collect();
+    let mut order: Vec<usize> = (0..experts).collect();
+    order.sort_by(|&a, &b| p[b].partial_cmp(&p[a]).unwrap().then(a.cmp(&b)));
+    let top = &order[..k];
+    let total: f64 = top.iter().map(|&e| p[e]).sum();
+    (top.iter().map(|&e| e as u32).collect(), top.iter().map(|&e| (if norm { p[e] / total } else { p[e] }) as f32).collect())
+}
+
+#[test]
+fn moe_route_matches_cpu_with_ties_to_the_lower_id() {
+    use pingce::kernels::moe_route;
+    let mut rng = Rng::new(21);
+    let g = gpu();
+    for (tokens, experts, k, stride, norm) in [(67, 7, 3, 9, true), (130, 13, 1, 13, false), (5, 16, 16, 17, true)] {
+        let mut logits = rng.vec(tokens * stride, 3.0);
+        // Exact ties: token 0 has all-equal logits, token 1 two equal maxima.
+        logits[..stride].iter_mut().for_each(|x| *x = 0.5);
+        let (a, b) = (stride + 1, stride + experts - 1);
+        logits[a] = 9.0;
+        logits[b] = 9.0;
+        let lb = f32_buf(g, &logits);
+        let (ids, ws) = (u32_buf(g, &vec![0; tokens * k]), f32_buf(g, &vec![0.0; tokens * k]));
+        let mut rec = g.recorder();
+        moe_route::route(&mut rec, &lb, stride, experts, k, norm, tokens, &ids, &ws).unwrap();
+        rec.submit("route").unwrap();
+        let (got_ids, got_w) = (g.read_u32(&ids, 0, tokens * k).unwrap(), g.read_f32(&ws, 0, tokens * k).unwrap());
+        for t in 0..tokens {
+            let (wi, ww) = cpu_route(&logits, stride, experts, k, norm, t);
+            assert_eq!(&got_ids[t * k..(t + 1) * k], &wi[..], "token {t} ids ({tokens}x{experts}, k {k})");
+            assert_close("route weights", &got_w[t * k..(t + 1) * k], &ww, 1e-6);
+        }
+        assert_eq!(got_ids[0], 0, "all-equal logits: expert 0 first");
+        if k > 1 {
+            assert_eq!(&got_ids[k..k + 2], &[1, experts as u32 - 1], "tied maxima: lower id first");
+        }
+    }
+}
+
+#[test]
+fn moe_gather_lists_tokens_per_expert_in_order() {
+    use pingce::kernels::moe_gather;
+    let mut rng = Rng::new(22);
+    let g = gpu();
+    for (tokens, k, experts) in [(300, 3, 5), (1, 2, 9), (513, 1, 3)] {
+        // Distinct experts per token, as top-k gives.
+        let mut ids = Vec::new();
+        for _ in 0..tokens {
+            let mut chosen: Vec<u32> = Vec::new();
+            while chosen.len() < k {
+                let e = rng.below(experts) as u32;
+                if !chosen.contains(&e) {
+                    chosen.push(e);
+                }
+            }
+            ids.extend(chosen);
+        }
+        let cap = tokens + 3;
+        let (idb, counts, lists) = (u32_buf(g, &ids), u32_buf(g, &vec![7; experts]), u32_buf(g, &vec![0; experts * cap]));
+        let mut rec = g.recorder();
+        moe_gather::gather(&mut rec, &idb, tokens, k, experts, cap, &counts, &lists).unwrap();
+        rec.submit("gather").unwrap();
+        let (gc, gl) = (g.read_u32(&counts, 0, experts).unwrap(), g.read_u32(&lists, 0, experts * cap).unwrap());
+        for e in 0..experts {
+            let want: Vec<u32> = (0..tokens * k).filter(|&i| ids[i] == e as u32).map(|i| i as u32).collect();
+            assert_eq!(gc[e] as usize, want.len(), "expert {e} count");
+            assert_eq!(&gl[e * cap..e * cap + want.len()], &want[..], "expert {e} list");
+        }
+    }
+}
+
+#[test]
+fn expert_matmul_equals_the_dense_kernel_row_for_row() {
+    use pingce::kernels::expert_matmul::{self, Experts, Gathered};
+    let mut rng = Rng::new(23);
+    // kk 29: the vector path falls back to the tiled kernel; kk 32: it runs (tokens 9: decode-sized).
+    for ((experts, n, kk, tokens, k), path, dtype) in [
+        ((5usize, 37usize, 29usize, 140usize, 2usize), Path::Tiled, DType::F32),
+        ((5, 37, 29, 140, 2), Path::Tiled, DType::BF16),
+        ((5, 37, 32, 9, 2), Path::Vector, DType::F32),
+        ((5, 37, 32, 9, 2), Path::Vector, DType::BF16),
+        ((5, 37, 32, 140, 2), Path::Vector, DType::F16),
+    ] {
+        // A tiny binding limit puts two experts per chunk: three chunks.
+        let small = Gpu::default_device().unwrap().with_max_binding((n * kk.next_multiple_of(2) * dtype.size() * 2) as u64 + 255);
+        for g in [gpu(), &small] {
+            let (bytes, wv) = encode(&rng.vec(experts * n * kk, 0.5), dtype);
+            let mut bank = Experts::new(n, kk);
+            bank.push(g, "experts", dtype, experts, &bytes).unwrap();
+            let x = rng.vec(tokens * kk, 1.0);
+            // Token t's slots go to experts (t + s) % experts, except expert 3 gets nobody.
+            let route = |t: usize, s: usize| { let e = (t + 2 * s) % experts; if e == 3 { 4 } else { e } };
+            let mut lists = vec![0u32; experts * tokens];
+            let mut counts = vec![0u32; experts];
+            for t in 0..tokens {
+                for s in 0..k {
+                    let e = route(t, s);
+                    lists[e * tokens + counts[e] as usize] = (t * k + s) as u32;
+                    counts[e] += 1;
+                }
+            }
+            let y = f32_buf(g, &vec![-1.0; tokens * k * n]);
+            let (xb, cb, lb) = (f32_buf(g, &x), u32_buf(g, &counts), u32_buf(g, &lists));
+            let mut rec = g.recorder();
+            let gathered = Gathered { x: &xb, x_stride: kk, x_div: k, y: &y, y_stride: n, y_div: 1, counts: &cb, lists: &lb, cap: tokens };
+            expert_matmul::record_path(&mut rec, path, &bank, &gathered).unwrap();
+            rec.submit("expert matmul").unwrap();
+            let got = g.read_f32(&y, 0, tokens * k * n).unwrap();
+            if std::ptr::eq(g, &small) {
+                assert!(bank.matrix.chunks.len() >= 3, "{} chunks", bank.matrix.chunks.len());
+            }
+            // Each row equals the dense kernel on that expert's matrix, bit for bit.
+            for e in 0..experts {
+                let eb = &bytes[e * dtype.bytes_for(n * kk)..(e + 1) * dtype.bytes_for(n * kk)];
+                let w = Matrix::upload(g, "w", dtype, n, kk, eb).unwrap();
+                let dense = run_linear(g, Path::Tiled, &w, None, &x, tokens, None);
+                let cpu = cpu_linear(&x, &wv[e * n * kk..(e + 1) * n * kk], None, tokens, n, kk);
+                for t in 0..tokens {
+                    for s in 0..k {
+                        if route(t, s) == e {
+                            let row = &got[(t * k + s) * n..(t * k + s + 1) * n];
+                            assert_eq!(row, &dense[t * n..(t + 1) * n], "{path:?} {dtype:?} expert {e} token {t}");
+                            assert_close("expert row", row, &cpu[t * n..(t + 1) * n], 1e-4 * (kk as f32).sqrt());
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn moe_combine_sums_in_ascending_expert_order() {
+    use pingce::kernels::moe_combine::{self, Shared};
+    let mut rng = Rng::new(24);
+    let g = gpu();
+    let (tokens, hidden, k, experts) = (19, 45, 3, 6);
+    let mut ids = Vec::new();
+    for t in 0..tokens {
+        // Descending-probability order as the router writes it: not sorted by id.
+        ids.extend([((t + 4) % experts) as u32, (t % experts) as u32, ((t + 2) % experts) as u32]);
+    }
+    let w = rng.vec(tokens * k, 1.0);
+    let eo = rng.vec(tokens * k * hidden, 2.0);
+    let x0 = rng.vec(tokens * hidden, 1.0);
+    let shared_out = rng.vec(tokens * hidden, 1.0);
+    let gate = rng.vec(tokens * 4, 3.0);
+    for with_shared in [false, true] {
+        let (idb, wb, eb, xb) = (u32_buf(g, &ids), f32_buf(g, &w), f32_buf(g, &eo), f32_buf(g, &x0));
+        let (sb, gb) = (f32_buf(g, &shared_out), f32_buf(g, &gate));
+        let shared = Shared { out: &sb, gate: &gb, stride: 4, col: 3 };
+        let mut rec = g.recorder();
+        moe_combine::combine(&mut rec, &idb, &wb, &eb, &xb, tokens, hidden, k, with_shared.then_some(&shared)).unwrap();
+        rec.submit("combine").unwrap();
+        let got = g.read_f32(&xb, 0, tokens * hidden).unwrap();
+        let mut want = vec![0f32; tokens * hidden];
+        for t in 0..tokens {
+            let mut slots: Vec<usize> = (0..k).collect();
+            slots.sort_by_key(|&s| ids[t * k + s]);
+            for c in 0..hidden {
+                let mut sum = 0f32;
+                for &s in &slots {
+                    sum += eo[(t * k + s) * hidden + c] * w[t * k + s];
+                }
+                if with_shared {
+                    let gl = gate[t * 4 + 3];
+                    sum += 1.0 / (1.0 + (-gl).exp()) * shared_out[t * hidden + c];
+                }
+                want[t * hidden + c] = x0[t * hidden + c] + sum;
+            }
+        }
+        assert_close("combine", &got, &want, 1e-5);
+    }
+}

@@ -10,7 +10,10 @@ use pingce::engine::requests::Encode;
 use pingce::engine::{Engine, EngineOptions, GenRequest, ScoreRequest};
 use serde_json::Value;
 
-const MODELS: [&str; 4] = ["tiny-llama", "tiny-mistral", "tiny-qwen2", "tiny-qwen3"];
+const MODELS: [&str; 6] = ["tiny-llama", "tiny-mistral", "tiny-qwen2", "tiny-qwen3", "tiny-qwen2-moe", "tiny-qwen3-moe"];
+
+/// The mixture-of-experts fixtures (tools/gen_moe_fixtures.py).
+const MOE_MODELS: [&str; 2] = ["tiny-qwen2-moe", "tiny-qwen3-moe"];
 
 fn dir(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
@@ -89,7 +92,19 @@ fn greedy_generation_matches_transformers() {
 
 #[test]
 fn scores_are_bit_identical_whatever_the_batch() {
-    let name = "tiny-qwen2";
+    batch_invariance("tiny-qwen2");
+}
+
+/// MoE: each token's experts are summed in ascending expert id whatever else shares the pass, so
+/// batch size, order and mixing with other requests change no bit.
+#[test]
+fn moe_scores_are_bit_identical_whatever_the_batch() {
+    for name in MOE_MODELS {
+        batch_invariance(name);
+    }
+}
+
+fn batch_invariance(name: &str) {
     let r = reference(name);
     let reqs: Vec<ScoreRequest> = r["texts"].as_array().unwrap().iter().map(|t| ScoreRequest { tokens: ids(&t["ids"]), score_from: 1 }).collect();
     let bits = |e: &mut Engine, reqs: &[ScoreRequest]| -> Vec<Vec<u32>> {
@@ -102,7 +117,7 @@ fn scores_are_bit_identical_whatever_the_batch() {
     }
     for bs in [2, 3, 16] {
         let mut e = engine(name, bs);
-        assert_eq!(bits(&mut e, &reqs), alone, "batch size {bs}");
+        assert_eq!(bits(&mut e, &reqs), alone, "{name}: batch size {bs}");
     }
     // Shuffled order, mixed with prefixes of other requests.
     let mut e = engine(name, 5);
@@ -110,9 +125,9 @@ fn scores_are_bit_identical_whatever_the_batch() {
     mixed.push(ScoreRequest { tokens: reqs[5].tokens[..30].to_vec(), score_from: 3 });
     let got = bits(&mut e, &mixed);
     for (i, g) in got[..reqs.len()].iter().enumerate() {
-        assert_eq!(g, &alone[reqs.len() - 1 - i], "shuffled request {i}");
+        assert_eq!(g, &alone[reqs.len() - 1 - i], "{name}: shuffled request {i}");
     }
-    assert_eq!(got[reqs.len()][..], alone[5][2..29], "prefix request");
+    assert_eq!(got[reqs.len()][..], alone[5][2..29], "{name}: prefix request");
 }
 
 #[test]
@@ -200,7 +215,7 @@ fn loglikelihood_rolling_covers_every_token_once() {
 
 #[test]
 fn shared_context_choices_are_bit_identical_to_separate_pairs() {
-    for name in ["tiny-llama", "tiny-mistral"] {
+    for name in ["tiny-llama", "tiny-mistral", "tiny-qwen2-moe", "tiny-qwen3-moe"] {
         let items: Vec<(String, Vec<String>)> = vec![
             ("Question: Which animal says moo?\nAnswer:".into(), vec![" cow".into(), " a big green frog".into(), " dog".into(), " the cat".into()]),
             ("".into(), vec!["Hello world".into(), "今天".into()]),

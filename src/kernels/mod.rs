@@ -5,6 +5,8 @@
 
 pub mod attention;
 pub mod embedding;
+pub mod expert_matmul;
+pub mod expert_matvec;
 pub mod kv_copy;
 pub mod kv_write;
 pub mod linear;
@@ -12,6 +14,9 @@ pub mod log_softmax;
 pub mod logprobs;
 pub mod matmul;
 pub mod matvec;
+pub mod moe_combine;
+pub mod moe_gather;
+pub mod moe_route;
 pub mod rmsnorm;
 pub mod rope;
 pub mod swiglu;
@@ -34,12 +39,17 @@ const ROW_LSE: &str = include_str!("../../shaders/lib/row_lse.wgsl");
 pub enum Shader {
     Attention,
     Embedding,
+    ExpertMatmul,
+    ExpertMatvec,
     KvCopy,
     KvWrite,
     LogSoftmax,
     Logprobs,
     Matmul,
     Matvec,
+    MoeCombine,
+    MoeGather,
+    MoeRoute,
     RmsNorm,
     Rope,
     Swiglu,
@@ -51,12 +61,17 @@ impl Shader {
         match self {
             Shader::Attention => "attention",
             Shader::Embedding => "embedding",
+            Shader::ExpertMatmul => "expert_matmul",
+            Shader::ExpertMatvec => "expert_matvec",
             Shader::KvCopy => "kv_copy",
             Shader::KvWrite => "kv_write",
             Shader::LogSoftmax => "log_softmax",
             Shader::Logprobs => "logprobs",
             Shader::Matmul => "matmul",
             Shader::Matvec => "matvec",
+            Shader::MoeCombine => "moe_combine",
+            Shader::MoeGather => "moe_gather",
+            Shader::MoeRoute => "moe_route",
             Shader::RmsNorm => "rmsnorm",
             Shader::Rope => "rope",
             Shader::Swiglu => "swiglu",
@@ -68,12 +83,17 @@ impl Shader {
         match self {
             Shader::Attention => include_str!("../../shaders/attention.wgsl"),
             Shader::Embedding => include_str!("../../shaders/embedding.wgsl"),
+            Shader::ExpertMatmul => include_str!("../../shaders/expert_matmul.wgsl"),
+            Shader::ExpertMatvec => include_str!("../../shaders/expert_matvec.wgsl"),
             Shader::KvCopy => include_str!("../../shaders/kv_copy.wgsl"),
             Shader::KvWrite => include_str!("../../shaders/kv_write.wgsl"),
             Shader::LogSoftmax => include_str!("../../shaders/log_softmax.wgsl"),
             Shader::Logprobs => include_str!("../../shaders/logprobs.wgsl"),
             Shader::Matmul => include_str!("../../shaders/matmul.wgsl"),
             Shader::Matvec => include_str!("../../shaders/matvec.wgsl"),
+            Shader::MoeCombine => include_str!("../../shaders/moe_combine.wgsl"),
+            Shader::MoeGather => include_str!("../../shaders/moe_gather.wgsl"),
+            Shader::MoeRoute => include_str!("../../shaders/moe_route.wgsl"),
             Shader::RmsNorm => include_str!("../../shaders/rmsnorm.wgsl"),
             Shader::Rope => include_str!("../../shaders/rope.wgsl"),
             Shader::Swiglu => include_str!("../../shaders/swiglu.wgsl"),
@@ -83,7 +103,7 @@ impl Shader {
     /// The snippets prepended to the source.
     fn snippets(self) -> &'static [&'static str] {
         match self {
-            Shader::Embedding | Shader::Matmul | Shader::Matvec => &[WEIGHTS],
+            Shader::Embedding | Shader::ExpertMatmul | Shader::ExpertMatvec | Shader::Matmul | Shader::Matvec => &[WEIGHTS],
             Shader::Logprobs | Shader::LogSoftmax => &[ROW_LSE],
             _ => &[],
         }

@@ -13,7 +13,32 @@ pub enum Arch {
     Mistral,
     Qwen2,
     Qwen3,
+    /// Qwen2-MoE: Qwen2 attention, sparse MLP with a sigmoid-gated shared expert.
+    Qwen2Moe,
+    /// Qwen3-MoE: Qwen3 attention (q/k norm), sparse MLP without a shared expert.
+    Qwen3Moe,
 }
+
+/// The mixture-of-experts settings of a sparse model (`num_experts`, `num_experts_per_tok`, ...).
+#[derive(Clone, Debug, PartialEq)]
+pub struct MoeConfig {
+    pub num_experts: usize,
+    /// Experts each token is routed to (`num_experts_per_tok`).
+    pub top_k: usize,
+    /// Divide the top-k probabilities by their sum (`norm_topk_prob`).
+    pub norm_topk_prob: bool,
+    /// Rows of each routed expert's gate and up projections (`moe_intermediate_size`).
+    pub expert_intermediate: usize,
+    /// The shared expert's width (`shared_expert_intermediate_size`, Qwen2-MoE), gated by
+    /// `sigmoid(shared_expert_gate · x)`.
+    pub shared_intermediate: Option<usize>,
+    /// Per layer: sparse (true) or the dense MLP of `intermediate_size` (false), from
+    /// `mlp_only_layers` and `decoder_sparse_step` as transformers decides.
+    pub sparse_layers: Vec<bool>,
+}
+
+/// Most experts a sparse layer may have.
+pub const MAX_EXPERTS: usize = 1024;
 
 /// How rotary frequencies are rescaled for long contexts (`rope_type`).
 #[derive(Clone, Debug, PartialEq)]
@@ -48,6 +73,8 @@ pub struct Config {
     pub qk_norm: bool,
     pub bos_token_id: Option<u32>,
     pub eos_token_ids: Vec<u32>,
+    /// Mixture-of-experts settings; `None` for dense models.
+    pub moe: Option<MoeConfig>,
 }
 
 /// Largest `num_hidden_layers` accepted.
@@ -88,6 +115,17 @@ struct RawConfig {
     attention_bias: Option<bool>,
     bos_token_id: Option<Value>,
     eos_token_id: Option<Value>,
+    /// Qwen2-MoE's switch for q/k/v biases.
+    qkv_bias: Option<bool>,
+    num_experts: Option<usize>,
+    /// transformers 5 writes Qwen3-MoE's `num_experts` under this name.
+    num_local_experts: Option<usize>,
+    num_experts_per_tok: Option<usize>,
+    norm_topk_prob: Option<bool>,
+    moe_intermediate_size: Option<usize>,
+    shared_expert_intermediate_size: Option<usize>,
+    decoder_sparse_step: Option<usize>,
+    mlp_only_layers: Option<Vec<usize>>,
 }
 
 #[derive(Default, Deserialize)]
@@ -163,8 +201,10 @@ impl Config {
             Some("MistralForCausalLM") => Arch::Mistral,
             Some("Qwen2ForCausalLM") => Arch::Qwen2,
             Some("Qwen3ForCausalLM") => Arch::Qwen3,
+            Some("Qwen2MoeForCausalLM") => Arch::Qwen2Moe,
+            Some("Qwen3MoeForCausalLM") => Arch::Qwen3Moe,
             Some(other) => bail!(
-                "field \"architectures\": {other} is not supported (supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM)"
+                "field \"architectures\": {other} is not supported (supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, Qwen2MoeForCausalLM, Qwen3MoeForCausalLM)"
             ),
             None => bail!("field \"architectures\" is missing or empty"),
         };
@@ -195,6 +235,7 @@ impl Config {
             // Qwen2 has no head_dim setting; Qwen3 defaults to 128, not hidden / heads.
             Arch::Qwen2 => derived()?,
             Arch::Qwen3 => r.head_dim.unwrap_or(128),
+            // The MoE models read head_dim when present, else hidden / heads.
             _ => match r.head_dim {
                 Some(d) => d,
                 None => derived()?,
@@ -219,17 +260,24 @@ impl Config {
                     .collect::<Result<_>>()?
             }
             (None, Arch::Mistral) => vec![sliding_window; num_layers],
-            (None, Arch::Qwen2 | Arch::Qwen3) => {
+            (None, Arch::Qwen2 | Arch::Qwen3 | Arch::Qwen3Moe) => {
                 let on = r.use_sliding_window.unwrap_or(false);
                 let from = r.max_window_layers.unwrap_or(num_layers);
                 (0..num_layers).map(|l| if on && l >= from { sliding_window } else { None }).collect()
             }
             (None, Arch::Llama) => vec![None; num_layers],
+            // Qwen2MoeConfig: the window on odd-numbered (1-based) layers below max_window_layers.
+            (None, Arch::Qwen2Moe) => {
+                let on = r.use_sliding_window.unwrap_or(false);
+                let below = r.max_window_layers.unwrap_or(28);
+                (0..num_layers).map(|l| if on && (l + 1) % 2 == 1 && l < below { sliding_window } else { None }).collect()
+            }
         };
         let attention_bias = r.attention_bias.unwrap_or(false);
         let (qkv_bias, o_bias) = match arch {
             Arch::Qwen2 => (true, false),
-            Arch::Qwen3 => (attention_bias, attention_bias),
+            Arch::Qwen3 | Arch::Qwen3Moe => (attention_bias, attention_bias),
+            Arch::Qwen2Moe => (r.qkv_bias.unwrap_or(true), false),
             Arch::Llama | Arch::Mistral => (attention_bias, attention_bias),
         };
         let c = Config {
@@ -249,9 +297,10 @@ impl Config {
             layer_windows,
             qkv_bias,
             o_bias,
-            qk_norm: arch == Arch::Qwen3,
+            qk_norm: matches!(arch, Arch::Qwen3 | Arch::Qwen3Moe),
             bos_token_id: token_ids(r.bos_token_id.as_ref()).first().copied(),
             eos_token_ids: token_ids(r.eos_token_id.as_ref()),
+            moe: moe(&r, arch, num_layers)?,
         };
         c.validate()?;
         Ok(c)
@@ -302,6 +351,19 @@ impl Config {
         if self.layer_windows.contains(&Some(0)) {
             bail!("field \"sliding_window\" is 0, expected at least 1");
         }
+        if let Some(m) = &self.moe {
+            if m.sparse_layers.len() != self.num_layers {
+                bail!("{} sparse-layer flags for {} layers", m.sparse_layers.len(), self.num_layers);
+            }
+            if m.sparse_layers.iter().any(|&s| s) {
+                in_range(m.num_experts, 1, MAX_EXPERTS, "num_experts")?;
+                in_range(m.top_k, 1, m.num_experts.min(crate::kernels::moe_route::MAX_TOP_K), "num_experts_per_tok")?;
+                in_range(m.expert_intermediate, 1, MAX_WIDTH, "moe_intermediate_size")?;
+                if let Some(s) = m.shared_intermediate {
+                    in_range(s, 1, MAX_WIDTH, "shared_expert_intermediate_size")?;
+                }
+            }
+        }
         Ok(())
     }
 
@@ -345,6 +407,30 @@ impl Config {
     }
 }
 
+/// The MoE settings of a Qwen2-MoE or Qwen3-MoE config (defaults as their transformers configs).
+fn moe(r: &RawConfig, arch: Arch, num_layers: usize) -> Result<Option<MoeConfig>> {
+    let (experts, top_k, inter, shared) = match arch {
+        Arch::Qwen2Moe => (60, 4, 1408, Some(r.shared_expert_intermediate_size.unwrap_or(5632))),
+        Arch::Qwen3Moe => (128, 8, 768, None),
+        _ => return Ok(None),
+    };
+    let num_experts = r.num_experts.or(r.num_local_experts).unwrap_or(experts);
+    let step = r.decoder_sparse_step.unwrap_or(1);
+    if step == 0 {
+        bail!("field \"decoder_sparse_step\" is 0, expected at least 1");
+    }
+    let dense_only = r.mlp_only_layers.clone().unwrap_or_default();
+    let sparse_layers = (0..num_layers).map(|l| !dense_only.contains(&l) && num_experts > 0 && (l + 1) % step == 0).collect();
+    Ok(Some(MoeConfig {
+        num_experts,
+        top_k: r.num_experts_per_tok.unwrap_or(top_k),
+        norm_topk_prob: r.norm_topk_prob.unwrap_or(false),
+        expert_intermediate: r.moe_intermediate_size.unwrap_or(inter),
+        shared_intermediate: shared,
+        sparse_layers,
+    }))
+}
+
 fn rope(r: &RawConfig) -> Result<(f64, RopeScaling)> {
     // transformers 5.x: rope_parameters {rope_type, rope_theta, ...}; 4.x: rope_theta + rope_scaling.
     let params = r.rope_parameters.as_ref();
@@ -364,4 +450,58 @@ fn rope(r: &RawConfig) -> Result<(f64, RopeScaling)> {
         other => bail!("field \"rope_type\": {other:?} is not supported (default, linear, llama3)"),
     };
     Ok((theta, scaling))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn moe_json(arch: &str, extra: Value) -> Value {
+        let mut v = serde_json::json!({
+            "architectures": [arch], "hidden_size": 64, "intermediate_size": 96, "num_hidden_layers": 4,
+            "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 100,
+        });
+        for (k, x) in extra.as_object().unwrap() {
+            v[k] = x.clone();
+        }
+        v
+    }
+
+    #[test]
+    fn moe_settings_and_sparse_layers_follow_transformers() {
+        // Qwen3-MoE as transformers 5 writes it: num_local_experts; step 2 and an explicit dense layer.
+        let c = Config::from_json(&moe_json(
+            "Qwen3MoeForCausalLM",
+            serde_json::json!({"num_local_experts": 6, "num_experts_per_tok": 3, "norm_topk_prob": true, "moe_intermediate_size": 40, "decoder_sparse_step": 2, "mlp_only_layers": [3]}),
+        ))
+        .unwrap();
+        let m = c.moe.unwrap();
+        assert_eq!((m.num_experts, m.top_k, m.norm_topk_prob, m.expert_intermediate, m.shared_intermediate), (6, 3, true, 40, None));
+        assert_eq!(m.sparse_layers, vec![false, true, false, false]);
+        assert!(c.qk_norm && !c.qkv_bias);
+        assert_eq!(c.head_dim, 16, "Qwen3-MoE: head_dim defaults to hidden / heads");
+        // Qwen2-MoE defaults: every layer sparse, shared expert 5632, q/k/v biases, no o bias.
+        let c = Config::from_json(&moe_json("Qwen2MoeForCausalLM", serde_json::json!({}))).unwrap();
+        let m = c.moe.unwrap();
+        assert_eq!((m.num_experts, m.top_k, m.norm_topk_prob, m.shared_intermediate), (60, 4, false, Some(5632)));
+        assert_eq!(m.sparse_layers, vec![true; 4]);
+        assert!(c.qkv_bias && !c.o_bias && !c.qk_norm);
+        // Dense architectures carry no MoE settings.
+        assert!(Config::from_json(&moe_json("Qwen2ForCausalLM", serde_json::json!({}))).unwrap().moe.is_none());
+    }
+
+    #[test]
+    fn bad_moe_settings_name_the_field() {
+        for (extra, field) in [
+            (serde_json::json!({"num_experts": 4, "num_experts_per_tok": 5}), "num_experts_per_tok"),
+            (serde_json::json!({"num_experts": 4, "num_experts_per_tok": 0}), "num_experts_per_tok"),
+            (serde_json::json!({"num_experts": 100000}), "num_experts"),
+            (serde_json::json!({"decoder_sparse_step": 0}), "decoder_sparse_step"),
+            (serde_json::json!({"moe_intermediate_size": 0}), "moe_intermediate_size"),
+            (serde_json::json!({"shared_expert_intermediate_size": 0}), "shared_expert_intermediate_size"),
+        ] {
+            let e = format!("{:#}", Config::from_json(&moe_json("Qwen2MoeForCausalLM", extra.clone())).unwrap_err());
+            assert!(e.contains(field), "{extra}: {e}");
+        }
+    }
 }

@@ -1,11 +1,14 @@
-//! The decoder shared by Llama, Mistral, Qwen2 and Qwen3, read top to bottom like the diagram:
-//! embed → N × [RMSNorm → attention (fused q/k/v, q/k norm, RoPE, KV cache, GQA) → + residual →
-//! RMSNorm → SwiGLU MLP → + residual] → final RMSNorm → LM head → log-softmax.
-//! The architectures differ only in config switches (biases, q/k norm, windows, tied head).
+//! The decoder shared by Llama, Mistral, Qwen2, Qwen3 and their MoE variants, read top to bottom
+//! like the diagram: embed → N × [RMSNorm → attention (fused q/k/v, q/k norm, RoPE, KV cache,
+//! GQA) → + residual → RMSNorm → MLP (dense SwiGLU, or sparse: see [`moe`](super::moe)) → plus
+//! residual] → final RMSNorm → LM head → log-softmax.
+//! The architectures differ only in config switches (biases, q/k norm, windows, tied head, which
+//! layers are sparse).
 
 use anyhow::{bail, Context, Result};
 
 use super::config::Config;
+use super::moe::{MoeActivations, SparseMlp};
 use super::weights::{TensorRef, TensorSource};
 use crate::device::{Gpu, Recorder};
 use crate::kernels::attention::Attention;
@@ -25,10 +28,18 @@ pub struct Layer {
     o: Matrix,
     o_bias: Option<wgpu::Buffer>,
     post_norm: wgpu::Buffer,
-    /// gate and up projections stacked: `[2 * intermediate, hidden]`.
-    gate_up: Matrix,
-    down: Matrix,
+    mlp: Mlp,
     attention: Attention,
+}
+
+/// A layer's MLP: dense SwiGLU, or a mixture of experts.
+pub enum Mlp {
+    Dense {
+        /// gate and up projections stacked: `[2 * intermediate, hidden]`.
+        gate_up: Matrix,
+        down: Matrix,
+    },
+    Sparse(SparseMlp),
 }
 
 pub struct Decoder {
@@ -53,6 +64,8 @@ pub struct Activations {
     att: wgpu::Buffer,
     gu: wgpu::Buffer,
     act: wgpu::Buffer,
+    /// Buffers of the sparse layers (MoE models only).
+    moe: Option<MoeActivations>,
 }
 
 /// The KV cache buffers of one layer, `[rows, kv_dim]` each.
@@ -130,8 +143,13 @@ impl Decoder {
                 o: stacked(gpu, src, &[(p("self_attn.o_proj.weight"), h)], q)?,
                 o_bias: if cfg.o_bias { Some(bias(gpu, src, &[(p("self_attn.o_proj.bias"), h)])?) } else { None },
                 post_norm: norm_buf(gpu, src, &p("post_attention_layernorm.weight"), h)?,
-                gate_up: stacked(gpu, src, &[(p("mlp.gate_proj.weight"), inter), (p("mlp.up_proj.weight"), inter)], h)?,
-                down: stacked(gpu, src, &[(p("mlp.down_proj.weight"), h)], inter)?,
+                mlp: match &cfg.moe {
+                    Some(m) if m.sparse_layers[l] => Mlp::Sparse(SparseMlp::load(gpu, src, &p("mlp"), m, h, |parts, cols| stacked(gpu, src, parts, cols))?),
+                    _ => Mlp::Dense {
+                        gate_up: stacked(gpu, src, &[(p("mlp.gate_proj.weight"), inter), (p("mlp.up_proj.weight"), inter)], h)?,
+                        down: stacked(gpu, src, &[(p("mlp.down_proj.weight"), h)], inter)?,
+                    },
+                },
                 attention: Attention { heads_q: cfg.num_heads, heads_kv: cfg.num_kv_heads, head_dim: cfg.head_dim, window: cfg.layer_windows[l] },
             });
         }
@@ -152,7 +170,11 @@ impl Decoder {
     pub fn weight_bytes(&self) -> u64 {
         let mut n = self.embed.bytes_on_gpu() + self.lm_head.as_ref().map_or(0, |m| m.bytes_on_gpu());
         for l in &self.layers {
-            n += l.qkv.bytes_on_gpu() + l.o.bytes_on_gpu() + l.gate_up.bytes_on_gpu() + l.down.bytes_on_gpu();
+            n += l.qkv.bytes_on_gpu() + l.o.bytes_on_gpu();
+            n += match &l.mlp {
+                Mlp::Dense { gate_up, down } => gate_up.bytes_on_gpu() + down.bytes_on_gpu(),
+                Mlp::Sparse(s) => s.bytes_on_gpu(),
+            };
         }
         n
     }
@@ -170,6 +192,9 @@ impl Decoder {
         let c = &self.cfg;
         let t = tokens.max(1) as u64;
         let f = |name: &str, width: usize| gpu.storage(name, t * width as u64 * 4);
+        // A model whose layers are all sparse needs no dense MLP buffers.
+        let all_sparse = c.moe.as_ref().is_some_and(|m| m.sparse_layers.iter().all(|&s| s));
+        let dense_inter = if all_sparse { 1 } else { c.intermediate_size };
         Ok(Activations {
             tokens,
             ids: f("ids", 1)?,
@@ -178,8 +203,12 @@ impl Decoder {
             h: f("normed", c.hidden_size)?,
             qkv: f("qkv", c.q_dim() + 2 * c.kv_dim())?,
             att: f("attention out", c.q_dim())?,
-            gu: f("gate_up", 2 * c.intermediate_size)?,
-            act: f("mlp act", c.intermediate_size)?,
+            gu: f("gate_up", 2 * dense_inter)?,
+            act: f("mlp act", dense_inter)?,
+            moe: match &c.moe {
+                Some(m) if m.sparse_layers.iter().any(|&s| s) => Some(MoeActivations::new(gpu, m, c.hidden_size, t as usize)?),
+                _ => None,
+            },
         })
     }
 
@@ -211,11 +240,19 @@ impl Decoder {
             linear(rec, &layer.o, layer.o_bias.as_ref(), true, &rows)?;
             // MLP block.
             RmsNorm { weight: &layer.post_norm, dim: hd, eps }.to(rec, tokens, &hidden, &a.h, hd, None)?;
-            let rows = Rows { x: &a.h, x_offset: 0, x_stride: hd, y: &a.gu, y_offset: 0, y_stride: 2 * c.intermediate_size, m: tokens };
-            linear(rec, &layer.gate_up, None, false, &rows)?;
-            swiglu::swiglu(rec, &a.gu, &a.act, tokens, c.intermediate_size)?;
-            let rows = Rows { x: &a.act, x_offset: 0, x_stride: c.intermediate_size, y: &a.x, y_offset: 0, y_stride: hd, m: tokens };
-            linear(rec, &layer.down, None, true, &rows)?;
+            match &layer.mlp {
+                Mlp::Dense { gate_up, down } => {
+                    let rows = Rows { x: &a.h, x_offset: 0, x_stride: hd, y: &a.gu, y_offset: 0, y_stride: 2 * c.intermediate_size, m: tokens };
+                    linear(rec, gate_up, None, false, &rows)?;
+                    swiglu::swiglu(rec, &a.gu, &a.act, tokens, c.intermediate_size)?;
+                    let rows = Rows { x: &a.act, x_offset: 0, x_stride: c.intermediate_size, y: &a.x, y_offset: 0, y_stride: hd, m: tokens };
+                    linear(rec, down, None, true, &rows)?;
+                }
+                Mlp::Sparse(s) => {
+                    let Some(m) = &a.moe else { bail!("internal: no MoE buffers for a sparse layer") };
+                    s.record(rec, &a.h, &a.x, hd, tokens, m)?;
+                }
+            }
         }
         Ok(())
     }

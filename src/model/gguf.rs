@@ -1,5 +1,5 @@
 //! GGUF files (versions 2 and 3): metadata of every value type, tensor infos, alignment and
-//! memory-mapped tensor data; and the mapping of a llama / qwen2 / qwen3 GGUF onto the
+//! memory-mapped tensor data; and the mapping of a llama / qwen2 / qwen3 / qwen2moe / qwen3moe GGUF onto the
 //! Hugging Face names, config and weight layout the decoder uses.
 
 use std::borrow::Cow;
@@ -352,7 +352,9 @@ impl Gguf {
             "llama" => "LlamaForCausalLM",
             "qwen2" => "Qwen2ForCausalLM",
             "qwen3" => "Qwen3ForCausalLM",
-            other => bail!("{}: architecture {other:?} is not supported (llama, qwen2, qwen3)", self.path.display()),
+            "qwen2moe" => "Qwen2MoeForCausalLM",
+            "qwen3moe" => "Qwen3MoeForCausalLM",
+            other => bail!("{}: architecture {other:?} is not supported (llama, qwen2, qwen3, qwen2moe, qwen3moe)", self.path.display()),
         };
         let k = |s: &str| format!("{arch}.{s}");
         // A float hyper-parameter: absent takes `default`; present, it must be a finite number.
@@ -392,6 +394,9 @@ impl Gguf {
             "bos_token_id": self.get("tokenizer.ggml.bos_token_id").and_then(Value::as_u64),
             "eos_token_id": self.get("tokenizer.ggml.eos_token_id").and_then(Value::as_u64),
         });
+        if arch.ends_with("moe") {
+            self.moe_config(arch, &mut c)?;
+        }
         if arch == "llama" && self.tensors.contains_key("blk.0.attn_q.bias") {
             c["attention_bias"] = true.into();
         }
@@ -406,6 +411,37 @@ impl Gguf {
             }
         }
         Config::from_json(&c).with_context(|| format!("{}: hyper-parameters", self.path.display()))
+    }
+
+    /// The mixture-of-experts keys of a qwen2moe / qwen3moe file as config.json would hold them:
+    /// `{arch}.expert_count`, `expert_used_count`, `expert_feed_forward_length`,
+    /// `expert_shared_feed_forward_length` (else the shared expert's tensor shape), and
+    /// `expert_weights_norm` (absent: llama.cpp's fixed choice, on for qwen3moe, off for qwen2moe).
+    /// A layer without `ffn_gate_inp` is read as a dense layer (`mlp_only_layers`).
+    fn moe_config(&self, arch: &str, c: &mut serde_json::Value) -> Result<()> {
+        let k = |s: &str| format!("{arch}.{s}");
+        let layers = self.need_u64(&k("block_count"))?;
+        c["num_experts"] = self.need_u64(&k("expert_count"))?.into();
+        c["num_experts_per_tok"] = self.need_u64(&k("expert_used_count"))?.into();
+        c["moe_intermediate_size"] = self.need_u64(&k("expert_feed_forward_length"))?.into();
+        c["norm_topk_prob"] = match self.get(&k("expert_weights_norm")) {
+            Some(Value::Bool(b)) => *b,
+            _ => arch == "qwen3moe",
+        }
+        .into();
+        c["decoder_sparse_step"] = 1.into();
+        let dense: Vec<u64> = (0..layers).filter(|l| !self.tensors.contains_key(&format!("blk.{l}.ffn_gate_inp.weight"))).collect();
+        c["mlp_only_layers"] = dense.into();
+        if arch == "qwen2moe" {
+            let shared = match self.get(&k("expert_shared_feed_forward_length")).and_then(Value::as_u64) {
+                Some(n) => n,
+                None => (0..layers)
+                    .find_map(|l| self.tensors.get(&format!("blk.{l}.ffn_gate_shexp.weight")).and_then(|t| t.ne.get(1).copied()))
+                    .with_context(|| format!("{}: no {} and no ffn_gate_shexp tensor", self.path.display(), k("expert_shared_feed_forward_length")))?,
+            };
+            c["shared_expert_intermediate_size"] = shared.into();
+        }
+        Ok(())
     }
 
     /// The bytes of tensor `name` (of a supported type).
@@ -463,6 +499,15 @@ impl GgufModel {
             "mlp.gate_proj" => "ffn_gate",
             "mlp.up_proj" => "ffn_up",
             "mlp.down_proj" => "ffn_down",
+            "mlp.gate" => "ffn_gate_inp",
+            "mlp.shared_expert_gate" => "ffn_gate_inp_shexp",
+            "mlp.shared_expert.gate_proj" => "ffn_gate_shexp",
+            "mlp.shared_expert.up_proj" => "ffn_up_shexp",
+            "mlp.shared_expert.down_proj" => "ffn_down_shexp",
+            // The experts stacked `[n_expert, rows, cols]` (see model::moe).
+            "mlp.experts.gate_proj" => "ffn_gate_exps",
+            "mlp.experts.up_proj" => "ffn_up_exps",
+            "mlp.experts.down_proj" => "ffn_down_exps",
             "input_layernorm" => "attn_norm",
             "post_attention_layernorm" => "ffn_norm",
             _ => return None,
@@ -494,7 +539,11 @@ impl TensorSource for GgufModel {
     fn tensor(&self, name: &str) -> Result<TensorRef<'_>> {
         let g = Self::gguf_name(name).with_context(|| format!("no GGUF tensor corresponds to {name}"))?;
         let (info, bytes) = self.gguf.raw(&g)?;
-        let shape: Vec<usize> = info.ne.iter().rev().map(|&x| x as usize).collect();
+        let mut shape: Vec<usize> = info.ne.iter().rev().map(|&x| x as usize).collect();
+        if g.ends_with("ffn_gate_inp_shexp.weight") && shape.len() == 1 {
+            // llama.cpp stores the shared expert's `[1, hidden]` gate as a vector.
+            shape.insert(0, 1);
+        }
         let permuted = self.gguf.arch()? == "llama" && (g.ends_with("attn_q.weight") || g.ends_with("attn_k.weight") || g.ends_with("attn_q.bias") || g.ends_with("attn_k.bias"));
         let bytes = if permuted {
             let heads = if g.contains("attn_q") { self.cfg.num_heads } else { self.cfg.num_kv_heads };

@@ -6,9 +6,10 @@ pub mod config;
 pub mod decoder;
 pub mod gguf;
 pub mod gguf_tokenizer;
+pub mod moe;
 pub mod tokenizer;
 pub mod weights;
 
-pub use config::{Arch, Config};
+pub use config::{Arch, Config, MoeConfig};
 pub use decoder::Decoder;
 pub use tokenizer::Tokenizer;

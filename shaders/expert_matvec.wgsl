@@ -1,0 +1,62 @@
+// Decode path of expert_matmul.wgsl (same Params and bindings), for experts with a few rows each:
+// matvec.wgsl over each expert's gathered rows (z of the grid: e = e0 + wid.z). Each invocation
+// owns four weight rows and accumulates fma(x, w, acc) over k = 0, 1, 2, ... in order, exactly as
+// the tiled kernels do, so both expert paths, and the dense ones, give bit-identical rows.
+// x is read as vec4: k and x_stride are multiples of 4 here.
+struct Params {
+    n: u32, k: u32, w_stride: u32, cap: u32,
+    x_stride: u32, x_div: u32, y_stride: u32, y_div: u32,
+    e0: u32,
+}
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> y: array<f32>;
+@group(0) @binding(4) var<storage, read> counts: array<u32>;
+@group(0) @binding(5) var<storage, read> lists: array<u32>;
+
+@compute @workgroup_size(64)
+fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let el = wid.z;
+    let e = p.e0 + el;
+    let m = counts[e];
+    let n0 = (wid.x * 64u + lid.x) * 4u;
+    if (n0 >= p.n || m == 0u) { return; }
+    let last = p.n - 1u;
+    let base = el * p.n;
+    let w0 = (base + n0) * p.w_stride;
+    let w1 = (base + min(n0 + 1u, last)) * p.w_stride;
+    let w2 = (base + min(n0 + 2u, last)) * p.w_stride;
+    let w3 = (base + min(n0 + 3u, last)) * p.w_stride;
+    let xs = p.x_stride >> 2u;
+    for (var m0 = 0u; m0 < m; m0 += 4u) {
+        let rows = min(4u, m - m0);
+        var xr = vec4<u32>(0u);
+        for (var j = 0u; j < rows; j++) { xr[j] = (lists[e * p.cap + m0 + j] / p.x_div) * xs; }
+        var a0 = vec4<f32>(0.0);
+        var a1 = vec4<f32>(0.0);
+        var a2 = vec4<f32>(0.0);
+        var a3 = vec4<f32>(0.0);
+        for (var k = 0u; k < p.k; k += 4u) {
+            let v0 = w_quad(w0 + k);
+            let v1 = w_quad(w1 + k);
+            let v2 = w_quad(w2 + k);
+            let v3 = w_quad(w3 + k);
+            for (var j = 0u; j < rows; j++) {
+                let xv = x[xr[j] + (k >> 2u)];
+                a0[j] = fma(xv.w, v0.w, fma(xv.z, v0.z, fma(xv.y, v0.y, fma(xv.x, v0.x, a0[j]))));
+                a1[j] = fma(xv.w, v1.w, fma(xv.z, v1.z, fma(xv.y, v1.y, fma(xv.x, v1.x, a1[j]))));
+                a2[j] = fma(xv.w, v2.w, fma(xv.z, v2.z, fma(xv.y, v2.y, fma(xv.x, v2.x, a2[j]))));
+                a3[j] = fma(xv.w, v3.w, fma(xv.z, v3.z, fma(xv.y, v3.y, fma(xv.x, v3.x, a3[j]))));
+            }
+        }
+        let accs = array<vec4<f32>, 4>(a0, a1, a2, a3);
+        for (var r = 0u; r < 4u; r++) {
+            let n = n0 + r;
+            if (n >= p.n) { break; }
+            for (var j = 0u; j < rows; j++) {
+                let yr = lists[e * p.cap + m0 + j] / p.y_div;
+                y[yr * p.y_stride + n] = accs[r][j];
+            }
+        }
+    }
+}
