@@ -246,3 +246,35 @@ fn chat_requests_tokenize_as_lm_eval() {
     let t = ChatTemplate::for_model(&dir, None, None).unwrap();
     assert_eq!(t.text(), std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/chat_templates/qwen2.5-instruct/chat_template.jinja")).unwrap());
 }
+
+/// lm-eval 0.4.13 encodes with the tokenizer's own special tokens (a Llama-style post-processor
+/// adds BOS), never doubling a BOS the text already starts with; an empty context's continuation
+/// is encoded without them.
+#[test]
+fn requests_get_the_tokenizers_bos_unless_the_text_has_it() {
+    use pingce::engine::requests::{encode_pair, loglikelihood_tokens};
+    use pingce::model::tokenizer::Encode;
+    use pingce::model::Tokenizer;
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-llama");
+    let dir = tmp("bos");
+    let mut tok: Value = serde_json::from_str(&std::fs::read_to_string(src.join("tokenizer.json")).unwrap()).unwrap();
+    tok["post_processor"] = json!({
+        "type": "TemplateProcessing",
+        "single": [{"SpecialToken": {"id": "<|endoftext|>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
+        "pair": [{"SpecialToken": {"id": "<|endoftext|>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}],
+        "special_tokens": {"<|endoftext|>": {"id": "<|endoftext|>", "ids": [0], "tokens": ["<|endoftext|>"]}}
+    });
+    std::fs::write(dir.join("tokenizer.json"), tok.to_string()).unwrap();
+    std::fs::write(dir.join("tokenizer_config.json"), r#"{"bos_token": "<|endoftext|>", "eos_token": "<|endoftext|>"}"#).unwrap();
+    let t = Tokenizer::load(&dir, None, None).unwrap();
+    let plain = t.encode_plain("Hello world").unwrap();
+    assert_ne!(plain[0], 0);
+    assert_eq!(t.encode("Hello world").unwrap(), [vec![0], plain.clone()].concat(), "the post-processor's BOS");
+    let with_bos = t.encode("<|endoftext|>Hello world").unwrap();
+    assert_eq!(with_bos.iter().filter(|&&x| x == 0).count(), 1, "a BOS in the text is not doubled: {with_bos:?}");
+    let (c, x) = encode_pair(&t, "Question: Hi\nAnswer:", " yes").unwrap();
+    assert_eq!(c[0], 0);
+    assert!(!x.contains(&0));
+    let (c, x) = loglikelihood_tokens(&t, "", "Hello world", 0).unwrap();
+    assert_eq!((c, x), (vec![0], plain));
+}

@@ -17,13 +17,14 @@
 //!   (`custom_prefix_token_id`) if given, else `tokenizer.bos_token_id` if not `None`, else
 //!   `tokenizer.eos_token_id`. (`TemplateLM`'s default is `eot_token_id`; HFLM overrides it.)
 //!   See [`prefix_token_id`].
-//! * **Special tokens** (`HFLM.tok_encode`): with `add_special_tokens=None` (every call site used
-//!   here) and the causal backend it calls `tokenizer.encode(s, add_special_tokens=False or
-//!   self.add_bos_token)`. `add_bos_token` defaults to `False`, but HFLM forces it to `True` when
-//!   `"gemma"` is in `config.model_type`. So by default no BOS/EOS is added; an [`Encode`]
-//!   implementation must match that (for Gemma-like models it must add BOS, and then every encode,
-//!   including both halves of [`encode_pair`] and the rolling token list, carries it, exactly as in
-//!   lm-eval).
+//! * **Special tokens** (`HFLM.tok_encode`, lm-eval 0.4.13): with `add_special_tokens=None` and
+//!   `add_bos_token` unset (the default) it calls `tokenizer.encode(s)` with the tokenizer's own
+//!   default (`add_special_tokens=True`: its post-processor, which adds a BOS for Llama-style
+//!   tokenizers and nothing for byte-level BPE ones), except that a string already starting with
+//!   the prefix token's text is encoded with `add_special_tokens=False` (`has_bos_prefix`), so a
+//!   BOS a chat template wrote is never doubled. Both halves of [`encode_pair`], the rolling
+//!   token list and generation contexts are encoded that way; an empty context's continuation is
+//!   encoded with `add_special_tokens=False` ([`loglikelihood_tokens`]). See [`Encode`].
 //! * **Overlong loglikelihood input** (`HFLM._loglikelihood_tokens`): it asserts
 //!   `len(context_enc) > 0`, `len(continuation_enc) > 0`, `len(continuation_enc) <= max_length`,
 //!   then feeds `(context_enc + continuation_enc)[-(max_length + 1):][:-1]` (left truncation,
@@ -87,10 +88,13 @@ pub fn encode_pair(
 }
 
 /// What `HFLM.loglikelihood` does before `_loglikelihood_tokens`: an empty context becomes
-/// `[prefix_token]` with the continuation encoded alone; otherwise `encode_pair`.
+/// `[prefix_token]` with the continuation encoded alone without special tokens (if the
+/// continuation itself starts with the prefix token, that first token becomes the context);
+/// otherwise `encode_pair`.
 ///
-/// Mirrors `TemplateLM.loglikelihood` in `lm_eval/api/model.py` (`if context == "":` — only the
-/// exact empty string takes the prefix path; whitespace-only contexts go through `encode_pair`).
+/// Mirrors `TemplateLM.loglikelihood` in `lm_eval/api/model.py` (0.4.13; `if context == "":` —
+/// only the exact empty string takes the prefix path; whitespace-only contexts go through
+/// `encode_pair`).
 pub fn loglikelihood_tokens(
     tok: &impl Encode,
     context: &str,
@@ -98,7 +102,11 @@ pub fn loglikelihood_tokens(
     prefix_token: u32,
 ) -> anyhow::Result<(Vec<u32>, Vec<u32>)> {
     if context.is_empty() {
-        Ok((vec![prefix_token], tok.encode(continuation)?))
+        let cont = tok.encode_plain(continuation)?;
+        match cont.first() {
+            Some(&first) if first == prefix_token => Ok((cont[..1].to_vec(), cont[1..].to_vec())),
+            _ => Ok((vec![prefix_token], cont)),
+        }
     } else {
         encode_pair(tok, context, continuation)
     }

@@ -4,10 +4,17 @@ use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
 
-/// Anything that turns text into token ids without adding special tokens (lm-eval's tok_encode
-/// with add_special_tokens=False for causal models).
+/// Turns text into token ids as lm-evaluation-harness 0.4.13's HF backend does
+/// (`HFLM.tok_encode` with `add_bos_token` unset): [`encode`](Encode::encode) adds the
+/// tokenizer's own special tokens (its post-processor: a BOS for Llama-style tokenizers, nothing
+/// for byte-level BPE ones such as Qwen's or SmolLM's) unless the text already starts with the
+/// prefix token's text; [`encode_plain`](Encode::encode_plain) never adds any
+/// (`add_special_tokens=False`).
 pub trait Encode {
     fn encode(&self, text: &str) -> Result<Vec<u32>>;
+    fn encode_plain(&self, text: &str) -> Result<Vec<u32>> {
+        self.encode(text)
+    }
 }
 
 pub struct Tokenizer {
@@ -61,8 +68,27 @@ impl Tokenizer {
     }
 }
 
+impl Tokenizer {
+    fn encode_with(&self, text: &str, special: bool) -> Result<Vec<u32>> {
+        Ok(self.inner.encode(text, special).map_err(|e| anyhow!("tokenizing {:?}: {e}", text.chars().take(40).collect::<String>()))?.get_ids().to_vec())
+    }
+
+    /// lm-eval's `has_bos_prefix(text, tokenizer.decode(prefix_token_id))`.
+    fn starts_with_prefix_token(&self, text: &str) -> bool {
+        let Some(id) = self.bos_id.or(self.eos_id) else { return false };
+        match self.inner.decode(&[id], false) {
+            Ok(p) if !p.is_empty() => text.starts_with(&p),
+            _ => false,
+        }
+    }
+}
+
 impl Encode for Tokenizer {
     fn encode(&self, text: &str) -> Result<Vec<u32>> {
-        Ok(self.inner.encode(text, false).map_err(|e| anyhow!("tokenizing {:?}: {e}", text.chars().take(40).collect::<String>()))?.get_ids().to_vec())
+        self.encode_with(text, !self.starts_with_prefix_token(text))
+    }
+
+    fn encode_plain(&self, text: &str) -> Result<Vec<u32>> {
+        self.encode_with(text, false)
     }
 }
