@@ -21,7 +21,7 @@ fn every_row_matches_opencompass() {
             "last_capital_postprocess" => last_capital_postprocess(text),
             "first_option_postprocess" => {
                 let (options, cushion) = (row["options"].as_str().unwrap(), row["cushion"].as_bool().unwrap());
-                compiled.entry((options.to_string(), cushion)).or_insert_with(|| FirstOption::new(options, cushion)).apply(text)
+                compiled.entry((options.to_string(), cushion)).or_insert_with(|| FirstOption::new(options, cushion).unwrap()).apply(text)
             }
             f => panic!("unknown function {f}"),
         };

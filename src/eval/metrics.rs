@@ -282,7 +282,7 @@ impl Filter {
         for step in &self.filter {
             match step {
                 FilterStep::FirstCapital => s = super::postprocess::first_capital_postprocess(&s),
-                FilterStep::FirstOption { options, cushion } => s = super::postprocess::first_option_postprocess(&s, options, *cushion),
+                FilterStep::FirstOption { options, cushion } => s = super::postprocess::first_option_postprocess(&s, options, *cushion).map_err(|e| anyhow::anyhow!("filter {}: {e}", self.name))?,
                 _ => {}
             }
             if let FilterStep::Regex { regex_pattern, group_select, fallback } = step {

@@ -26,10 +26,23 @@ pub fn last_capital_postprocess(text: &str) -> String {
     text.chars().rev().find(|c| c.is_uppercase()).map(String::from).unwrap_or_default()
 }
 
-/// `first_option_postprocess(text, options, cushion)`; compiles the patterns on every call, so
-/// a loop over many answers should build one [`FirstOption`] instead.
-pub fn first_option_postprocess(text: &str, options: &str, cushion: bool) -> String {
-    FirstOption::new(options, cushion).apply(text)
+/// `first_option_postprocess(text, options, cushion)`. The patterns are compiled once per
+/// (options, cushion) and kept for the process, so scoring many answers compiles them once.
+pub fn first_option_postprocess(text: &str, options: &str, cushion: bool) -> anyhow::Result<String> {
+    type Cache = std::sync::Mutex<std::collections::HashMap<(String, bool), std::sync::Arc<FirstOption>>>;
+    static COMPILED: std::sync::OnceLock<Cache> = std::sync::OnceLock::new();
+    let cache = COMPILED.get_or_init(Default::default);
+    let key = (options.to_string(), cushion);
+    let found = cache.lock().unwrap().get(&key).cloned();
+    let f = match found {
+        Some(f) => f,
+        None => {
+            let f = std::sync::Arc::new(FirstOption::new(options, cushion)?);
+            cache.lock().unwrap().insert(key, f.clone());
+            f
+        }
+    };
+    Ok(f.apply(text))
 }
 
 /// OpenCompass's ordered pattern list, as Python evaluates the f-strings (`§` stands for
@@ -131,18 +144,21 @@ pub struct FirstOption {
 
 impl FirstOption {
     /// `options` is inserted into the character classes as OpenCompass inserts it (e.g.
-    /// `"ABCD"`); it must be plain letters or digits.
-    pub fn new(options: &str, cushion: bool) -> Self {
+    /// `"ABCD"`); it must be plain letters or digits (an error names it otherwise).
+    pub fn new(options: &str, cushion: bool) -> anyhow::Result<Self> {
+        if options.is_empty() || !options.chars().all(char::is_alphanumeric) {
+            anyhow::bail!("first_option options {options:?}: expected letters or digits such as \"ABCD\"");
+        }
         let tail: &[&str] = if cushion { CUSHION_PATTERNS } else { &[] };
         let patterns = PATTERNS
             .iter()
             .chain(tail)
             .map(|p| {
                 let p = format!("(?s){}", python_whitespace(&p.replace('§', options)));
-                Regex::new(&p).unwrap_or_else(|e| panic!("options {options:?} give an invalid pattern {p:?}: {e}"))
+                Regex::new(&p).map_err(|e| anyhow::anyhow!("first_option options {options:?} give an invalid pattern {p:?}: {e}"))
             })
-            .collect();
-        FirstOption { options: options.to_string(), patterns }
+            .collect::<anyhow::Result<_>>()?;
+        Ok(FirstOption { options: options.to_string(), patterns })
     }
 
     /// The first option found, or `""`. For each pattern in order: search the stripped text
@@ -182,7 +198,7 @@ impl Postprocessor {
             "last_capital_postprocess" | "last-capital" => Postprocessor::LastCapital,
             "first_option_postprocess" => {
                 let options = options.ok_or_else(|| anyhow::anyhow!("first_option_postprocess needs `options`"))?;
-                Postprocessor::FirstOption(FirstOption::new(options, cushion.unwrap_or(true)))
+                Postprocessor::FirstOption(FirstOption::new(options, cushion.unwrap_or(true))?)
             }
             _ => anyhow::bail!("unknown OpenCompass post-processor `{name}`"),
         })
@@ -216,7 +232,7 @@ mod tests {
 
     #[test]
     fn first_option_examples() {
-        let f = FirstOption::new("ABCD", true);
+        let f = FirstOption::new("ABCD", true).unwrap();
         assert_eq!(f.apply("答案是B"), "B");
         assert_eq!(f.apply("The answer is (C)."), "C");
         assert_eq!(f.apply("选项A和B中，正确答案为 D。"), "D");
@@ -225,7 +241,9 @@ mod tests {
         assert_eq!(f.apply("answer: a"), "");
         // No pattern but the cushion matches: the "A" of "Answer".
         assert_eq!(f.apply("Answer: E"), "A");
-        assert_eq!(FirstOption::new("ABCD", false).apply("Answer: E"), "");
+        assert_eq!(FirstOption::new("ABCD", false).unwrap().apply("Answer: E"), "");
+        assert!(FirstOption::new("A|B", true).is_err());
+        assert_eq!(first_option_postprocess("The answer is (C).", "ABCD", true).unwrap(), "C");
         assert!(Postprocessor::from_name("nope", None, None).is_err());
     }
 }
