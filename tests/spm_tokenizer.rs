@@ -77,7 +77,7 @@ fn encode_matches_transformers_gguf() {
     let mut bad = Vec::new();
     for c in cases(&r) {
         let text = c["text"].as_str().unwrap();
-        let got = t.encode(text).unwrap();
+        let got = t.encode_plain(text).unwrap();
         let want = ids(c, "hf_gguf");
         if got != want {
             let sp = if got == ids(c, "sentencepiece") { " (= sentencepiece)" } else { "" };
@@ -122,7 +122,7 @@ fn round_trip() {
             assert!(text.starts_with(' ') || text.starts_with('\u{2581}'), "{text:?}: transformers does not round-trip");
             continue;
         }
-        let back = t.decode(&t.encode(text).unwrap()).unwrap();
+        let back = t.decode(&t.encode_plain(text).unwrap()).unwrap();
         if back != text {
             bad.push(format!("  {text:?} -> {back:?}"));
         }
@@ -134,4 +134,30 @@ fn round_trip() {
         bad.len(),
         bad.join("\n")
     );
+}
+
+/// With its special tokens (what lm-eval's HF backend encodes contexts with), the GGUF tokenizer
+/// adds what transformers' GGUF loader adds: this file says `tokenizer.ggml.add_bos_token = true`,
+/// so `<s>` comes first (`special.json`, from `tools/gen_spm_special.py`). Text that already starts
+/// with `<s>` is encoded without special tokens, lm-eval's `has_bos_prefix` rule.
+#[test]
+fn special_tokens_follow_the_gguf_flags_as_transformers() {
+    let text = std::fs::read_to_string(dir().join("special.json")).expect("reading special.json");
+    let r: Json = serde_json::from_str(&text).expect("special.json is not JSON");
+    assert_eq!(r["meta"]["add_bos_token"], Json::Bool(true));
+    let t = tokenizer();
+    let mut with_bos = 0;
+    for case in cases(&r) {
+        let s = case["text"].as_str().unwrap();
+        let want: Vec<u32> = case["ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+        let got = t.encode(s).unwrap();
+        if s.starts_with("<s>") {
+            assert_eq!(got, t.encode_plain(s).unwrap(), "{s:?}: lm-eval adds nothing before a text that starts with BOS");
+        } else {
+            assert_eq!(got, want, "{s:?}: ids with special tokens differ from transformers'");
+            assert_eq!(got.first(), Some(&1), "{s:?}");
+            with_bos += 1;
+        }
+    }
+    assert!(with_bos >= 30, "only {with_bos} cases compared");
 }

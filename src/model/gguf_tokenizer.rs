@@ -101,9 +101,47 @@ pub fn from_gguf(g: &Gguf) -> Result<Tokenizer> {
         }
         other => bail!("{}: tokenizer.ggml.model {other:?} is not supported (gpt2, llama)", g.path.display()),
     };
-    let inner: tokenizers::Tokenizer = serde_json::from_value::<tokenizers::Tokenizer>(tok).map_err(|e| anyhow!("{}: building the tokenizer: {e}", g.path.display()))?;
     let id = |k: &str| g.get(k).and_then(Value::as_u64).and_then(|v| u32::try_from(v).ok());
+    let mut tok = tok;
+    tok["post_processor"] = post_processor(g, model, &tokens, id("tokenizer.ggml.bos_token_id"), id("tokenizer.ggml.eos_token_id"))?;
+    let inner: tokenizers::Tokenizer = serde_json::from_value::<tokenizers::Tokenizer>(tok).map_err(|e| anyhow!("{}: building the tokenizer: {e}", g.path.display()))?;
     Ok(Tokenizer { inner, bos_id: id("tokenizer.ggml.bos_token_id"), eos_id: id("tokenizer.ggml.eos_token_id") })
+}
+
+/// The special tokens added around encoded text, as transformers (5.23) sets them up for a GGUF
+/// tokenizer: `tokenizer.ggml.add_bos_token` / `add_eos_token` become the tokenizer's
+/// `add_bos_token` / `add_eos_token`, the BOS flag defaulting to true for a `llama`
+/// (SentencePiece) vocabulary that does not say, as llama.cpp does, and false otherwise; its
+/// `update_post_processor` then builds `[<bos>:0] $A:0 [<eos>:0]` (pair: the same again with type 1).
+/// lm-eval's HF backend encodes contexts with these special tokens (see `model::tokenizer`).
+fn post_processor(g: &Gguf, model: &str, tokens: &[String], bos: Option<u32>, eos: Option<u32>) -> Result<Json> {
+    let flag = |k: &str, default: bool| -> Result<bool> {
+        match g.get(k) {
+            None => Ok(default),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(_) => bail!("{}: {k} is not a boolean", g.path.display()),
+        }
+    };
+    let special = |id: Option<u32>, what: &str| -> Result<Option<(String, u32)>> {
+        match id {
+            None => Ok(None),
+            Some(i) => tokens.get(i as usize).map(|t| Some((t.clone(), i))).with_context(|| format!("{}: tokenizer.ggml.{what}_token_id {i} is outside the vocabulary of {}", g.path.display(), tokens.len())),
+        }
+    };
+    // transformers turns a flag off when its token is missing.
+    let bos = if flag("tokenizer.ggml.add_bos_token", model == "llama")? { special(bos, "bos")? } else { None };
+    let eos = if flag("tokenizer.ggml.add_eos_token", false)? { special(eos, "eos")? } else { None };
+    if bos.is_none() && eos.is_none() {
+        return Ok(Json::Null);
+    }
+    let piece = |t: &Option<(String, u32)>, type_id: u32| t.as_ref().map(|(s, _)| json!({"SpecialToken": {"id": s, "type_id": type_id}}));
+    let seq = |id: &str, type_id: u32| json!({"Sequence": {"id": id, "type_id": type_id}});
+    let single: Vec<Json> = [piece(&bos, 0), Some(seq("A", 0)), piece(&eos, 0)].into_iter().flatten().collect();
+    let mut pair = single.clone();
+    pair.extend([piece(&bos, 1), Some(seq("B", 1)), piece(&eos, 1)].into_iter().flatten());
+    let specials: serde_json::Map<String, Json> =
+        [bos, eos].into_iter().flatten().map(|(s, i)| (s.clone(), json!({"id": s, "ids": [i], "tokens": [s]}))).collect();
+    Ok(json!({"type": "TemplateProcessing", "single": single, "pair": pair, "special_tokens": specials}))
 }
 
 /// Merges of a SentencePiece BPE vocabulary: every split of a normal token into two vocabulary
