@@ -353,3 +353,20 @@ fn mla_qkv_and_unpad_match_cpu() {
         assert_eq!(got, want);
     }
 }
+
+/// `pingce determinism` (batch sizes, orders, incremental decode) passes on both fixtures.
+#[test]
+fn determinism_command_passes_on_the_deepseek_fixtures() {
+    for name in MODELS {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_pingce"))
+            .args(["determinism", "--model", dir(name).to_str().unwrap(), "--batch-sizes", "1,3,16"])
+            .output()
+            .unwrap();
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(o.status.success(), "{name}: {out}\n{}", String::from_utf8_lossy(&o.stderr));
+        assert!(out.contains("PASS"), "{name}: {out}");
+        let rows: Vec<&str> = out.lines().filter(|l| l.starts_with("batch size") || l.starts_with("incremental")).collect();
+        assert_eq!(rows.len(), 10, "{name}: {out}");
+        assert!(rows[1..].iter().all(|l| l.ends_with("bit-identical")), "{name}: {out}");
+    }
+}
