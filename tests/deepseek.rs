@@ -370,3 +370,45 @@ fn determinism_command_passes_on_the_deepseek_fixtures() {
         assert!(rows[1..].iter().all(|l| l.ends_with("bit-identical")), "{name}: {out}");
     }
 }
+
+/// The fixture GGUF with the 4-byte value of metadata key `key` (a u32) replaced, or the key
+/// renamed (so it reads as absent).
+fn patched_gguf(name: &str, key: &str, value: Option<u32>) -> Vec<u8> {
+    let mut b = std::fs::read(dir(name).join("model.gguf")).unwrap();
+    let pat = key.as_bytes();
+    let at = b.windows(pat.len()).position(|w| w == pat).unwrap_or_else(|| panic!("{key} not in {name}.gguf"));
+    let end = at + pat.len();
+    match value {
+        Some(v) => {
+            assert_eq!(&b[end..end + 4], &4u32.to_le_bytes(), "{key} is not a u32");
+            b[end + 4..end + 8].copy_from_slice(&v.to_le_bytes());
+        }
+        None => b[end - 1] = b'~',
+    }
+    b
+}
+
+#[test]
+fn bad_deepseek2_gguf_metadata_is_a_clear_error() {
+    use pingce::model::gguf::Gguf;
+    for (name, key, value, want) in [
+        ("tiny-deepseek-v3", "deepseek2.expert_gating_func", Some(3), "expert_gating_func 3"),
+        ("tiny-deepseek-v3", "deepseek2.attention.kv_lora_rank", None, "deepseek2.attention.kv_lora_rank"),
+        ("tiny-deepseek-v2", "deepseek2.rope.dimension_count", None, "deepseek2.rope.dimension_count"),
+        ("tiny-deepseek-v3", "deepseek2.expert_group_count", Some(3), "n_group"),
+        ("tiny-deepseek-v2", "deepseek2.attention.key_length", Some(4), "key length 4"),
+        ("tiny-deepseek-v3", "deepseek2.rope.scaling.original_context_length", None, "original_context_length"),
+    ] {
+        let g = Gguf::from_bytes(Path::new("bad.gguf"), patched_gguf(name, key, value)).unwrap();
+        let msg = format!("{:#}", g.config().unwrap_err());
+        assert!(msg.contains(want) && msg.contains("bad.gguf"), "{name} {key}={value:?}: {msg}");
+    }
+    // A layer without its correction bias names the tensor.
+    let b = patched_gguf("tiny-deepseek-v3", "blk.2.exp_probs_b.bias", None);
+    std::fs::create_dir_all(std::env::temp_dir()).unwrap();
+    let p = std::env::temp_dir().join(format!("pingce-deepseek-{}-nobias.gguf", std::process::id()));
+    std::fs::write(&p, b).unwrap();
+    let msg = format!("{:#}", Engine::load(Gpu::default_device().unwrap(), &p, EngineOptions::default()).err().unwrap());
+    assert!(msg.contains("blk.2.exp_probs_b.bias"), "{msg}");
+    let _ = std::fs::remove_file(&p);
+}
