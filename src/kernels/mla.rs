@@ -64,7 +64,7 @@ pub struct Inputs<'a> {
 /// query multiplied by `q_scale`, RoPE at the positions of `meta`.
 #[allow(clippy::too_many_arguments)]
 pub fn qkv(rec: &mut Recorder, s: &Shape, x: &Inputs, tokens: usize, table: &RopeTable, meta: &wgpu::Buffer, q_scale: f32, out: &wgpu::Buffer, out_stride: usize) -> Result<()> {
-    if s.rope == 0 || s.rope % 2 != 0 || table.half * 2 != s.rope || s.d < (s.nope + s.rope).max(s.vhd) || out_stride < 3 * s.heads * s.d {
+    if s.rope == 0 || !s.rope.is_multiple_of(2) || table.half * 2 != s.rope || s.d < (s.nope + s.rope).max(s.vhd) || out_stride < 3 * s.heads * s.d {
         bail!("mla_qkv: head sizes {s:?} (rope table of {} pairs, out stride {out_stride}) do not fit", table.half);
     }
     let k = compile(rec.gpu(), Shader::MlaQkv, &[])?;

@@ -95,7 +95,7 @@ pub(super) fn settings(v: &Value, arch: Arch, num_layers: usize, rope: &RopeScal
             bail!("field {name:?} is {x}, expected 1 to {MAX_WIDTH}");
         }
     }
-    if mla.qk_rope_head_dim % 2 != 0 {
+    if !mla.qk_rope_head_dim.is_multiple_of(2) {
         bail!("field \"qk_rope_head_dim\" is {}, expected an even number (rotated in pairs)", mla.qk_rope_head_dim);
     }
     let head_dim = mla.qk_head_dim().max(mla.v_head_dim).next_multiple_of(4);
