@@ -61,6 +61,22 @@ pub(super) fn settings(v: &Value, arch: Arch, num_layers: usize, rope: &RopeScal
         Some(Value::Null) => None,
         Some(x) => Some(x.as_u64().filter(|&n| n > 0).with_context(|| format!("field \"q_lora_rank\": {x}, expected a positive integer or null"))? as usize),
     };
+    // Sizes are range-checked before anything is computed from them (hostile configs).
+    for (x, name) in [
+        (r.kv_lora_rank, "kv_lora_rank"),
+        (r.qk_nope_head_dim, "qk_nope_head_dim"),
+        (r.qk_rope_head_dim, "qk_rope_head_dim"),
+        (r.v_head_dim, "v_head_dim"),
+        (q_lora_rank.or(Some(1)), "q_lora_rank"),
+        (r.moe_intermediate_size, "moe_intermediate_size"),
+        (r.n_shared_experts.map(|n| n.max(1)), "n_shared_experts"),
+    ] {
+        if let Some(x) = x {
+            if x == 0 || x > MAX_WIDTH {
+                bail!("field {name:?} is {x}, expected 1 to {MAX_WIDTH}");
+            }
+        }
+    }
     let mla = MlaConfig {
         q_lora_rank,
         kv_lora_rank: r.kv_lora_rank.unwrap_or(512),
@@ -85,16 +101,6 @@ pub(super) fn settings(v: &Value, arch: Arch, num_layers: usize, rope: &RopeScal
             s
         },
     };
-    for (x, name) in [
-        (mla.kv_lora_rank, "kv_lora_rank"),
-        (mla.qk_nope_head_dim, "qk_nope_head_dim"),
-        (mla.qk_rope_head_dim, "qk_rope_head_dim"),
-        (mla.v_head_dim, "v_head_dim"),
-    ] {
-        if x == 0 || x > MAX_WIDTH {
-            bail!("field {name:?} is {x}, expected 1 to {MAX_WIDTH}");
-        }
-    }
     if !mla.qk_rope_head_dim.is_multiple_of(2) {
         bail!("field \"qk_rope_head_dim\" is {}, expected an even number (rotated in pairs)", mla.qk_rope_head_dim);
     }
@@ -159,7 +165,10 @@ pub(super) fn settings(v: &Value, arch: Arch, num_layers: usize, rope: &RopeScal
         top_k,
         norm_topk_prob,
         expert_intermediate: moe_inter,
-        shared_intermediate: (shared > 0).then(|| shared * moe_inter),
+        shared_intermediate: match shared {
+            0 => None,
+            n => Some(n.checked_mul(moe_inter).filter(|&w| w <= MAX_WIDTH).with_context(|| format!("n_shared_experts {n} × moe_intermediate_size {moe_inter} is above {MAX_WIDTH}"))?),
+        },
         sparse_layers,
         router: Router { sigmoid, correction_bias: v3, groups, topk_groups, group_top2, scale, ungated_shared: true },
     };
@@ -260,6 +269,10 @@ mod tests {
             ("DeepseekV2ForCausalLM", serde_json::json!({"moe_layer_freq": 0}), "moe_layer_freq"),
             ("DeepseekV2ForCausalLM", serde_json::json!({"q_lora_rank": "x"}), "q_lora_rank"),
             ("DeepseekV3ForCausalLM", serde_json::json!({"routed_scaling_factor": -1.0}), "routed_scaling_factor"),
+            // Hostile sizes: errors, not arithmetic overflow.
+            ("DeepseekV3ForCausalLM", serde_json::json!({"qk_nope_head_dim": u64::MAX}), "qk_nope_head_dim"),
+            ("DeepseekV3ForCausalLM", serde_json::json!({"n_shared_experts": 1u64 << 23, "moe_intermediate_size": 1u64 << 23}), "n_shared_experts"),
+            ("DeepseekV2ForCausalLM", serde_json::json!({"q_lora_rank": 0}), "q_lora_rank"),
             ("Qwen3ForCausalLM", serde_json::json!({"rope_parameters": {"rope_type": "yarn", "factor": 2.0, "original_max_position_embeddings": 64}}), "yarn"),
         ] {
             let e = format!("{:#}", Config::from_json(&json(arch, extra.clone())).unwrap_err());
