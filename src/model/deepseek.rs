@@ -250,6 +250,51 @@ mod tests {
         assert_eq!(c.inv_freq().len(), 4);
     }
 
+    /// The keys of the published DeepSeek-V2-Lite and DeepSeek-V3 config.json files
+    /// (transformers 4.x style: `rope_scaling` with `type`).
+    #[test]
+    fn published_configs_parse() {
+        let lite = serde_json::json!({
+            "architectures": ["DeepseekV2ForCausalLM"], "hidden_size": 2048, "intermediate_size": 10944, "num_hidden_layers": 27,
+            "num_attention_heads": 16, "num_key_value_heads": 16, "vocab_size": 102400, "max_position_embeddings": 163840,
+            "q_lora_rank": null, "kv_lora_rank": 512, "qk_nope_head_dim": 128, "qk_rope_head_dim": 64, "v_head_dim": 128,
+            "n_routed_experts": 64, "n_shared_experts": 2, "num_experts_per_tok": 6, "moe_intermediate_size": 1408,
+            "first_k_dense_replace": 1, "moe_layer_freq": 1, "topk_method": "greedy", "n_group": 1, "topk_group": 1,
+            "scoring_func": "softmax", "norm_topk_prob": false, "routed_scaling_factor": 1.0, "rope_theta": 10000,
+            "rope_scaling": {"beta_fast": 32, "beta_slow": 1, "factor": 40, "mscale": 0.707, "mscale_all_dim": 0.707,
+                "original_max_position_embeddings": 4096, "type": "yarn"},
+            "aux_loss_alpha": 0.001, "seq_aux": true, "hidden_act": "silu", "rms_norm_eps": 1e-6, "tie_word_embeddings": false,
+        });
+        let c = Config::from_json(&lite).unwrap();
+        let (mla, moe) = (c.mla.clone().unwrap(), c.moe.clone().unwrap());
+        assert_eq!((c.head_dim, c.num_kv_heads, mla.q_lora_rank, moe.router.groups, moe.shared_intermediate), (192, 16, None, 1, Some(2816)));
+        assert_eq!(moe.sparse_layers.iter().filter(|&&s| s).count(), 26);
+        let m = 0.1 * 0.707 * 40f64.ln() + 1.0;
+        assert!((mla.softmax_scale - 192f64.powf(-0.5) * m * m).abs() < 1e-12);
+        assert!(matches!(c.rope_scaling, RopeScaling::Yarn { factor, .. } if factor == 40.0));
+        let mut v3 = lite.clone();
+        for (k, x) in serde_json::json!({
+            "architectures": ["DeepseekV3ForCausalLM"], "hidden_size": 7168, "intermediate_size": 18432, "num_hidden_layers": 61,
+            "num_attention_heads": 128, "num_key_value_heads": 128, "vocab_size": 129280, "q_lora_rank": 1536,
+            "n_routed_experts": 256, "n_shared_experts": 1, "num_experts_per_tok": 8, "moe_intermediate_size": 2048,
+            "first_k_dense_replace": 3, "topk_method": "noaux_tc", "n_group": 8, "topk_group": 4, "scoring_func": "sigmoid",
+            "norm_topk_prob": true, "routed_scaling_factor": 2.5, "num_nextn_predict_layers": 1,
+            "rope_scaling": {"beta_fast": 32, "beta_slow": 1, "factor": 40, "mscale": 1.0, "mscale_all_dim": 1.0,
+                "original_max_position_embeddings": 4096, "type": "yarn"},
+        })
+        .as_object()
+        .unwrap()
+        {
+            v3[k] = x.clone();
+        }
+        let c = Config::from_json(&v3).unwrap();
+        let (mla, moe) = (c.mla.clone().unwrap(), c.moe.clone().unwrap());
+        assert_eq!((c.head_dim, mla.q_lora_rank, mla.rope_layout), (192, Some(1536), RopeLayout::InterleavedToHalves));
+        assert_eq!((moe.router.groups, moe.router.topk_groups, moe.top_k, moe.shared_intermediate), (8, 4, 8, Some(2048)));
+        assert_eq!(moe.sparse_layers.iter().position(|&s| s), Some(3));
+        assert_eq!(c.rope_attention_factor(), 1.0);
+    }
+
     #[test]
     fn unsupported_deepseek_settings_are_refused_naming_the_field() {
         for (arch, extra, field) in [
