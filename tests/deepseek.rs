@@ -412,3 +412,80 @@ fn bad_deepseek2_gguf_metadata_is_a_clear_error() {
     assert!(msg.contains("blk.2.exp_probs_b.bias"), "{msg}");
     let _ = std::fs::remove_file(&p);
 }
+
+/// A GGUF v3 file with `general.architecture` and the given tensors (ggml type, ne, bytes).
+fn tiny_gguf(tensors: &[(&str, u32, Vec<u64>, Vec<u8>)]) -> Vec<u8> {
+    let s = |b: &mut Vec<u8>, x: &str| {
+        b.extend((x.len() as u64).to_le_bytes());
+        b.extend(x.as_bytes());
+    };
+    let mut b = b"GGUF".to_vec();
+    b.extend(3u32.to_le_bytes());
+    b.extend((tensors.len() as u64).to_le_bytes());
+    b.extend(1u64.to_le_bytes());
+    s(&mut b, "general.architecture");
+    b.extend(8u32.to_le_bytes());
+    s(&mut b, "deepseek2");
+    let mut offset = 0u64;
+    for (name, t, ne, bytes) in tensors {
+        s(&mut b, name);
+        b.extend((ne.len() as u32).to_le_bytes());
+        ne.iter().for_each(|d| b.extend(d.to_le_bytes()));
+        b.extend(t.to_le_bytes());
+        b.extend(offset.to_le_bytes());
+        offset += (bytes.len() as u64).next_multiple_of(32);
+    }
+    b.resize(b.len().next_multiple_of(32), 0);
+    for (_, _, _, bytes) in tensors {
+        b.extend(bytes);
+        b.resize(b.len().next_multiple_of(32), 0);
+    }
+    b
+}
+
+/// kv_b_proj rebuilt from a quantized (Q8_0) attn_k_b and an f32 attn_v_b: dequantized, each
+/// head's k part transposed back, v rows after it.
+#[test]
+fn kv_b_from_quantized_split_tensors() {
+    use pingce::model::gguf::{Gguf, GgufModel};
+    use pingce::model::weights::TensorSource;
+    let (nope, kvr, heads, vhd) = (32usize, 3usize, 2usize, 5usize);
+    // k_b[h][c][i] = integers, stored Q8_0 with scale 1 (exact).
+    let kval = |h: usize, c: usize, i: usize| ((h * 37 + c * 11 + i * 5) % 200) as i32 - 100;
+    let mut kb = Vec::new();
+    for h in 0..heads {
+        for c in 0..kvr {
+            kb.extend(half::f16::from_f32(1.0).to_le_bytes());
+            kb.extend((0..nope).map(|i| kval(h, c, i) as i8 as u8));
+        }
+    }
+    let vval = |h: usize, r: usize, c: usize| (h * 100 + r * 10 + c) as f32 * 0.5;
+    let vb: Vec<u8> = (0..heads).flat_map(|h| (0..vhd).flat_map(move |r| (0..kvr).map(move |c| vval(h, r, c)))).flat_map(|x| x.to_le_bytes()).collect();
+    let file = tiny_gguf(&[
+        ("blk.0.attn_k_b.weight", 8, vec![nope as u64, kvr as u64, heads as u64], kb),
+        ("blk.0.attn_v_b.weight", 0, vec![kvr as u64, vhd as u64, heads as u64], vb),
+    ]);
+    let gguf = Gguf::from_bytes(Path::new("split.gguf"), file).unwrap();
+    let cfg = pingce::model::Config::from_json(&reference_config()).unwrap();
+    let m = GgufModel { gguf, cfg };
+    let name = "model.layers.0.self_attn.kv_b_proj.weight";
+    assert!(m.contains(name));
+    let t = m.tensor(name).unwrap();
+    assert_eq!(t.shape, vec![heads * (nope + vhd), kvr]);
+    let got = t.to_f32();
+    for h in 0..heads {
+        for c in 0..kvr {
+            for i in 0..nope {
+                assert_eq!(got[(h * (nope + vhd) + i) * kvr + c], kval(h, c, i) as f32, "k head {h} row {i} col {c}");
+            }
+            for r in 0..vhd {
+                assert_eq!(got[(h * (nope + vhd) + nope + r) * kvr + c], vval(h, r, c), "v head {h} row {r} col {c}");
+            }
+        }
+    }
+}
+
+/// Any valid DeepSeek config (only the GGUF tensor mapping is exercised with it).
+fn reference_config() -> Value {
+    serde_json::from_str(&std::fs::read_to_string(dir("tiny-deepseek-v3").join("config.json")).unwrap()).unwrap()
+}
