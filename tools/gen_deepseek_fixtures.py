@@ -9,7 +9,7 @@ reference code): offline, CPU, fixed seeds, one thread, deterministic torch. Out
     tiny-deepseek-v2/  DeepseekV2ForCausalLM, bfloat16, 3 layers (layer 0 dense:
                        first_k_dense_replace 1), multi-head latent attention WITHOUT q LoRA
                        (q_proj), qk_nope 8 + qk_rope 4 = 12 < v_head_dim 16, 8 experts in 4 groups,
-                       topk_method group_limited_greedy (topk_group 2), top-2, 2 shared experts,
+                       topk_method group_limited_greedy (topk_group 2), top-3, 2 shared experts,
                        default RoPE (interleaved pairs, complex form)
     tiny-deepseek-v3/  DeepseekV3ForCausalLM, bfloat16 (e_score_correction_bias float32), 3 layers
                        (layer 0 dense), MLA WITH q LoRA (q_a_proj → q_a_layernorm → q_b_proj),
@@ -30,7 +30,8 @@ key_length / value_length of one head, head_count_kv = head_count).
 
 The script reports the smallest router margins over every scored token: between the k-th and
 (k+1)-th choice score among the experts of the kept groups, and between the last kept and the
-first dropped group. Seeds are tried in steps of 1000 until both are above 1e-4 and the greedy
+first dropped group (V3: sigmoid + bias values; V2: log-probabilities, i.e. relative gaps of the
+softmax scores). Seeds are tried in steps of 1000 until both are above 1e-4 and the greedy
 continuations avoid the end-of-text token.
 """
 
@@ -121,7 +122,9 @@ def specs(vocab: int) -> list[dict]:
                 n_routed_experts=8,
                 n_shared_experts=2,
                 moe_intermediate_size=20,
-                num_experts_per_tok=2,
+                # top-k above topk_group, as in DeepSeek-V2 (6 of 3 groups): with top-k <=
+                # topk_group the group limit could never change a choice.
+                num_experts_per_tok=3,
                 n_group=4,
                 topk_group=2,
                 topk_method="group_limited_greedy",
@@ -206,7 +209,9 @@ def router_margins(model, ids_list: list[list[int]]) -> tuple[float, float]:
             choice = logits.sigmoid() + mod.e_score_correction_bias
             gs = choice.view(-1, ng, choice.shape[-1] // ng).topk(2, dim=-1)[0].sum(-1)
         else:
-            choice = logits.softmax(-1)
+            # Softmax scores are compared in log space (the same order; a gap there is relative
+            # to the probabilities, whose rounding is relative too).
+            choice = logits.log_softmax(-1)
             gs = choice.view(-1, ng, choice.shape[-1] // ng).max(-1).values
         top_g = gs.topk(kg + 1 if kg < ng else kg, dim=-1)
         if kg < ng:
