@@ -244,27 +244,27 @@ impl Decoder {
             if let (Some(mla), Some(ma)) = (&layer.mla, &a.mla) {
                 // MLA builds the rotated, padded q/k/v rows itself (see model::mla).
                 mla.record_qkv(rec, &a.h, hd, tokens, ma, &self.rope, &a.meta, &a.qkv, qkv_dim)?;
-                kv_write::kv_write(rec, &a.qkv, qkv_dim, q_dim, q_dim + kv_dim, kv_dim, tokens, &a.meta, lc.k, lc.v)?;
-                layer.attention.record(rec, &a.qkv, 0, qkv_dim, tokens, &a.meta, lc.k, lc.v, &a.att)?;
-                let (out, stride) = mla.output(rec, &a.att, tokens, ma)?;
-                let rows = Rows { x: out, x_offset: 0, x_stride: stride, y: &a.x, y_offset: 0, y_stride: hd, m: tokens };
-                linear(rec, &layer.o, None, true, &rows)?;
             } else {
-            let rows = Rows { x: &a.h, x_offset: 0, x_stride: hd, y: &a.qkv, y_offset: 0, y_stride: qkv_dim, m: tokens };
-            linear(rec, &layer.qkv, layer.qkv_bias.as_ref(), false, &rows)?;
-            if let (Some(qn), Some(kn)) = (&layer.q_norm, &layer.k_norm) {
-                let qr = rmsnorm::Rows { buf: &a.qkv, offset: 0, stride: qkv_dim, per: c.num_heads };
-                RmsNorm { weight: qn, dim: c.head_dim, eps }.in_place(rec, tokens * c.num_heads, &qr)?;
-                let kr = rmsnorm::Rows { buf: &a.qkv, offset: q_dim, stride: qkv_dim, per: c.num_kv_heads };
-                RmsNorm { weight: kn, dim: c.head_dim, eps }.in_place(rec, tokens * c.num_kv_heads, &kr)?;
+                let rows = Rows { x: &a.h, x_offset: 0, x_stride: hd, y: &a.qkv, y_offset: 0, y_stride: qkv_dim, m: tokens };
+                linear(rec, &layer.qkv, layer.qkv_bias.as_ref(), false, &rows)?;
+                if let (Some(qn), Some(kn)) = (&layer.q_norm, &layer.k_norm) {
+                    let qr = rmsnorm::Rows { buf: &a.qkv, offset: 0, stride: qkv_dim, per: c.num_heads };
+                    RmsNorm { weight: qn, dim: c.head_dim, eps }.in_place(rec, tokens * c.num_heads, &qr)?;
+                    let kr = rmsnorm::Rows { buf: &a.qkv, offset: q_dim, stride: qkv_dim, per: c.num_kv_heads };
+                    RmsNorm { weight: kn, dim: c.head_dim, eps }.in_place(rec, tokens * c.num_kv_heads, &kr)?;
+                }
+                // q heads and k heads sit next to each other in the qkv row: rotate them together.
+                rope(rec, &a.qkv, 0, qkv_dim, tokens, c.num_heads + c.num_kv_heads, &self.rope, &a.meta)?;
             }
-            // q heads and k heads sit next to each other in the qkv row: rotate them together.
-            rope(rec, &a.qkv, 0, qkv_dim, tokens, c.num_heads + c.num_kv_heads, &self.rope, &a.meta)?;
             kv_write::kv_write(rec, &a.qkv, qkv_dim, q_dim, q_dim + kv_dim, kv_dim, tokens, &a.meta, lc.k, lc.v)?;
             layer.attention.record(rec, &a.qkv, 0, qkv_dim, tokens, &a.meta, lc.k, lc.v, &a.att)?;
-            let rows = Rows { x: &a.att, x_offset: 0, x_stride: q_dim, y: &a.x, y_offset: 0, y_stride: hd, m: tokens };
+            // MLA: o_proj reads the value columns of the padded heads.
+            let (att, att_stride) = match (&layer.mla, &a.mla) {
+                (Some(mla), Some(ma)) => mla.output(rec, &a.att, tokens, ma)?,
+                _ => (&a.att, q_dim),
+            };
+            let rows = Rows { x: att, x_offset: 0, x_stride: att_stride, y: &a.x, y_offset: 0, y_stride: hd, m: tokens };
             linear(rec, &layer.o, layer.o_bias.as_ref(), true, &rows)?;
-            }
             // MLP block.
             RmsNorm { weight: &layer.post_norm, dim: hd, eps }.to(rec, tokens, &hidden, &a.h, hd, None)?;
             match &layer.mlp {
