@@ -1,6 +1,7 @@
 // Mixture-of-experts combine: for each token and hidden column, the routed experts' outputs
 // times their routing weights summed in ascending expert id (whatever order the router chose
-// them in), then, with SHARED, sigmoid(gate logit) times the shared expert's output, and the
+// them in), then, with SHARED, sigmoid(gate logit) times the shared expert's output (with
+// UNGATED, DeepSeek's shared experts, the output as is), and the
 // total added onto the residual x. One fixed order per token: the sum does not depend on the
 // batch. Expert outputs sit at rows t * k + slot of `eo`.
 struct Params { tokens: u32, hidden: u32, k: u32, gate_stride: u32, gate_col: u32 }
@@ -10,8 +11,12 @@ struct Params { tokens: u32, hidden: u32, k: u32, gate_stride: u32, gate_col: u3
 @group(0) @binding(3) var<storage, read> eo: array<f32>;
 @group(0) @binding(4) var<storage, read_write> x: array<f32>;
 //#if SHARED
+//#if UNGATED
+@group(0) @binding(5) var<storage, read> shared_out: array<f32>;
+//#else
 @group(0) @binding(5) var<storage, read> gate: array<f32>;
 @group(0) @binding(6) var<storage, read> shared_out: array<f32>;
+//#endif
 //#endif
 
 @compute @workgroup_size(64)
@@ -38,8 +43,12 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
         sum = sum + v;
     }
 //#if SHARED
+//#if UNGATED
+    sum = sum + shared_out[t * p.hidden + c];
+//#else
     let s = 1.0 / (1.0 + exp(-gate[t * p.gate_stride + p.gate_col]));
     sum = sum + s * shared_out[t * p.hidden + c];
+//#endif
 //#endif
     x[g] = x[g] + sum;
 }

@@ -14,6 +14,7 @@ pub mod log_softmax;
 pub mod logprobs;
 pub mod matmul;
 pub mod matvec;
+pub mod mla;
 pub mod moe_combine;
 pub mod moe_gather;
 pub mod moe_route;
@@ -47,6 +48,8 @@ pub enum Shader {
     Logprobs,
     Matmul,
     Matvec,
+    MlaOut,
+    MlaQkv,
     MoeCombine,
     MoeGather,
     MoeRoute,
@@ -69,6 +72,8 @@ impl Shader {
             Shader::Logprobs => "logprobs",
             Shader::Matmul => "matmul",
             Shader::Matvec => "matvec",
+            Shader::MlaOut => "mla_out",
+            Shader::MlaQkv => "mla_qkv",
             Shader::MoeCombine => "moe_combine",
             Shader::MoeGather => "moe_gather",
             Shader::MoeRoute => "moe_route",
@@ -91,6 +96,8 @@ impl Shader {
             Shader::Logprobs => include_str!("../../shaders/logprobs.wgsl"),
             Shader::Matmul => include_str!("../../shaders/matmul.wgsl"),
             Shader::Matvec => include_str!("../../shaders/matvec.wgsl"),
+            Shader::MlaOut => include_str!("../../shaders/mla_out.wgsl"),
+            Shader::MlaQkv => include_str!("../../shaders/mla_qkv.wgsl"),
             Shader::MoeCombine => include_str!("../../shaders/moe_combine.wgsl"),
             Shader::MoeGather => include_str!("../../shaders/moe_gather.wgsl"),
             Shader::MoeRoute => include_str!("../../shaders/moe_route.wgsl"),

@@ -31,6 +31,31 @@ pub struct Shared<'a> {
 #[allow(clippy::too_many_arguments)]
 pub fn combine(rec: &mut Recorder, ids: &wgpu::Buffer, weights: &wgpu::Buffer, eo: &wgpu::Buffer, x: &wgpu::Buffer, tokens: usize, hidden: usize, k: usize, shared: Option<&Shared>) -> Result<()> {
     let defines: &[&str] = if shared.is_some() { &["SHARED"] } else { &[] };
+    record(rec, defines, ids, weights, eo, x, tokens, hidden, k, shared, None)
+}
+
+/// x[t] += (Σ over t's experts in ascending id of weight · eo[t * k + slot]) + shared_out[t]:
+/// DeepSeek's ungated shared experts (`[tokens, hidden]` rows), added after the routed sum as
+/// transformers adds them.
+#[allow(clippy::too_many_arguments)]
+pub fn combine_ungated(rec: &mut Recorder, ids: &wgpu::Buffer, weights: &wgpu::Buffer, eo: &wgpu::Buffer, x: &wgpu::Buffer, tokens: usize, hidden: usize, k: usize, shared_out: &wgpu::Buffer) -> Result<()> {
+    record(rec, &["SHARED", "UNGATED"], ids, weights, eo, x, tokens, hidden, k, None, Some(shared_out))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn record(
+    rec: &mut Recorder,
+    defines: &[&str],
+    ids: &wgpu::Buffer,
+    weights: &wgpu::Buffer,
+    eo: &wgpu::Buffer,
+    x: &wgpu::Buffer,
+    tokens: usize,
+    hidden: usize,
+    k: usize,
+    shared: Option<&Shared>,
+    ungated: Option<&wgpu::Buffer>,
+) -> Result<()> {
     let kernel = compile(rec.gpu(), Shader::MoeCombine, defines)?;
     let p = Params {
         tokens: u("tokens", tokens)?,
@@ -43,6 +68,7 @@ pub fn combine(rec: &mut Recorder, ids: &wgpu::Buffer, weights: &wgpu::Buffer, e
     if let Some(s) = shared {
         bufs.extend([s.gate, s.out]);
     }
+    bufs.extend(ungated);
     rec.dispatch_linear(kernel, &p, &bufs, u("workgroups", (tokens * hidden).div_ceil(64))?);
     Ok(())
 }

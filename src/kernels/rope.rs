@@ -29,13 +29,19 @@ impl RopeTable {
     /// `inv_freq` has head_dim / 2 entries (rope scaling already applied). The angle is rounded to
     /// f32 before cos/sin, as transformers computes it in float32.
     pub fn new(gpu: &Gpu, inv_freq: &[f32], max_pos: usize) -> Result<RopeTable> {
+        Self::scaled(gpu, inv_freq, max_pos, 1.0)
+    }
+
+    /// [`new`](Self::new) with cos and sin multiplied by `scale` in float32 (YaRN's attention
+    /// factor, as transformers scales its cos/sin).
+    pub fn scaled(gpu: &Gpu, inv_freq: &[f32], max_pos: usize, scale: f32) -> Result<RopeTable> {
         let half = inv_freq.len();
         let mut t = vec![0f32; 2 * max_pos * half];
         for pos in 0..max_pos {
             for (i, f) in inv_freq.iter().enumerate() {
                 let angle = (pos as f32 * f) as f64;
-                t[pos * half + i] = angle.cos() as f32;
-                t[max_pos * half + pos * half + i] = angle.sin() as f32;
+                t[pos * half + i] = angle.cos() as f32 * scale;
+                t[max_pos * half + pos * half + i] = angle.sin() as f32 * scale;
             }
         }
         Ok(RopeTable { buf: gpu.upload("rope table", bytemuck::cast_slice(&t))?, max_pos, half })

@@ -17,6 +17,75 @@ pub enum Arch {
     Qwen2Moe,
     /// Qwen3-MoE: Qwen3 attention (q/k norm), sparse MLP without a shared expert.
     Qwen3Moe,
+    /// DeepSeek-V2: multi-head latent attention ([`MlaConfig`]), softmax router (`greedy` or
+    /// `group_limited_greedy`), ungated shared experts, dense leading layers.
+    DeepseekV2,
+    /// DeepSeek-V3: MLA, sigmoid router `noaux_tc` with a selection-only correction bias.
+    DeepseekV3,
+}
+
+/// Multi-head latent attention (DeepSeek-V2/V3, see [`mla`](super::mla)). pingce runs it as
+/// plain multi-head attention over per-head keys `[k_nope, k_pe]` and values expanded from the
+/// compressed latent, each head padded with zeros to [`Config::head_dim`] (a multiple of 4 covering
+/// both `qk_nope + qk_rope` and `v_head_dim`): zeros add nothing to q·k and the padded value
+/// columns are dropped before `o_proj`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MlaConfig {
+    /// `q_lora_rank`: q = q_b(RMSNorm(q_a(x))); `None` (null): q = q_proj(x).
+    pub q_lora_rank: Option<usize>,
+    pub kv_lora_rank: usize,
+    pub qk_nope_head_dim: usize,
+    pub qk_rope_head_dim: usize,
+    pub v_head_dim: usize,
+    pub rope_layout: RopeLayout,
+    /// The attention softmax scale: 1/sqrt(qk_nope + qk_rope), times YaRN's mscale(factor,
+    /// mscale_all_dim)² when the RoPE scaling is YaRN (transformers' `yarn_apply_mscale`).
+    pub softmax_scale: f64,
+}
+
+impl MlaConfig {
+    pub fn qk_head_dim(&self) -> usize {
+        self.qk_nope_head_dim + self.qk_rope_head_dim
+    }
+}
+
+/// How the rotary part of an MLA head is rotated and laid out (q and k alike).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RopeLayout {
+    /// Pairs (x[2i], x[2i+1]) rotated in place (DeepSeek-V2's complex form).
+    Interleaved,
+    /// Pairs (x[2i], x[2i+1]) rotated, results written de-interleaved: first halves then
+    /// second halves (DeepSeek-V3 with `rope_interleave`, transformers' `apply_rotary_pos_emb_interleave`).
+    InterleavedToHalves,
+    /// Rotate-half on (x[i], x[i + d/2]) (DeepSeek-V3 with `rope_interleave` false).
+    Halves,
+}
+
+/// How a sparse layer's router turns logits into expert choices and weights.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Router {
+    /// Sigmoid scores (DeepSeek-V3 `noaux_tc`), else softmax over the experts.
+    pub sigmoid: bool,
+    /// A per-expert bias added to the scores for choosing only (`e_score_correction_bias`).
+    pub correction_bias: bool,
+    /// Experts split into `groups` equal groups; only the `topk_groups` best groups are eligible
+    /// (1 and 1: no grouping).
+    pub groups: usize,
+    pub topk_groups: usize,
+    /// A group's score: the sum of its two best choice scores (`noaux_tc`), else its best score
+    /// (`group_limited_greedy`).
+    pub group_top2: bool,
+    /// The chosen weights are multiplied by this (`routed_scaling_factor`).
+    pub scale: f64,
+    /// The shared expert's output is added as is (DeepSeek), not gated by a sigmoid (Qwen2-MoE).
+    pub ungated_shared: bool,
+}
+
+impl Router {
+    /// Qwen's router: softmax, top-k over all experts, no scaling.
+    pub fn softmax() -> Router {
+        Router { sigmoid: false, correction_bias: false, groups: 1, topk_groups: 1, group_top2: false, scale: 1.0, ungated_shared: false }
+    }
 }
 
 /// The mixture-of-experts settings of a sparse model (`num_experts`, `num_experts_per_tok`, ...).
@@ -33,8 +102,10 @@ pub struct MoeConfig {
     /// `sigmoid(shared_expert_gate · x)`.
     pub shared_intermediate: Option<usize>,
     /// Per layer: sparse (true) or the dense MLP of `intermediate_size` (false), from
-    /// `mlp_only_layers` and `decoder_sparse_step` as transformers decides.
+    /// `mlp_only_layers` and `decoder_sparse_step` as transformers decides (DeepSeek:
+    /// `first_k_dense_replace` and `moe_layer_freq`).
     pub sparse_layers: Vec<bool>,
+    pub router: Router,
 }
 
 /// Most experts a sparse layer may have.
@@ -46,6 +117,9 @@ pub enum RopeScaling {
     None,
     Linear { factor: f64 },
     Llama3 { factor: f64, low_freq_factor: f64, high_freq_factor: f64, original_max_position_embeddings: f64 },
+    /// YaRN as transformers' `_compute_yarn_parameters` (DeepSeek only): frequencies blended
+    /// between interpolation and extrapolation over a ramp, cos/sin times `attention_factor`.
+    Yarn { factor: f64, original_max_position_embeddings: f64, beta_fast: f64, beta_slow: f64, mscale: f64, mscale_all_dim: f64, attention_factor: Option<f64>, truncate: bool },
 }
 
 #[derive(Clone, Debug)]
@@ -75,6 +149,9 @@ pub struct Config {
     pub eos_token_ids: Vec<u32>,
     /// Mixture-of-experts settings; `None` for dense models.
     pub moe: Option<MoeConfig>,
+    /// Multi-head latent attention (DeepSeek); then `num_kv_heads == num_heads` and `head_dim`
+    /// is the padded attention head size.
+    pub mla: Option<MlaConfig>,
 }
 
 /// Largest `num_hidden_layers` accepted.
@@ -138,6 +215,12 @@ struct RawRope {
     low_freq_factor: Option<f64>,
     high_freq_factor: Option<f64>,
     original_max_position_embeddings: Option<f64>,
+    beta_fast: Option<f64>,
+    beta_slow: Option<f64>,
+    mscale: Option<f64>,
+    mscale_all_dim: Option<f64>,
+    attention_factor: Option<f64>,
+    truncate: Option<bool>,
 }
 
 impl RawConfig {
@@ -203,8 +286,10 @@ impl Config {
             Some("Qwen3ForCausalLM") => Arch::Qwen3,
             Some("Qwen2MoeForCausalLM") => Arch::Qwen2Moe,
             Some("Qwen3MoeForCausalLM") => Arch::Qwen3Moe,
+            Some("DeepseekV2ForCausalLM") => Arch::DeepseekV2,
+            Some("DeepseekV3ForCausalLM") => Arch::DeepseekV3,
             Some(other) => bail!(
-                "field \"architectures\": {other} is not supported (supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, Qwen2MoeForCausalLM, Qwen3MoeForCausalLM)"
+                "field \"architectures\": {other} is not supported (supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, Qwen2MoeForCausalLM, Qwen3MoeForCausalLM, DeepseekV2ForCausalLM, DeepseekV3ForCausalLM)"
             ),
             None => bail!("field \"architectures\" is missing or empty"),
         };
@@ -218,7 +303,9 @@ impl Config {
         }
         let hidden_size = need(r.hidden_size, "hidden_size")?;
         let num_heads = need(r.num_attention_heads, "num_attention_heads")?;
-        let num_kv_heads = r.num_key_value_heads.unwrap_or(num_heads);
+        let deepseek = matches!(arch, Arch::DeepseekV2 | Arch::DeepseekV3);
+        // MLA expands the latent into one key/value head per query head.
+        let num_kv_heads = if deepseek { num_heads } else { r.num_key_value_heads.unwrap_or(num_heads) };
         if num_heads == 0 {
             bail!("field \"num_attention_heads\" is 0, expected at least 1");
         }
@@ -231,7 +318,16 @@ impl Config {
             }
             Ok(hidden_size / num_heads)
         };
+        let num_layers = need(r.num_hidden_layers, "num_hidden_layers")?;
+        in_range(num_layers, 1, MAX_LAYERS, "num_hidden_layers")?;
+        let (rope_theta, rope_scaling) = rope(&r)?;
+        if matches!(rope_scaling, RopeScaling::Yarn { .. }) && !deepseek {
+            bail!("field \"rope_type\": \"yarn\" is supported for the DeepSeek architectures only");
+        }
+        let ds = if deepseek { Some(super::deepseek::settings(v, arch, num_layers, &rope_scaling)?) } else { None };
         let head_dim = match arch {
+            // The padded MLA head (config.json's head_dim is qk_rope_head_dim there).
+            Arch::DeepseekV2 | Arch::DeepseekV3 => ds.as_ref().map_or(0, |d| d.2),
             // Qwen2 has no head_dim setting; Qwen3 defaults to 128, not hidden / heads.
             Arch::Qwen2 => derived()?,
             Arch::Qwen3 => r.head_dim.unwrap_or(128),
@@ -241,9 +337,6 @@ impl Config {
                 None => derived()?,
             },
         };
-        let num_layers = need(r.num_hidden_layers, "num_hidden_layers")?;
-        in_range(num_layers, 1, MAX_LAYERS, "num_hidden_layers")?;
-        let (rope_theta, rope_scaling) = rope(&r)?;
         let sliding_window = r.sliding_window;
         let layer_windows: Vec<Option<usize>> = match (&r.layer_types, arch) {
             (Some(types), _) => {
@@ -265,7 +358,7 @@ impl Config {
                 let from = r.max_window_layers.unwrap_or(num_layers);
                 (0..num_layers).map(|l| if on && l >= from { sliding_window } else { None }).collect()
             }
-            (None, Arch::Llama) => vec![None; num_layers],
+            (None, Arch::Llama | Arch::DeepseekV2 | Arch::DeepseekV3) => vec![None; num_layers],
             // Qwen2MoeConfig: the window on odd-numbered (1-based) layers below max_window_layers.
             (None, Arch::Qwen2Moe) => {
                 let on = r.use_sliding_window.unwrap_or(false);
@@ -279,6 +372,16 @@ impl Config {
             Arch::Qwen3 | Arch::Qwen3Moe => (attention_bias, attention_bias),
             Arch::Qwen2Moe => (r.qkv_bias.unwrap_or(true), false),
             Arch::Llama | Arch::Mistral => (attention_bias, attention_bias),
+            Arch::DeepseekV2 | Arch::DeepseekV3 => {
+                if attention_bias {
+                    bail!("field \"attention_bias\": true is not supported for {arch:?} (q_a / kv_a / o projection biases)");
+                }
+                (false, false)
+            }
+        };
+        let (mla, ds_moe) = match ds {
+            Some((mla, moe, _)) => (Some(mla), Some(moe)),
+            None => (None, None),
         };
         let c = Config {
             arch,
@@ -300,7 +403,11 @@ impl Config {
             qk_norm: matches!(arch, Arch::Qwen3 | Arch::Qwen3Moe),
             bos_token_id: token_ids(r.bos_token_id.as_ref()).first().copied(),
             eos_token_ids: token_ids(r.eos_token_id.as_ref()),
-            moe: moe(&r, arch, num_layers)?,
+            moe: match ds_moe {
+                Some(m) => Some(m),
+                None => moe(&r, arch, num_layers)?,
+            },
+            mla,
         };
         c.validate()?;
         Ok(c)
@@ -334,6 +441,8 @@ impl Config {
         positive(self.rope_theta, "field \"rope_theta\"")?;
         match self.rope_scaling {
             RopeScaling::None => {}
+            // Checked below.
+            RopeScaling::Yarn { .. } => {}
             RopeScaling::Linear { factor } => positive(factor, "rope scaling \"factor\"")?,
             RopeScaling::Llama3 { factor, low_freq_factor, high_freq_factor, original_max_position_embeddings } => {
                 positive(factor, "rope scaling \"factor\"")?;
@@ -344,6 +453,15 @@ impl Config {
                     bail!("rope scaling: high_freq_factor {high_freq_factor} must be above low_freq_factor {low_freq_factor}");
                 }
             }
+        }
+        if let RopeScaling::Yarn { factor, original_max_position_embeddings, beta_fast, beta_slow, .. } = self.rope_scaling {
+            positive(factor, "rope scaling \"factor\"")?;
+            positive(original_max_position_embeddings, "rope scaling \"original_max_position_embeddings\"")?;
+            positive(beta_fast, "rope scaling \"beta_fast\"")?;
+            positive(beta_slow, "rope scaling \"beta_slow\"")?;
+        }
+        if let Some(m) = &self.mla {
+            super::deepseek::validate_mla(self, m)?;
         }
         if self.layer_windows.len() != self.num_layers {
             bail!("{} layer windows for {} layers", self.layer_windows.len(), self.num_layers);
@@ -362,6 +480,7 @@ impl Config {
                 if let Some(s) = m.shared_intermediate {
                     in_range(s, 1, MAX_WIDTH, "shared_expert_intermediate_size")?;
                 }
+                super::deepseek::validate_router(m)?;
             }
         }
         Ok(())
@@ -377,8 +496,25 @@ impl Config {
 
     /// The rotary inverse frequencies (head_dim / 2 of them) with the scaling applied, computed in
     /// float32 as transformers does.
+    /// Rotated dimensions per head: `head_dim`, or MLA's `qk_rope_head_dim`.
+    pub fn rope_dim(&self) -> usize {
+        self.mla.as_ref().map_or(self.head_dim, |m| m.qk_rope_head_dim)
+    }
+
+    /// The factor cos and sin are multiplied by (YaRN's `attention_factor`; else 1).
+    pub fn rope_attention_factor(&self) -> f32 {
+        match self.rope_scaling {
+            RopeScaling::Yarn { factor, mscale, mscale_all_dim, attention_factor, .. } => match attention_factor {
+                Some(a) => a as f32,
+                None if mscale != 0.0 && mscale_all_dim != 0.0 => (yarn_mscale(factor, mscale) / yarn_mscale(factor, mscale_all_dim)) as f32,
+                None => yarn_mscale(factor, 1.0) as f32,
+            },
+            _ => 1.0,
+        }
+    }
+
     pub fn inv_freq(&self) -> Vec<f32> {
-        let d = self.head_dim;
+        let d = self.rope_dim();
         let base = self.rope_theta as f32;
         let plain: Vec<f32> = (0..d / 2).map(|i| 1.0 / base.powf((2 * i) as f32 / d as f32)).collect();
         match self.rope_scaling {
@@ -403,8 +539,40 @@ impl Config {
                     })
                     .collect()
             }
+            RopeScaling::Yarn { factor, original_max_position_embeddings: orig, beta_fast, beta_slow, truncate, .. } => {
+                // transformers' _compute_yarn_parameters: the correction range in float64, the
+                // ramp and the blend in float32.
+                let base64 = self.rope_theta;
+                let corr = |rot: f64| (d as f64 * (orig / (rot * 2.0 * std::f64::consts::PI)).ln()) / (2.0 * base64.ln());
+                let (mut low, mut high) = (corr(beta_fast), corr(beta_slow));
+                if truncate {
+                    low = low.floor();
+                    high = high.ceil();
+                }
+                let (low, mut high) = (low.max(0.0), high.min(d as f64 - 1.0));
+                if low == high {
+                    high += 0.001;
+                }
+                let f = factor as f32;
+                let base = self.rope_theta as f32;
+                (0..d / 2)
+                    .map(|i| {
+                        let pos_freq = base.powf((2 * i) as f32 / d as f32);
+                        let extra = 1.0 / pos_freq;
+                        let inter = 1.0 / (f * pos_freq);
+                        let ramp = ((i as f32 - low as f32) / (high - low) as f32).clamp(0.0, 1.0);
+                        let ext_factor = 1.0 - ramp;
+                        inter * (1.0 - ext_factor) + extra * ext_factor
+                    })
+                    .collect()
+            }
         }
     }
+}
+
+/// YaRN's `get_mscale`: 0.1 · mscale · ln(scale) + 1 above scale 1, else 1.
+pub fn yarn_mscale(scale: f64, mscale: f64) -> f64 {
+    if scale <= 1.0 { 1.0 } else { 0.1 * mscale * scale.ln() + 1.0 }
 }
 
 /// The MoE settings of a Qwen2-MoE or Qwen3-MoE config (defaults as their transformers configs).
@@ -428,6 +596,7 @@ fn moe(r: &RawConfig, arch: Arch, num_layers: usize) -> Result<Option<MoeConfig>
         expert_intermediate: r.moe_intermediate_size.unwrap_or(inter),
         shared_intermediate: shared,
         sparse_layers,
+        router: Router::softmax(),
     }))
 }
 
@@ -447,7 +616,18 @@ fn rope(r: &RawConfig) -> Result<(f64, RopeScaling)> {
             high_freq_factor: f(s.high_freq_factor, "high_freq_factor")?,
             original_max_position_embeddings: f(s.original_max_position_embeddings, "original_max_position_embeddings")?,
         },
-        other => bail!("field \"rope_type\": {other:?} is not supported (default, linear, llama3)"),
+        "yarn" => RopeScaling::Yarn {
+            factor: f(s.factor, "factor")?,
+            original_max_position_embeddings: f(s.original_max_position_embeddings, "original_max_position_embeddings")?,
+            // transformers: `get("beta_fast") or 32`, `get("beta_slow") or 1`.
+            beta_fast: s.beta_fast.filter(|&b| b != 0.0).unwrap_or(32.0),
+            beta_slow: s.beta_slow.filter(|&b| b != 0.0).unwrap_or(1.0),
+            mscale: s.mscale.unwrap_or(0.0),
+            mscale_all_dim: s.mscale_all_dim.unwrap_or(0.0),
+            attention_factor: s.attention_factor,
+            truncate: s.truncate.unwrap_or(true),
+        },
+        other => bail!("field \"rope_type\": {other:?} is not supported (default, linear, llama3; yarn for DeepSeek)"),
     };
     Ok((theta, scaling))
 }

@@ -1,4 +1,5 @@
-//! The decoder shared by Llama, Mistral, Qwen2, Qwen3 and their MoE variants, read top to bottom
+//! The decoder shared by Llama, Mistral, Qwen2, Qwen3, their MoE variants and DeepSeek-V2/V3
+//! (multi-head latent attention: [`mla`](super::mla)), read top to bottom
 //! like the diagram: embed → N × [RMSNorm → attention (fused q/k/v, q/k norm, RoPE, KV cache,
 //! GQA) → + residual → RMSNorm → MLP (dense SwiGLU, or sparse: see [`moe`](super::moe)) → plus
 //! residual] → final RMSNorm → LM head → log-softmax.
@@ -8,6 +9,7 @@
 use anyhow::{bail, Context, Result};
 
 use super::config::Config;
+use super::mla::{MlaActivations, MlaAttention};
 use super::moe::{MoeActivations, SparseMlp};
 use super::weights::{TensorRef, TensorSource};
 use crate::device::{Gpu, Recorder};
@@ -20,8 +22,10 @@ use crate::tensor::Matrix;
 
 pub struct Layer {
     input_norm: wgpu::Buffer,
-    /// q, k and v projections stacked: `[q_dim + 2 * kv_dim, hidden]`.
+    /// q, k and v projections stacked: `[q_dim + 2 * kv_dim, hidden]` (no rows with MLA).
     qkv: Matrix,
+    /// Multi-head latent attention (DeepSeek), which builds the q/k/v rows instead of `qkv`.
+    mla: Option<MlaAttention>,
     qkv_bias: Option<wgpu::Buffer>,
     q_norm: Option<wgpu::Buffer>,
     k_norm: Option<wgpu::Buffer>,
@@ -66,6 +70,8 @@ pub struct Activations {
     act: wgpu::Buffer,
     /// Buffers of the sparse layers (MoE models only).
     moe: Option<MoeActivations>,
+    /// Buffers of multi-head latent attention (DeepSeek only).
+    mla: Option<MlaActivations>,
 }
 
 /// The KV cache buffers of one layer, `[rows, kv_dim]` each.
@@ -115,7 +121,10 @@ impl Decoder {
     /// Uploads every weight, checking names, shapes and dtypes against `cfg`.
     pub fn load(gpu: &Gpu, cfg: Config, src: &dyn TensorSource) -> Result<Decoder> {
         cfg.validate()?;
-        if src.contains(&format!("model.layers.{}.input_layernorm.weight", cfg.num_layers)) {
+        // DeepSeek-V3 checkpoints carry their multi-token-prediction layer after the last one
+        // (transformers ignores it too).
+        let mtp = |l: usize| cfg.mla.is_some() && src.contains(&format!("model.layers.{l}.eh_proj.weight"));
+        if src.contains(&format!("model.layers.{}.input_layernorm.weight", cfg.num_layers)) && !mtp(cfg.num_layers) {
             bail!("weights hold more layers than the {} the config states (num_hidden_layers / block_count)", cfg.num_layers);
         }
         let (h, q, kv, inter) = (cfg.hidden_size, cfg.q_dim(), cfg.kv_dim(), cfg.intermediate_size);
@@ -124,6 +133,12 @@ impl Decoder {
         for l in 0..cfg.num_layers {
             let p = |s: &str| format!("model.layers.{l}.{s}");
             let qkv_parts = [(p("self_attn.q_proj.weight"), q), (p("self_attn.k_proj.weight"), kv), (p("self_attn.v_proj.weight"), kv)];
+            let mla = match &cfg.mla {
+                Some(m) => Some(MlaAttention::load(gpu, src, &p("self_attn"), &cfg, m, |parts, cols| stacked(gpu, src, parts, cols))?),
+                None => None,
+            };
+            // o_proj reads the attention output: heads * v_head_dim columns with MLA.
+            let o_cols = cfg.mla.as_ref().map_or(q, |m| cfg.num_heads * m.v_head_dim);
             let qkv_bias = if cfg.qkv_bias {
                 Some(bias(gpu, src, &[(p("self_attn.q_proj.bias"), q), (p("self_attn.k_proj.bias"), kv), (p("self_attn.v_proj.bias"), kv)])?)
             } else {
@@ -136,11 +151,12 @@ impl Decoder {
             };
             layers.push(Layer {
                 input_norm: norm_buf(gpu, src, &p("input_layernorm.weight"), h)?,
-                qkv: stacked(gpu, src, &qkv_parts, h)?,
+                qkv: if mla.is_some() { Matrix { rows: 0, cols: h, chunks: Vec::new() } } else { stacked(gpu, src, &qkv_parts, h)? },
+                mla,
                 qkv_bias,
                 q_norm,
                 k_norm,
-                o: stacked(gpu, src, &[(p("self_attn.o_proj.weight"), h)], q)?,
+                o: stacked(gpu, src, &[(p("self_attn.o_proj.weight"), h)], o_cols)?,
                 o_bias: if cfg.o_bias { Some(bias(gpu, src, &[(p("self_attn.o_proj.bias"), h)])?) } else { None },
                 post_norm: norm_buf(gpu, src, &p("post_attention_layernorm.weight"), h)?,
                 mlp: match &cfg.moe {
@@ -161,7 +177,7 @@ impl Decoder {
         } else {
             bail!("weights: no tensor named lm_head.weight, and config.json has tie_word_embeddings false");
         };
-        let rope = RopeTable::new(gpu, &cfg.inv_freq(), cfg.max_position_embeddings)?;
+        let rope = RopeTable::scaled(gpu, &cfg.inv_freq(), cfg.max_position_embeddings, cfg.rope_attention_factor())?;
         gpu.check("uploading weights")?;
         Ok(Decoder { cfg, embed, layers, norm, lm_head, rope })
     }
@@ -170,7 +186,7 @@ impl Decoder {
     pub fn weight_bytes(&self) -> u64 {
         let mut n = self.embed.bytes_on_gpu() + self.lm_head.as_ref().map_or(0, |m| m.bytes_on_gpu());
         for l in &self.layers {
-            n += l.qkv.bytes_on_gpu() + l.o.bytes_on_gpu();
+            n += l.qkv.bytes_on_gpu() + l.o.bytes_on_gpu() + l.mla.as_ref().map_or(0, |m| m.bytes_on_gpu());
             n += match &l.mlp {
                 Mlp::Dense { gate_up, down } => gate_up.bytes_on_gpu() + down.bytes_on_gpu(),
                 Mlp::Sparse(s) => s.bytes_on_gpu(),
@@ -209,6 +225,7 @@ impl Decoder {
                 Some(m) if m.sparse_layers.iter().any(|&s| s) => Some(MoeActivations::new(gpu, m, c.hidden_size, t as usize)?),
                 _ => None,
             },
+            mla: c.mla.as_ref().map(|m| MlaActivations::new(gpu, c, m, t as usize)).transpose()?,
         })
     }
 
@@ -224,19 +241,29 @@ impl Decoder {
         for (layer, lc) in self.layers.iter().zip(cache) {
             // Attention block.
             RmsNorm { weight: &layer.input_norm, dim: hd, eps }.to(rec, tokens, &hidden, &a.h, hd, None)?;
-            let rows = Rows { x: &a.h, x_offset: 0, x_stride: hd, y: &a.qkv, y_offset: 0, y_stride: qkv_dim, m: tokens };
-            linear(rec, &layer.qkv, layer.qkv_bias.as_ref(), false, &rows)?;
-            if let (Some(qn), Some(kn)) = (&layer.q_norm, &layer.k_norm) {
-                let qr = rmsnorm::Rows { buf: &a.qkv, offset: 0, stride: qkv_dim, per: c.num_heads };
-                RmsNorm { weight: qn, dim: c.head_dim, eps }.in_place(rec, tokens * c.num_heads, &qr)?;
-                let kr = rmsnorm::Rows { buf: &a.qkv, offset: q_dim, stride: qkv_dim, per: c.num_kv_heads };
-                RmsNorm { weight: kn, dim: c.head_dim, eps }.in_place(rec, tokens * c.num_kv_heads, &kr)?;
+            if let (Some(mla), Some(ma)) = (&layer.mla, &a.mla) {
+                // MLA builds the rotated, padded q/k/v rows itself (see model::mla).
+                mla.record_qkv(rec, &a.h, hd, tokens, ma, &self.rope, &a.meta, &a.qkv, qkv_dim)?;
+            } else {
+                let rows = Rows { x: &a.h, x_offset: 0, x_stride: hd, y: &a.qkv, y_offset: 0, y_stride: qkv_dim, m: tokens };
+                linear(rec, &layer.qkv, layer.qkv_bias.as_ref(), false, &rows)?;
+                if let (Some(qn), Some(kn)) = (&layer.q_norm, &layer.k_norm) {
+                    let qr = rmsnorm::Rows { buf: &a.qkv, offset: 0, stride: qkv_dim, per: c.num_heads };
+                    RmsNorm { weight: qn, dim: c.head_dim, eps }.in_place(rec, tokens * c.num_heads, &qr)?;
+                    let kr = rmsnorm::Rows { buf: &a.qkv, offset: q_dim, stride: qkv_dim, per: c.num_kv_heads };
+                    RmsNorm { weight: kn, dim: c.head_dim, eps }.in_place(rec, tokens * c.num_kv_heads, &kr)?;
+                }
+                // q heads and k heads sit next to each other in the qkv row: rotate them together.
+                rope(rec, &a.qkv, 0, qkv_dim, tokens, c.num_heads + c.num_kv_heads, &self.rope, &a.meta)?;
             }
-            // q heads and k heads sit next to each other in the qkv row: rotate them together.
-            rope(rec, &a.qkv, 0, qkv_dim, tokens, c.num_heads + c.num_kv_heads, &self.rope, &a.meta)?;
             kv_write::kv_write(rec, &a.qkv, qkv_dim, q_dim, q_dim + kv_dim, kv_dim, tokens, &a.meta, lc.k, lc.v)?;
             layer.attention.record(rec, &a.qkv, 0, qkv_dim, tokens, &a.meta, lc.k, lc.v, &a.att)?;
-            let rows = Rows { x: &a.att, x_offset: 0, x_stride: q_dim, y: &a.x, y_offset: 0, y_stride: hd, m: tokens };
+            // MLA: o_proj reads the value columns of the padded heads.
+            let (att, att_stride) = match (&layer.mla, &a.mla) {
+                (Some(mla), Some(ma)) => mla.output(rec, &a.att, tokens, ma)?,
+                _ => (&a.att, q_dim),
+            };
+            let rows = Rows { x: att, x_offset: 0, x_stride: att_stride, y: &a.x, y_offset: 0, y_stride: hd, m: tokens };
             linear(rec, &layer.o, layer.o_bias.as_ref(), true, &rows)?;
             // MLP block.
             RmsNorm { weight: &layer.post_norm, dim: hd, eps }.to(rec, tokens, &hidden, &a.h, hd, None)?;

@@ -1,5 +1,6 @@
 //! GGUF files (versions 2 and 3): metadata of every value type, tensor infos, alignment and
-//! memory-mapped tensor data; and the mapping of a llama / qwen2 / qwen3 / qwen2moe / qwen3moe GGUF onto the
+//! memory-mapped tensor data; and the mapping of a llama / qwen2 / qwen3 / qwen2moe / qwen3moe /
+//! deepseek2 GGUF onto the
 //! Hugging Face names, config and weight layout the decoder uses.
 
 use std::borrow::Cow;
@@ -354,7 +355,14 @@ impl Gguf {
             "qwen3" => "Qwen3ForCausalLM",
             "qwen2moe" => "Qwen2MoeForCausalLM",
             "qwen3moe" => "Qwen3MoeForCausalLM",
-            other => bail!("{}: architecture {other:?} is not supported (llama, qwen2, qwen3, qwen2moe, qwen3moe)", self.path.display()),
+            // llama.cpp writes DeepSeek-V2 and V3 as one architecture; V3's router is the
+            // sigmoid one (expert_gating_func 2).
+            "deepseek2" => match self.get("deepseek2.expert_gating_func").and_then(Value::as_u64) {
+                Some(2) => "DeepseekV3ForCausalLM",
+                None | Some(1) => "DeepseekV2ForCausalLM",
+                Some(other) => bail!("{}: deepseek2.expert_gating_func {other} is not supported (1 softmax, 2 sigmoid)", self.path.display()),
+            },
+            other => bail!("{}: architecture {other:?} is not supported (llama, qwen2, qwen3, qwen2moe, qwen3moe, deepseek2)", self.path.display()),
         };
         let k = |s: &str| format!("{arch}.{s}");
         // A float hyper-parameter: absent takes `default`; present, it must be a finite number.
@@ -397,6 +405,9 @@ impl Gguf {
         if arch.ends_with("moe") {
             self.moe_config(arch, &mut c)?;
         }
+        if arch == "deepseek2" {
+            self.deepseek2_config(hf == "DeepseekV3ForCausalLM", &mut c)?;
+        }
         if arch == "llama" && self.tensors.contains_key("blk.0.attn_q.bias") {
             c["attention_bias"] = true.into();
         }
@@ -406,6 +417,23 @@ impl Gguf {
                 "linear" => {
                     let f = float(&k("rope.scaling.factor"), 1.0)?;
                     c["rope_scaling"] = json!({"rope_type": "linear", "factor": f});
+                }
+                "yarn" if arch == "deepseek2" => {
+                    // llama.cpp keeps DeepSeek's mscale_all_dim as yarn_log_multiplier = 0.1 ·
+                    // mscale_all_dim and assumes mscale = mscale_all_dim (cos/sin unscaled). The
+                    // f32 is read back through its shortest decimal so 0.0707 gives 0.707 again.
+                    let log_mul = float(&k("rope.scaling.yarn_log_multiplier"), 0.0)?;
+                    let log_mul: f64 = format!("{}", log_mul as f32).parse().unwrap_or(log_mul);
+                    let m = log_mul / 0.1;
+                    let orig = self.need_u64(&k("rope.scaling.original_context_length"))?;
+                    let mut rp = json!({"rope_type": "yarn", "rope_theta": c["rope_theta"], "factor": float(&k("rope.scaling.factor"), 1.0)?,
+                        "original_max_position_embeddings": orig, "mscale": m, "mscale_all_dim": m});
+                    for (key, name) in [("rope.scaling.yarn_beta_fast", "beta_fast"), ("rope.scaling.yarn_beta_slow", "beta_slow")] {
+                        if self.get(&k(key)).is_some() {
+                            rp[name] = float(&k(key), 0.0)?.into();
+                        }
+                    }
+                    c["rope_parameters"] = rp;
                 }
                 other => bail!("{}: {arch}.rope.scaling.type {other:?} is not supported", self.path.display()),
             }
@@ -441,6 +469,61 @@ impl Gguf {
             };
             c["shared_expert_intermediate_size"] = shared.into();
         }
+        Ok(())
+    }
+
+    /// The DeepSeek keys of a deepseek2 file as config.json would hold them: expert counts and
+    /// sizes (`expert_count`, `expert_used_count`, `expert_feed_forward_length`,
+    /// `expert_shared_count`), `expert_weights_scale` / `expert_weights_norm`, expert groups
+    /// (`expert_group_count`, `expert_group_used_count`), `leading_dense_block_count`, the LoRA
+    /// ranks, and the head sizes: `attention.key_length_mla` / `value_length_mla` in current
+    /// files (whose key_length / value_length describe the compressed cache), else the older
+    /// per-head `attention.key_length` / `value_length`; `rope.dimension_count` is qk_rope.
+    fn deepseek2_config(&self, v3: bool, c: &mut serde_json::Value) -> Result<()> {
+        let k = |s: &str| format!("deepseek2.{s}");
+        let opt = |key: &str| self.get(&k(key)).and_then(Value::as_u64);
+        let p = self.path.display();
+        c["n_routed_experts"] = self.need_u64(&k("expert_count"))?.into();
+        c["num_experts_per_tok"] = self.need_u64(&k("expert_used_count"))?.into();
+        c["moe_intermediate_size"] = self.need_u64(&k("expert_feed_forward_length"))?.into();
+        c["n_shared_experts"] = opt("expert_shared_count").unwrap_or(0).into();
+        c["first_k_dense_replace"] = opt("leading_dense_block_count").unwrap_or(0).into();
+        let scale = match self.get(&k("expert_weights_scale")) {
+            None => 1.0,
+            Some(v) => v.as_f64().filter(|x| x.is_finite()).with_context(|| format!("{p}: deepseek2.expert_weights_scale must be a finite number"))?,
+        };
+        c["routed_scaling_factor"] = scale.into();
+        c["norm_topk_prob"] = matches!(self.get(&k("expert_weights_norm")), Some(Value::Bool(true))).into();
+        let (groups, used) = (opt("expert_group_count").unwrap_or(1), opt("expert_group_used_count").unwrap_or(1));
+        if v3 {
+            c["topk_method"] = "noaux_tc".into();
+            c["scoring_func"] = "sigmoid".into();
+            c["n_group"] = groups.into();
+            c["topk_group"] = used.into();
+        } else {
+            c["scoring_func"] = "softmax".into();
+            if groups > 1 {
+                c["topk_method"] = "group_limited_greedy".into();
+                c["n_group"] = groups.into();
+                c["topk_group"] = used.into();
+            } else {
+                c["topk_method"] = "greedy".into();
+            }
+        }
+        c["q_lora_rank"] = opt("attention.q_lora_rank").into();
+        c["kv_lora_rank"] = self.need_u64(&k("attention.kv_lora_rank"))?.into();
+        let rope = self.need_u64(&k("rope.dimension_count"))?;
+        let (key, value) = match (opt("attention.key_length_mla"), opt("attention.value_length_mla")) {
+            (Some(kl), Some(vl)) => (kl, vl),
+            _ => (self.need_u64(&k("attention.key_length"))?, self.need_u64(&k("attention.value_length"))?),
+        };
+        if key <= rope {
+            bail!("{p}: the key length {key} is not above deepseek2.rope.dimension_count {rope}");
+        }
+        c["qk_rope_head_dim"] = rope.into();
+        c["qk_nope_head_dim"] = (key - rope).into();
+        c["v_head_dim"] = value.into();
+        c["rope_interleave"] = true.into();
         Ok(())
     }
 
@@ -495,6 +578,17 @@ impl GgufModel {
             "self_attn.v_proj" => "attn_v",
             "self_attn.o_proj" => "attn_output",
             "self_attn.q_norm" => "attn_q_norm",
+            "self_attn.q_a_proj" => "attn_q_a",
+            "self_attn.q_a_layernorm" => "attn_q_a_norm",
+            "self_attn.q_b_proj" => "attn_q_b",
+            "self_attn.kv_a_proj_with_mqa" => "attn_kv_a_mqa",
+            "self_attn.kv_a_layernorm" => "attn_kv_a_norm",
+            // Current files split it into attn_k_b / attn_v_b (see kv_b_from_split).
+            "self_attn.kv_b_proj" => "attn_kv_b",
+            "mlp.shared_experts.gate_proj" => "ffn_gate_shexp",
+            "mlp.shared_experts.up_proj" => "ffn_up_shexp",
+            "mlp.shared_experts.down_proj" => "ffn_down_shexp",
+            "mlp.gate" if kind == "e_score_correction_bias" => return Some(format!("blk.{layer}.exp_probs_b.bias")),
             "self_attn.k_norm" => "attn_k_norm",
             "mlp.gate_proj" => "ffn_gate",
             "mlp.up_proj" => "ffn_up",
@@ -535,9 +629,56 @@ fn unpermute_rows(bytes: &[u8], rows: usize, heads: usize) -> Vec<u8> {
     out
 }
 
+impl GgufModel {
+    /// `attn_k_b` / `attn_v_b` of a layer, if the file splits kv_b_proj that way.
+    fn split_kv_b(&self, g: &str) -> Option<(String, String)> {
+        let stem = g.strip_suffix("attn_kv_b.weight")?;
+        let (kb, vb) = (format!("{stem}attn_k_b.weight"), format!("{stem}attn_v_b.weight"));
+        (!self.gguf.tensors.contains_key(g) && self.gguf.tensors.contains_key(&kb)).then_some((kb, vb))
+    }
+
+    /// kv_b_proj `[heads * (nope + v), kv_lora]` rebuilt from llama.cpp's split tensors:
+    /// `attn_k_b` holds each head's k part transposed (ne `[nope, kv_lora, heads]`), `attn_v_b`
+    /// each head's v part as is (ne `[kv_lora, v, heads]`). Float formats are transposed element
+    /// for element in their own format; quantized ones are dequantized to f32 first.
+    fn kv_b_from_split(&self, name: &str, kb: &str, vb: &str) -> Result<TensorRef<'_>> {
+        let p = self.gguf.path.display();
+        let ((ki, kbytes), (vi, vbytes)) = (self.gguf.raw(kb)?, self.gguf.raw(vb)?);
+        let (&[nope, kvr, heads], &[kvr2, vhd, heads2]) = (ki.ne.as_slice(), vi.ne.as_slice()) else {
+            bail!("{p}: {kb} {:?} / {vb} {:?}: expected 3 dimensions each", ki.ne, vi.ne);
+        };
+        if kvr != kvr2 || heads != heads2 {
+            bail!("{p}: {kb} ne {:?} and {vb} ne {:?} disagree on kv_lora_rank or heads", ki.ne, vi.ne);
+        }
+        let (nope, kvr, heads, vhd) = (nope as usize, kvr as usize, heads as usize, vhd as usize);
+        let float = |d: DType| matches!(d, DType::F32 | DType::F16 | DType::BF16);
+        let (dtype, k, v): (DType, Cow<[u8]>, Cow<[u8]>) = if ki.dtype == vi.dtype && float(ki.dtype) {
+            (ki.dtype, Cow::Borrowed(kbytes), Cow::Borrowed(vbytes))
+        } else {
+            let f = |d: DType, b: &[u8]| Cow::Owned(bytemuck::cast_slice(&d.to_f32(b)).to_vec());
+            (DType::F32, f(ki.dtype, kbytes), f(vi.dtype, vbytes))
+        };
+        let es = dtype.size();
+        let mut out = Vec::with_capacity(heads * (nope + vhd) * kvr * es);
+        for h in 0..heads {
+            for i in 0..nope {
+                for c in 0..kvr {
+                    let at = ((h * kvr + c) * nope + i) * es;
+                    out.extend_from_slice(&k[at..at + es]);
+                }
+            }
+            out.extend_from_slice(&v[h * vhd * kvr * es..(h + 1) * vhd * kvr * es]);
+        }
+        Ok(TensorRef { name: format!("{kb} + {vb} ({name})"), dtype, shape: vec![heads * (nope + vhd), kvr], bytes: Cow::Owned(out) })
+    }
+}
+
 impl TensorSource for GgufModel {
     fn tensor(&self, name: &str) -> Result<TensorRef<'_>> {
         let g = Self::gguf_name(name).with_context(|| format!("no GGUF tensor corresponds to {name}"))?;
+        if let Some((kb, vb)) = self.split_kv_b(&g) {
+            return self.kv_b_from_split(name, &kb, &vb);
+        }
         let (info, bytes) = self.gguf.raw(&g)?;
         let mut shape: Vec<usize> = info.ne.iter().rev().map(|&x| x as usize).collect();
         if g.ends_with("ffn_gate_inp_shexp.weight") && shape.len() == 1 {
@@ -554,7 +695,7 @@ impl TensorSource for GgufModel {
         Ok(TensorRef { name: format!("{g} ({name})"), dtype: info.dtype, shape, bytes })
     }
     fn contains(&self, name: &str) -> bool {
-        Self::gguf_name(name).is_some_and(|g| self.gguf.tensors.contains_key(&g))
+        Self::gguf_name(name).is_some_and(|g| self.gguf.tensors.contains_key(&g) || self.split_kv_b(&g).is_some())
     }
     fn files(&self) -> Vec<PathBuf> {
         vec![self.gguf.path.clone()]

@@ -1,4 +1,4 @@
-//! The sparse (mixture-of-experts) MLP of Qwen2-MoE and Qwen3-MoE, read top to bottom:
+//! The sparse (mixture-of-experts) MLP of Qwen2-MoE, Qwen3-MoE and DeepSeek-V2/V3, read top to bottom:
 //! router linear → softmax + top-k (GPU) → per-expert token lists (GPU) → each expert's
 //! gate/up matmul over its gathered rows → SwiGLU → down matmul → combine: each token's expert
 //! outputs times their weights summed in ascending expert id, plus the sigmoid-gated shared
@@ -11,7 +11,7 @@
 
 use anyhow::{bail, Result};
 
-use super::config::MoeConfig;
+use super::config::{MoeConfig, Router};
 use super::weights::{TensorRef, TensorSource};
 use crate::device::{Gpu, Recorder};
 use crate::kernels::expert_matmul::{self, Experts, Gathered};
@@ -38,6 +38,10 @@ pub struct SparseMlp {
     top_k: usize,
     norm_topk_prob: bool,
     inter: usize,
+    /// Scoring, groups and scaling of the router (Qwen: plain softmax).
+    route: Router,
+    /// DeepSeek-V3's `e_score_correction_bias` (f32), added to the scores for choosing only.
+    correction_bias: Option<wgpu::Buffer>,
 }
 
 /// The working buffers of the sparse layers for passes of up to `tokens` rows.
@@ -144,6 +148,11 @@ impl SparseMlp {
         let (n, inter) = (m.num_experts, m.expert_intermediate);
         let mut router_rows = vec![(format!("{p}.gate.weight"), n)];
         let shared = match m.shared_intermediate {
+            // DeepSeek: `n_shared_experts` ungated experts as one MLP.
+            Some(si) if m.router.ungated_shared => {
+                let sp = |s: &str| format!("{p}.shared_experts.{s}_proj.weight");
+                Some(SharedExpert { gate_up: stacked(&[(sp("gate"), si), (sp("up"), si)], hidden)?, down: stacked(&[(sp("down"), hidden)], si)?, inter: si })
+            }
             Some(si) => {
                 router_rows.push((format!("{p}.shared_expert_gate.weight"), 1));
                 let sp = |s: &str| format!("{p}.shared_expert.{s}_proj.weight");
@@ -153,7 +162,15 @@ impl SparseMlp {
         };
         let router = stacked(&router_rows, hidden)?;
         let (gate_up, down) = expert_banks(gpu, src, p, n, hidden, inter)?;
-        Ok(SparseMlp { router, gate_up, down, shared, experts: n, top_k: m.top_k, norm_topk_prob: m.norm_topk_prob, inter })
+        let correction_bias = if m.router.correction_bias {
+            let name = format!("{p}.gate.e_score_correction_bias");
+            let t = src.tensor(&name)?;
+            t.expect_shape(&[n])?;
+            Some(gpu.upload(&name, bytemuck::cast_slice(&t.to_f32()))?)
+        } else {
+            None
+        };
+        Ok(SparseMlp { router, gate_up, down, shared, experts: n, top_k: m.top_k, norm_topk_prob: m.norm_topk_prob, inter, route: m.router.clone(), correction_bias })
     }
 
     pub fn bytes_on_gpu(&self) -> u64 {
@@ -167,7 +184,7 @@ impl SparseMlp {
         let stride = self.router.rows;
         // Router logits (and the shared expert's gate logit in the last column).
         linear(rec, &self.router, None, false, &Rows { x: h, x_offset: 0, x_stride: hidden, y: &a.logits, y_offset: 0, y_stride: stride, m: tokens })?;
-        moe_route::route(rec, &a.logits, stride, e, k, self.norm_topk_prob, tokens, &a.ids, &a.weights)?;
+        moe_route::route_with(rec, &self.route, self.correction_bias.as_ref(), &a.logits, stride, e, k, self.norm_topk_prob, tokens, &a.ids, &a.weights)?;
         moe_gather::gather(rec, &a.ids, tokens, k, e, tokens, &a.counts, &a.lists)?;
         // Rows t * k + slot of gu/act/out belong to token t's slot-th expert.
         let g = Gathered { x: h, x_stride: hidden, x_div: k, y: &a.gu, y_stride: 2 * i, y_div: 1, counts: &a.counts, lists: &a.lists, cap: tokens };
@@ -180,6 +197,10 @@ impl SparseMlp {
                 linear(rec, &s.gate_up, None, false, &Rows { x: h, x_offset: 0, x_stride: hidden, y: gu, y_offset: 0, y_stride: 2 * s.inter, m: tokens })?;
                 swiglu::swiglu(rec, gu, act, tokens, s.inter)?;
                 linear(rec, &s.down, None, false, &Rows { x: act, x_offset: 0, x_stride: s.inter, y: out, y_offset: 0, y_stride: hidden, m: tokens })?;
+                if self.route.ungated_shared {
+                    // DeepSeek: routed sum + shared experts, then onto the residual.
+                    return moe_combine::combine_ungated(rec, &a.ids, &a.weights, &a.out, x, tokens, hidden, k, out);
+                }
                 Some(Shared { out, gate: &a.logits, stride, col: e })
             }
             (None, ..) => None,
