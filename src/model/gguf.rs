@@ -556,6 +556,10 @@ impl TensorSource for GgufModel {
     fn contains(&self, name: &str) -> bool {
         Self::gguf_name(name).is_some_and(|g| self.gguf.tensors.contains_key(&g))
     }
+    fn dtype_of(&self, name: &str) -> Result<DType> {
+        let g = Self::gguf_name(name).with_context(|| format!("no GGUF tensor corresponds to {name}"))?;
+        Ok(self.gguf.raw(&g)?.0.dtype)
+    }
     fn files(&self) -> Vec<PathBuf> {
         vec![self.gguf.path.clone()]
     }

@@ -6,7 +6,10 @@ pub mod config;
 pub mod decoder;
 pub mod gguf;
 pub mod gguf_tokenizer;
+pub mod expert_cache;
 pub mod moe;
+pub mod plan;
+pub mod split;
 pub mod tokenizer;
 pub mod weights;
 

@@ -35,6 +35,10 @@ impl TensorRef<'_> {
 pub trait TensorSource {
     fn tensor(&self, name: &str) -> Result<TensorRef<'_>>;
     fn contains(&self, name: &str) -> bool;
+    /// The stored dtype of tensor `name`, from the header only (memory plans read no weights).
+    fn dtype_of(&self, name: &str) -> Result<DType> {
+        Ok(self.tensor(name)?.dtype)
+    }
     /// Every file read, for manifests.
     fn files(&self) -> Vec<PathBuf> {
         Vec::new()
