@@ -428,8 +428,8 @@ impl MemoryPlan {
                     bytes += bank_bytes(c.gate_up, slots, 2 * m.expert_intermediate, h, spec.max_binding);
                     bytes += bank_bytes(c.down, slots, h, m.expert_intermediate, spec.max_binding);
                 }
-                // Slot counts and lists of the largest pass.
-                bytes += buf(slots as u64 * 4) + buf((slots * tokens) as u64 * 4);
+                // Per-slot token counts (the lists, sized by the pass, count as activations).
+                bytes += buf(slots as u64 * 4);
                 (slots, bytes)
             };
             let weights = w.total();
@@ -443,6 +443,9 @@ impl MemoryPlan {
                 ));
             }
             let mut activations = acts;
+            if slots > 0 {
+                activations += buf((slots * tokens) as u64 * 4);
+            }
             if last {
                 activations += head_bytes(cfg, tokens, spec.max_binding);
             }
