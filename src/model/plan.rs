@@ -465,7 +465,7 @@ impl MemoryPlan {
             if let Some(limit) = spec.limit {
                 if load > limit {
                     let p = format!(
-                        "device {}: loading needs {} ({load} bytes: weights {weights}, rotary table {rope}, expert cache {cache}) but the device's limit is {} ({limit} bytes, --gpu-memory-budget): short by {} ({} bytes)",
+                        "device {}: loading needs {} ({load} bytes: weights {weights}, rotary table {rope}, expert cache {cache}) but the device's limit is the --gpu-memory-budget of {limit} bytes ({}): short by {} ({} bytes)",
                         spec.label,
                         human(load),
                         human(limit),
