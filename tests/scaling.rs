@@ -205,6 +205,24 @@ fn host_resident_experts_stream_through_a_small_cache_with_identical_logprobs() 
 }
 
 #[test]
+fn a_cache_smaller_than_the_experts_keeps_part_of_them_across_passes() {
+    // tiny-qwen3-moe: sparse layers 1 and 3 of 6 experts each (12 in all); 8 slots.
+    let p = fixture("tiny-qwen3-moe");
+    let mut e = engine(&p, 1, Placement { experts_on: ExpertsOn::Host, expert_cache: Some(CacheSize::Experts(8)), context: None }, 8);
+    let reqs = requests();
+    let first = e.score(&reqs, 0).unwrap();
+    let s1 = e.model.expert_cache.as_ref().unwrap().stats();
+    let second = e.score(&reqs, 0).unwrap();
+    let s2 = e.model.expert_cache.as_ref().unwrap().stats();
+    let bits = |v: &Vec<Vec<pingce::kernels::logprobs::TokenScore>>| v.iter().flatten().map(|s| s.logprob.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&first), bits(&second));
+    // The same passes again: a sweep over 12 experts with 8 slots finds some still resident and
+    // uploads fewer than the first time (a cold cache).
+    assert!(s2.hits - s1.hits > 0, "{s1:?} {s2:?}");
+    assert!(s2.uploads - s1.uploads < s1.uploads, "{s1:?} {s2:?}");
+}
+
+#[test]
 fn experts_on_host_refuses_a_dense_model() {
     let p = fixture("tiny-llama");
     let e = Engine::load_on(gpus(1, None), &p, EngineOptions::default(), &Placement { experts_on: ExpertsOn::Host, expert_cache: None, context: None });

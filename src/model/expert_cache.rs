@@ -5,7 +5,9 @@
 //! the router and top-k run on the GPU, the pass is submitted up to there and the `[tokens, k]`
 //! expert ids are read back (4 · tokens · k bytes). The host then builds each expert's token list
 //! (the same lists `moe_gather` builds), uploads the experts the cache lacks into the least
-//! recently used slots (ties to the lowest slot: deterministic), and runs the expert matmuls
+//! slots (empty ones first, then the most recently used: passes sweep the layers in order, and
+//! for a cyclic sweep larger than the cache MRU keeps a stable part resident where LRU would
+//! evict each expert just before its reuse; ties to the lowest slot: deterministic), and runs the expert matmuls
 //! against the slots with per-slot counts and lists. When a layer needs more experts than there
 //! are slots it runs in rounds of at most `slots` experts, one submission each. Every expert row
 //! is computed by the same kernel from the same weights as with GPU-resident experts, so the
@@ -209,8 +211,16 @@ impl ExpertCache {
                     continue;
                 }
                 let sl = &st.classes[&class];
-                // The least recently used slot not serving this round (lowest index on ties).
-                let victim = (0..self.slots).filter(|s| !slot_of.contains(s)).min_by_key(|&s| (sl.last_use[s], s)).context("internal: no free expert slot")?;
+                // An empty slot if any, else the most recently used slot not serving this round
+                // (lowest index on ties). Passes sweep the layers in order, so the expert used
+                // longest ago is the one needed soonest: LRU would evict every expert just before
+                // its reuse once the experts outgrow the cache, MRU keeps a stable part resident.
+                let free = (0..self.slots).filter(|s| !slot_of.contains(s));
+                let victim = free
+                    .clone()
+                    .find(|&s| sl.owner[s].is_none())
+                    .or_else(|| free.max_by_key(|&s| (sl.last_use[s], std::cmp::Reverse(s))))
+                    .context("internal: no free expert slot")?;
                 slot_of[j] = victim;
                 st.classes.get_mut(&class).unwrap().owner[victim] = Some((layer, e));
                 misses.push(victim);
