@@ -76,7 +76,8 @@ pub struct DeviceArgs {
     #[arg(long)]
     pub backend: Option<String>,
     /// Fail GPU allocations past this size in all (bytes, or with a K, M or G suffix), as a
-    /// full GPU would: to test, or to stay within a share of a device.
+    /// full GPU would: to test, or to stay within a share of a device. With --devices, per
+    /// device; loading refuses, with the memory plan, weights that would not fit it.
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub gpu_memory_budget: Option<u64>,
 }
