@@ -223,6 +223,40 @@ fn a_cache_smaller_than_the_experts_keeps_part_of_them_across_passes() {
 }
 
 #[test]
+fn experts_held_in_memory_are_copied_to_the_host_and_give_the_same_bits() {
+    use pingce::model::weights::{MemoryTensors, Safetensors, TensorSource};
+    for name in MOE {
+        let p = fixture(name);
+        let (cfg, tokenizer, _, _) = Engine::open_model(&p).unwrap();
+        // The same tensors, held in memory: no file to map, so the cache keeps a copy.
+        let st = Safetensors::open_dir(&p).unwrap();
+        let mut mem = MemoryTensors::default();
+        let header: serde_json::Value = {
+            let b = std::fs::read(p.join("model.safetensors")).unwrap();
+            let n = u64::from_le_bytes(b[..8].try_into().unwrap()) as usize;
+            serde_json::from_slice(&b[8..8 + n]).unwrap()
+        };
+        for name in header.as_object().unwrap().keys().filter(|k| *k != "__metadata__") {
+            let t = st.tensor(name).unwrap();
+            mem.insert(name, t.dtype, &t.shape, t.bytes.to_vec());
+        }
+        let gpu = Gpu::default_device().unwrap();
+        let opts = LoadOptions { experts_on: ExpertsOn::Host, expert_cache: Some(CacheSize::Experts(2)), ..LoadOptions::whole(&cfg) };
+        let model = Decoder::load_with(&gpu, cfg.clone(), &mem, &opts).unwrap();
+        let c = model.expert_cache.clone().unwrap();
+        assert_eq!(c.mapped_layers(), 0);
+        assert!(c.host_bytes() > 0);
+        let mut copied = Engine::new(gpu, model, tokenizer, EngineOptions { batch_size: 3, max_batch_tokens: 4096 }, vec![]);
+        let want = fingerprint(&mut engine(&p, 1, Placement::default(), 3));
+        assert!(fingerprint(&mut copied) == want, "{name}: copied host experts differ");
+        // The fixture's own files are mapped, not copied.
+        let e = engine(&p, 1, Placement { experts_on: ExpertsOn::Host, expert_cache: Some(CacheSize::Experts(2)), context: None }, 3);
+        let c = e.model.expert_cache.as_ref().unwrap();
+        assert!(c.mapped_layers() > 0 && c.host_bytes() == 0);
+    }
+}
+
+#[test]
 fn experts_on_host_refuses_a_dense_model() {
     let p = fixture("tiny-llama");
     let e = Engine::load_on(gpus(1, None), &p, EngineOptions::default(), &Placement { experts_on: ExpertsOn::Host, expert_cache: None, context: None });

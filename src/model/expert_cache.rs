@@ -1,4 +1,5 @@
 //! Host-resident routed experts (`--experts-on host`): the experts' weights stay in host memory
+//! — read from the memory-mapped weight file where it stores them as the GPU does, else a copy —
 //! and a fixed number of GPU slots (`--expert-cache`) holds the ones a pass needs.
 //!
 //! The routing must be known to know what to stream, so a sparse layer costs one small readback:
@@ -14,11 +15,14 @@
 //! results are bit-identical; only the traffic differs: per sparse layer one readback, one
 //! submission per round, and the bytes of the missing experts over the bus.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::ops::Range;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context, Result};
 
+use super::bytes::FileBytes;
 use super::config::{Config, MoeConfig};
 use super::plan::{self, BankClass, Dtypes};
 use super::split::LoadOptions;
@@ -28,12 +32,41 @@ use crate::kernels::expert_matmul::{self, Experts, Gathered};
 use crate::kernels::swiglu;
 use crate::tensor::DType;
 
-/// One layer's experts in host memory, in the GPU's stored layout (16-bit rows padded to even
-/// length), expert after expert.
+/// One bank (gate/up or down) of a layer's experts in host memory.
+enum Store {
+    /// A copy in the GPU's stored layout (16-bit rows padded to even length), expert after expert.
+    Copy(Vec<u8>),
+    /// Per expert, the byte ranges of the (memory-mapped) weight file holding it, in order (gate
+    /// then up): no copy, and processes on one machine share the page cache.
+    Mapped(Vec<Vec<(Arc<FileBytes>, Range<usize>)>>),
+}
+
+impl Store {
+    /// Expert `e`'s bytes (`eb` of them).
+    fn expert(&self, e: usize, eb: usize) -> Cow<'_, [u8]> {
+        match self {
+            Store::Copy(v) => Cow::Borrowed(&v[e * eb..(e + 1) * eb]),
+            Store::Mapped(segs) if segs[e].len() == 1 => {
+                let (f, r) = &segs[e][0];
+                Cow::Borrowed(&f[r.clone()])
+            }
+            Store::Mapped(segs) => Cow::Owned(segs[e].iter().flat_map(|(f, r)| f[r.clone()].iter().copied()).collect()),
+        }
+    }
+
+    fn copied_bytes(&self) -> u64 {
+        match self {
+            Store::Copy(v) => v.len() as u64,
+            Store::Mapped(_) => 0,
+        }
+    }
+}
+
+/// One layer's experts in host memory.
 struct HostBank {
     class: BankClass,
-    gate_up: Vec<u8>,
-    down: Vec<u8>,
+    gate_up: Store,
+    down: Store,
 }
 
 /// The GPU slots of one bank class (dtype pair) and who holds them.
@@ -148,15 +181,76 @@ impl ExpertCache {
             bail!("internal: layer {layer}'s experts ({gu_dtype:?}/{down_dtype:?}) have no slots in the expert cache");
         }
         let (h, i, n) = (self.hidden, self.inter, self.experts);
-        let gate_up = stored(gu_dtype, 2 * i * n, h, gate_up);
-        let down = stored(down_dtype, h * n, i, down);
+        let gate_up = Store::Copy(stored(gu_dtype, 2 * i * n, h, gate_up));
+        let down = Store::Copy(stored(down_dtype, h * n, i, down));
         st.host.insert(layer, HostBank { class, gate_up, down });
         Ok(())
     }
 
-    /// Bytes of routed experts held in host memory.
+    /// Keeps layer `layer`'s experts (tensors under `p`, `n` of them) as references into the
+    /// weight file where it stores them as the GPU does; `false` where it cannot (tensors held
+    /// in memory, rows that need padding, mixed dtypes): then [`register`](Self::register) a copy.
+    pub fn register_mapped(&self, layer: usize, src: &dyn TensorSource, p: &str, n: usize) -> Result<bool> {
+        let (h, i) = (self.hidden, self.inter);
+        type Seg = (Arc<FileBytes>, Range<usize>);
+        let slice = |name: &str, shape: &[usize]| -> Result<Option<(DType, Seg)>> {
+            let t = src.tensor(name)?;
+            t.expect_shape(shape)?;
+            Ok(src.backing(name).map(|s| (t.dtype, s)))
+        };
+        // Expert e of a tensor `[n, ...]` stacking n experts.
+        let part = |s: &Seg, e: usize| -> Seg {
+            let per = s.1.len() / n;
+            (s.0.clone(), s.1.start + e * per..s.1.start + (e + 1) * per)
+        };
+        let fused = format!("{p}.experts.gate_up_proj");
+        let stacked = |w: &str| format!("{p}.experts.{w}_proj.weight");
+        let (gdt, ddt, gu, down): (DType, DType, Vec<Vec<Seg>>, Vec<Vec<Seg>>) = if src.contains(&fused) {
+            let (Some((gdt, g)), Some((ddt, d))) = (slice(&fused, &[n, 2 * i, h])?, slice(&format!("{p}.experts.down_proj"), &[n, h, i])?) else { return Ok(false) };
+            (gdt, ddt, (0..n).map(|e| vec![part(&g, e)]).collect(), (0..n).map(|e| vec![part(&d, e)]).collect())
+        } else if src.contains(&stacked("gate")) {
+            let (Some((gdt, g)), Some((udt, u)), Some((ddt, d))) = (slice(&stacked("gate"), &[n, i, h])?, slice(&stacked("up"), &[n, i, h])?, slice(&stacked("down"), &[n, h, i])?) else {
+                return Ok(false);
+            };
+            if gdt != udt {
+                return Ok(false);
+            }
+            (gdt, ddt, (0..n).map(|e| vec![part(&g, e), part(&u, e)]).collect(), (0..n).map(|e| vec![part(&d, e)]).collect())
+        } else {
+            let (mut gu, mut down, mut dts) = (Vec::new(), Vec::new(), Vec::new());
+            for e in 0..n {
+                let name = |w: &str| format!("{p}.experts.{e}.{w}_proj.weight");
+                let (Some((a, g)), Some((b, u)), Some((c, d))) = (slice(&name("gate"), &[i, h])?, slice(&name("up"), &[i, h])?, slice(&name("down"), &[h, i])?) else { return Ok(false) };
+                dts.extend([a, b, c]);
+                gu.push(vec![g, u]);
+                down.push(vec![d]);
+            }
+            if dts.iter().any(|d| *d != dts[0]) {
+                return Ok(false);
+            }
+            (dts[0], dts[0], gu, down)
+        };
+        // Stored as is only where no row needs padding.
+        if plan::expert_bytes(gdt, 2 * i, h) != (2 * i * gdt.bytes_for(h)) as u64 || plan::expert_bytes(ddt, h, i) != (h * ddt.bytes_for(i)) as u64 {
+            return Ok(false);
+        }
+        let class = BankClass { gate_up: gdt, down: ddt };
+        let mut st = self.state.lock().unwrap();
+        if !st.classes.contains_key(&class) {
+            bail!("internal: layer {layer}'s experts ({gdt:?}/{ddt:?}) have no slots in the expert cache");
+        }
+        st.host.insert(layer, HostBank { class, gate_up: Store::Mapped(gu), down: Store::Mapped(down) });
+        Ok(true)
+    }
+
+    /// Bytes of routed experts copied into host memory (experts read from a mapped file count 0).
     pub fn host_bytes(&self) -> u64 {
-        self.state.lock().unwrap().host.values().map(|b| (b.gate_up.len() + b.down.len()) as u64).sum()
+        self.state.lock().unwrap().host.values().map(|b| b.gate_up.copied_bytes() + b.down.copied_bytes()).sum()
+    }
+
+    /// Layers whose experts are read from the mapped weight file rather than copied.
+    pub fn mapped_layers(&self) -> usize {
+        self.state.lock().unwrap().host.values().filter(|b| matches!(b.gate_up, Store::Mapped(_))).count()
     }
 
     pub fn stats(&self) -> CacheStats {
@@ -274,7 +368,7 @@ fn write_slot(gpu: &Gpu, st: &State, class: BankClass, gate_up: bool, s: usize) 
         }
         let Some((layer, e)) = sl.owner[t] else { continue };
         let hb = &st.host[&layer];
-        let src = if gate_up { &hb.gate_up[e * eb..(e + 1) * eb] } else { &hb.down[e * eb..(e + 1) * eb] };
+        let src = if gate_up { hb.gate_up.expert(e, eb) } else { hb.down.expert(e, eb) };
         let (a, b) = (t_lo.max(lo), t_hi.min(hi));
         span[a - lo..b - lo].copy_from_slice(&src[a - t_lo..b - t_lo]);
     }

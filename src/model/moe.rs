@@ -190,8 +190,10 @@ impl SparseMlp {
         let (gate_up, down) = match host {
             None => expert_banks(gpu, src, p, n, hidden, inter)?,
             Some((cache, layer)) => {
-                let b = expert_bank_bytes(src, p, n, hidden, inter)?;
-                cache.register(layer, b.gate_up_dtype, &b.gate_up, b.down_dtype, &b.down)?;
+                if !cache.register_mapped(layer, src, p, n)? {
+                    let b = expert_bank_bytes(src, p, n, hidden, inter)?;
+                    cache.register(layer, b.gate_up_dtype, &b.gate_up, b.down_dtype, &b.down)?;
+                }
                 (Experts::new(2 * inter, hidden), Experts::new(hidden, inter))
             }
         };
