@@ -4,12 +4,12 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 
 use super::batch::{Stage, Workspace};
 use super::{Engine, EngineOptions};
 use crate::device::{Gpu, GpuFault};
-use crate::model::plan::{CacheSize, DeviceSpec, Dtypes, ExpertsOn, MemoryPlan, PlanOptions};
+use crate::model::plan::{split_layers, CacheSize, DeviceSpec, Dtypes, ExpertsOn, MemoryPlan, PlanOptions};
 use crate::model::split::LoadOptions;
 use crate::model::Decoder;
 
@@ -55,16 +55,28 @@ impl Engine {
             experts_on: place.experts_on,
             expert_cache: place.expert_cache,
         };
-        let plan = MemoryPlan::new(&dir.display().to_string(), &cfg, &Dtypes::Source(src.as_ref()), &popts).with_context(|| format!("planning memory for {}", dir.display()))?;
-        let refused = plan.load_problems();
-        if !refused.is_empty() {
-            return Err(GpuFault::OutOfMemory {
-                what: "loading weights (refused before allocating, by the memory plan)".into(),
-                detail: format!("{}\n{}", refused.join("\n"), plan.render()),
+        // A plan needs every tensor the sizer knows of. Where it cannot be made (bad or missing
+        // tensors, a layout it does not size) loading goes on unplanned with layers split evenly,
+        // and the loader reports what is wrong with the weights in its own words.
+        let ranges = match MemoryPlan::new(&dir.display().to_string(), &cfg, &Dtypes::Source(src.as_ref()), &popts) {
+            Ok(plan) => {
+                let refused = plan.load_problems();
+                if !refused.is_empty() {
+                    return Err(GpuFault::OutOfMemory {
+                        what: "loading weights (refused before allocating, by the memory plan)".into(),
+                        detail: format!("{}\n{}", refused.join("\n"), plan.render()),
+                    }
+                    .into());
+                }
+                plan.ranges()
             }
-            .into());
-        }
-        let ranges = plan.ranges();
+            Err(_) => {
+                if cfg.moe.is_none() && place.experts_on == ExpertsOn::Host {
+                    bail!("--experts-on host: the model has no routed experts ({} is dense)", dir.display());
+                }
+                split_layers(&vec![1; cfg.num_layers], 0, 0, gpus.len())?
+            }
+        };
         let mut slices = Vec::with_capacity(gpus.len());
         for (i, gpu) in gpus.into_iter().enumerate() {
             let lo = LoadOptions::slice(&ranges, i, place.experts_on, place.expert_cache);
