@@ -112,7 +112,7 @@ fn a_budget_too_small_is_refused_before_allocating_naming_device_and_shortfall()
     // Only device 1's slice is short, by exactly the bytes the plan counted.
     let short: Vec<&str> = msg.lines().filter(|l| l.contains("loading needs")).collect();
     assert!(!short.is_empty() && short.iter().all(|l| l.contains(&format!("device {big} ("))), "{msg}");
-    assert!(msg.contains(&format!("short by")) && msg.contains(&format!("({} bytes)", need - budget)), "{msg}");
+    assert!(msg.contains("short by") && msg.contains(&format!("({} bytes)", need - budget)), "{msg}");
     assert!(msg.contains("memory plan for"), "the refusal carries the plan: {msg}");
     // Host-resident experts make the same slices fit the same budget.
     let devices = gpus(2, Some(budget));

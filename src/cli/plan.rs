@@ -90,7 +90,7 @@ pub fn run(a: PlanArgs) -> Result<()> {
                 let name = adapter.get_info().name;
                 DeviceSpec {
                     label: if a.devices.is_empty() { format!("{i} ({name})") } else { format!("{i} (--devices {l}: {name})") },
-                    max_binding: (lim.max_storage_buffer_binding_size as u64).min(lim.max_buffer_size),
+                    max_binding: lim.max_storage_buffer_binding_size.min(lim.max_buffer_size),
                     max_buffer: lim.max_buffer_size,
                     limit: a.gpu_memory_budget,
                 }

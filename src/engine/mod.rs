@@ -21,6 +21,9 @@ use crate::model::{Config, Decoder, Tokenizer};
 pub use generate::{GenRequest, Generation, StopReason, UntilRequest};
 pub use scoring::{Scored, ScoreRequest};
 
+/// A model's config, tokenizer, tensors (nothing read yet) and files.
+pub type OpenedModel = (Config, Tokenizer, Box<dyn TensorSource>, Vec<PathBuf>);
+
 /// The most top-k entries a scored position can carry.
 pub const MAX_TOPK: usize = crate::kernels::logprobs::MAX_TOPK;
 
@@ -60,7 +63,7 @@ impl Engine {
     }
 
     /// The model's config, tokenizer, tensors and files, without reading any weight.
-    pub fn open_model(dir: &Path) -> Result<(Config, Tokenizer, Box<dyn TensorSource>, Vec<PathBuf>)> {
+    pub fn open_model(dir: &Path) -> Result<OpenedModel> {
         if dir.is_file() && dir.extension().is_some_and(|e| e == "gguf") {
             let g = GgufModel::open(dir)?;
             let tokenizer = gguf_tokenizer::from_gguf(&g.gguf)?;

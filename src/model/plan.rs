@@ -124,7 +124,7 @@ fn stride(dtype: DType, cols: usize) -> usize {
 }
 
 fn check_blocks(name: &str, dtype: DType, cols: usize) -> Result<()> {
-    if cols % dtype.block_size() != 0 {
+    if !cols.is_multiple_of(dtype.block_size()) {
         bail!("{name}: rows of {cols} elements are not whole {dtype:?} blocks of {}", dtype.block_size());
     }
     Ok(())
@@ -151,7 +151,7 @@ pub fn bank_bytes(dtype: DType, n: usize, rows: usize, cols: usize, max_binding:
     let per = ((max_binding / e.max(1)) as usize).max(1);
     let n = n as u64;
     let per = per as u64;
-    (n / per) * buf(per * e) + if n % per > 0 { buf((n % per) * e) } else { 0 }
+    (n / per) * buf(per * e) + if !n.is_multiple_of(per) { buf((n % per) * e) } else { 0 }
 }
 
 /// Weights tallied by dtype.
@@ -277,12 +277,12 @@ pub fn split_layers(layer_bytes: &[u64], first_extra: u64, last_extra: u64, n: u
     let total = first_extra as u128 + layer_bytes.iter().map(|&b| b as u128).sum::<u128>() + last_extra as u128;
     let mut starts = vec![0usize];
     let mut acc = first_extra as u128;
-    for i in 0..l {
+    for (i, &b) in layer_bytes.iter().enumerate() {
         let d = starts.len();
         if d < n && i > *starts.last().unwrap() && (acc * n as u128 >= total * d as u128 || l - i == n - d) {
             starts.push(i);
         }
-        acc += layer_bytes[i] as u128;
+        acc += b as u128;
     }
     starts.push(l);
     Ok(starts.windows(2).map(|w| w[0]..w[1]).collect())
