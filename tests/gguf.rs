@@ -252,6 +252,18 @@ fn gguf_conversions_score_like_their_safetensors_originals() {
             })
             .collect();
         assert_eq!(bits(&mut g, &reqs), bits(&mut s, &reqs), "{name}: GGUF vs safetensors");
+        if arch.ends_with("moe") {
+            // Host-resident experts read straight from the mapped GGUF (gate and up of an expert
+            // are two ranges of ffn_gate_exps / ffn_up_exps), through a 2-slot cache.
+            use pingce::engine::split::Placement;
+            use pingce::model::plan::{CacheSize, ExpertsOn};
+            let place = Placement { experts_on: ExpertsOn::Host, expert_cache: Some(CacheSize::Experts(2)), context: None };
+            let mut h = Engine::load_on(vec![Gpu::default_device().unwrap()], &path, EngineOptions::default(), &place).unwrap();
+            let c = h.model.expert_cache.clone().unwrap();
+            assert!(c.mapped_layers() > 0 && c.host_bytes() == 0, "{name}: experts copied instead of mapped");
+            assert_eq!(bits(&mut h, &reqs), bits(&mut g, &reqs), "{name}: GGUF host experts vs GPU experts");
+            assert!(c.stats().uploads > 0);
+        }
     }
 }
 

@@ -80,7 +80,7 @@ fn decode(engine: &mut Engine, batch: usize, steps_asked: usize, next: &mut impl
     let steps = out.iter().map(|g| g.tokens.len()).max().unwrap_or(0).saturating_sub(1).max(1);
     let s = (total - first).max(1e-9);
     // Weights read once per step: the bandwidth decode achieves (KV reads left out).
-    let gbps = engine.model.weight_bytes() as f64 * steps as f64 / s / 1e9;
+    let gbps = engine.weight_bytes() as f64 * steps as f64 / s / 1e9;
     Ok(json!({"sequences": batch, "steps": steps, "seconds": s, "tokens_per_s": (steps * batch) as f64 / s, "ms_per_step": s * 1e3 / steps as f64, "weight_gb_per_s": gbps}))
 }
 
@@ -133,11 +133,11 @@ pub fn run(a: BenchArgs) -> Result<()> {
     let report = json!({
         "pingce_version": pingce::VERSION,
         "git_commit": pingce::GIT_COMMIT,
-        "adapter": engine.gpu.describe(),
+        "adapter": engine.describe_devices(),
         "model": path.display().to_string(),
-        "weights_mib": engine.model.weight_bytes() as f64 / 1048576.0,
+        "weights_mib": engine.weight_bytes() as f64 / 1048576.0,
         "model_files_mib": file_bytes as f64 / 1048576.0,
-        "gpu_mib_allocated": engine.gpu.hooks.allocated() as f64 / 1048576.0,
+        "gpu_mib_allocated": engine.allocated() as f64 / 1048576.0,
         "prefill": prefill,
         "decode": decodes,
         "mc_suite": suite,

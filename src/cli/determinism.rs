@@ -58,7 +58,7 @@ pub fn run(a: DeterminismArgs) -> Result<()> {
     let orders: [(&str, Vec<usize>); 3] = [("input order", (0..n).collect()), ("reversed", (0..n).rev().collect()), ("shuffled", shuffled)];
     let mut reference: Option<Vec<Vec<f32>>> = None;
     let mut failures = 0;
-    println!("{n} requests on {}", engine.gpu.describe());
+    println!("{n} requests on {}", engine.describe_devices());
     for &bs in &a.batch_sizes {
         for (name, order) in &orders {
             engine.opts.batch_size = bs.max(1);

@@ -8,6 +8,7 @@ mod eval;
 mod generate;
 mod logits;
 mod merge;
+mod plan;
 mod report;
 mod safety;
 mod score;
@@ -17,7 +18,9 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 use pingce::device::{DeviceOptions, Gpu};
+use pingce::engine::split::Placement;
 use pingce::engine::{Engine, EngineOptions};
+use pingce::model::plan::{CacheSize, ExpertsOn};
 
 #[derive(Parser)]
 #[command(name = "pingce", version, about = "Reproducible LLM evaluation on WGSL kernels (Vulkan, Metal, DX12, lavapipe)")]
@@ -53,19 +56,28 @@ enum Command {
     Report(report::ReportArgs),
     /// Safety assessment for generative-AI filing (TC260-003 / GB/T 45654-2025).
     Safety(safety::SafetyArgs),
+    /// The memory each adapter will need (weights by dtype, KV cache, activations, expert
+    /// cache), from the config and tensor headers only, and what does not fit.
+    Plan(plan::PlanArgs),
 }
 
 /// Adapter selection, shared by every subcommand that runs kernels.
 #[derive(Args, Clone, Debug)]
 pub struct DeviceArgs {
     /// Adapter index (see `pingce devices`) or a case-insensitive substring of its name.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "devices")]
     pub device: Option<String>,
+    /// Split the model's layers across these adapters, in order (indices or name substrings,
+    /// comma-separated; the same adapter may be named twice). The embedding lives on the first,
+    /// the head on the last; hidden states pass between them through host memory.
+    #[arg(long, value_delimiter = ',')]
+    pub devices: Vec<String>,
     /// Backend: vulkan, metal, dx12 or gl (default: every primary backend).
     #[arg(long)]
     pub backend: Option<String>,
     /// Fail GPU allocations past this size in all (bytes, or with a K, M or G suffix), as a
-    /// full GPU would: to test, or to stay within a share of a device.
+    /// full GPU would: to test, or to stay within a share of a device. With --devices, per
+    /// device; loading refuses, with the memory plan, weights that would not fit it.
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub gpu_memory_budget: Option<u64>,
 }
@@ -75,13 +87,33 @@ impl DeviceArgs {
         DeviceOptions { backend: self.backend.clone(), device: self.device.clone(), memory_budget: self.gpu_memory_budget }
     }
 
-    pub fn open(&self) -> Result<Gpu> {
-        let (gpu, note) = Gpu::open(&self.options())?;
-        if let Some(n) = note {
-            eprintln!("note: {n}");
+    /// The `--devices` entries, or the one `--device` (or default) adapter.
+    pub fn specs(&self) -> Vec<Option<String>> {
+        if self.devices.is_empty() {
+            vec![self.device.clone()]
+        } else {
+            self.devices.iter().map(|d| Some(d.trim().to_string())).collect()
         }
-        eprintln!("adapter: {}", gpu.describe());
-        Ok(gpu)
+    }
+
+    /// Opens every device of `--devices` (a device each, even on one adapter), or the one of
+    /// `--device`. `--gpu-memory-budget` applies to each.
+    pub fn open_all(&self) -> Result<Vec<Gpu>> {
+        let mut gpus = Vec::new();
+        for (i, spec) in self.specs().into_iter().enumerate() {
+            let opts = DeviceOptions { device: spec, ..self.options() };
+            let (gpu, note) = Gpu::open(&opts)?;
+            if let Some(n) = note {
+                eprintln!("note: {n}");
+            }
+            if self.devices.is_empty() {
+                eprintln!("adapter: {}", gpu.describe());
+            } else {
+                eprintln!("device {i}: {}", gpu.describe());
+            }
+            gpus.push(gpu);
+        }
+        Ok(gpus)
     }
 }
 
@@ -97,6 +129,22 @@ pub struct ModelArgs {
     pub batch_size: usize,
     #[command(flatten)]
     pub device: DeviceArgs,
+    /// Where the routed experts of a mixture-of-experts model live: `gpu`, or `host` (host
+    /// memory, streamed into a GPU expert cache; one routing readback per sparse layer).
+    #[arg(long, value_name = "gpu|host", default_value = "gpu", value_parser = parse_experts_on)]
+    pub experts_on: ExpertsOn,
+    /// Size of the GPU expert cache with `--experts-on host`: bytes (512M, 2G) or expert slots
+    /// (16experts). Default: one layer's experts.
+    #[arg(long, value_name = "SIZE", value_parser = CacheSize::parse)]
+    pub expert_cache: Option<CacheSize>,
+}
+
+pub fn parse_experts_on(s: &str) -> std::result::Result<ExpertsOn, String> {
+    match s {
+        "gpu" => Ok(ExpertsOn::Gpu),
+        "host" => Ok(ExpertsOn::Host),
+        _ => Err(format!("{s:?}: expected gpu or host")),
+    }
 }
 
 impl ModelArgs {
@@ -115,14 +163,24 @@ impl ModelArgs {
 
     pub fn engine(&self) -> Result<Engine> {
         let path = self.path()?;
-        let gpu = self.device.open()?;
+        if self.expert_cache.is_some() && self.experts_on != ExpertsOn::Host {
+            anyhow::bail!("--expert-cache sizes the cache of --experts-on host; add --experts-on host");
+        }
+        let gpus = self.device.open_all()?;
         let opts = EngineOptions { batch_size: self.batch_size, ..Default::default() };
-        Engine::load(gpu, &path, opts)
+        let place = Placement { experts_on: self.experts_on, expert_cache: self.expert_cache, context: None };
+        let engine = Engine::load_on(gpus, &path, opts, &place)?;
+        if !engine.rest.is_empty() {
+            let mut ranges = vec![engine.model.layer_range()];
+            ranges.extend(engine.rest.iter().map(|s| s.model.layer_range()));
+            eprintln!("layers per device: {}", ranges.iter().enumerate().map(|(i, r)| format!("{i}: {}..{}", r.start, r.end)).collect::<Vec<_>>().join(", "));
+        }
+        Ok(engine)
     }
 }
 
 /// `1048576`, `64K`, `512M`, `8G` (powers of 1024) as bytes.
-fn parse_size(s: &str) -> std::result::Result<u64, String> {
+pub fn parse_size(s: &str) -> std::result::Result<u64, String> {
     let t = s.trim();
     let (digits, shift) = match t.char_indices().last() {
         Some((i, 'K' | 'k')) => (&t[..i], 10),
@@ -162,5 +220,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Merge(a) => merge::run(a),
         Command::Report(a) => report::run(a),
         Command::Safety(a) => safety::run(a),
+        Command::Plan(a) => plan::run(a),
     }
 }

@@ -171,7 +171,7 @@ pub fn record(engine: &mut Engine, model_path: &Path, input: &Input, o: &RecordO
         },
         tokenizer: tokenizer_info(engine, model_path),
         input: info,
-        adapter: engine.gpu.describe(),
+        adapter: engine.describe_devices(),
         top_k: k,
         positions: rows.target_logprob.len(),
         requests: scored.len(),

@@ -114,6 +114,13 @@ impl<'g> Recorder<'g> {
         Ok(enc.finish())
     }
 
+    /// Submits what is recorded so far and waits, leaving the recorder empty to go on recording
+    /// (a pass that must read something back midway: host-resident experts).
+    pub fn flush(&mut self, what: &str) -> Result<()> {
+        let done = std::mem::replace(self, Recorder::new(self.gpu));
+        done.submit(what)
+    }
+
     /// Encodes, submits and waits; `what` names the work in any error.
     pub fn submit(self, what: &str) -> Result<()> {
         let gpu = self.gpu;

@@ -9,6 +9,13 @@ use crate::kernels::logprobs::{self, TokenScore, NO_TARGET};
 use crate::model::decoder::{Activations, HeadBuffers};
 use crate::model::Decoder;
 
+/// A later device of a model split by layers: its slice of the model and its own buffers.
+pub struct Stage {
+    pub gpu: Gpu,
+    pub model: Decoder,
+    pub ws: Workspace,
+}
+
 /// Tokens of one sequence at positions `start_pos ..`, cached at rows `base + position`.
 pub struct Segment<'a> {
     pub tokens: &'a [u32],
@@ -32,7 +39,7 @@ impl Workspace {
     pub fn ensure_cache(&mut self, gpu: &Gpu, model: &Decoder, rows: usize) -> Result<()> {
         if self.cache.as_ref().is_none_or(|c| c.rows < rows) {
             self.cache = None;
-            self.cache = Some(KvCache::new(gpu, model.cfg.num_layers, model.cfg.kv_dim(), rows.next_multiple_of(256))?);
+            self.cache = Some(KvCache::new(gpu, model.layer_range().len(), model.cfg.kv_dim(), rows.next_multiple_of(256))?);
         }
         Ok(())
     }
@@ -40,10 +47,14 @@ impl Workspace {
 
 /// Runs one sequence through the model and returns the whole log-softmax row at each of
 /// `positions` (the row at p predicts token p + 1).
-pub fn full_rows(gpu: &Gpu, model: &Decoder, ws: &mut Workspace, tokens: &[u32], positions: &[usize]) -> Result<Vec<Vec<f32>>> {
+pub fn full_rows(gpu: &Gpu, model: &Decoder, ws: &mut Workspace, rest: &mut [Stage], tokens: &[u32], positions: &[usize]) -> Result<Vec<Vec<f32>>> {
     let seg = Segment { tokens, start_pos: 0, base: 0, score: positions.iter().map(|&p| (p, NO_TARGET)).collect() };
-    ws.ensure_cache(gpu, model, tokens.len())?;
-    run(gpu, model, ws, std::slice::from_ref(&seg), 0)?;
+    ensure_cache(gpu, model, ws, rest, tokens.len())?;
+    run(gpu, model, ws, rest, std::slice::from_ref(&seg), 0)?;
+    let (gpu, model, ws) = match rest.last_mut() {
+        Some(s) => (&s.gpu, &s.model, &mut s.ws),
+        None => (gpu, model, ws),
+    };
     let gather: Vec<u32> = positions.iter().map(|&p| p as u32).collect();
     let gather_buf = gpu.upload("gather", bytemuck::cast_slice(&gather))?;
     let mut out = Vec::with_capacity(positions.len());
@@ -51,15 +62,28 @@ pub fn full_rows(gpu: &Gpu, model: &Decoder, ws: &mut Workspace, tokens: &[u32],
     Ok(out)
 }
 
+/// [`Workspace::ensure_cache`] on every device of the model.
+pub fn ensure_cache(gpu: &Gpu, model: &Decoder, ws: &mut Workspace, rest: &mut [Stage], rows: usize) -> Result<()> {
+    ws.ensure_cache(gpu, model, rows)?;
+    for s in rest {
+        s.ws.ensure_cache(&s.gpu, &s.model, rows)?;
+    }
+    Ok(())
+}
+
 /// Runs `segs` through the model in one submission and returns, per segment, the scores of its
 /// scored positions, in order.
-pub fn run(gpu: &Gpu, model: &Decoder, ws: &mut Workspace, segs: &[Segment], topk: usize) -> Result<Vec<Vec<TokenScore>>> {
-    run_after_copies(gpu, model, ws, &[], segs, topk)
+pub fn run(gpu: &Gpu, model: &Decoder, ws: &mut Workspace, rest: &mut [Stage], segs: &[Segment], topk: usize) -> Result<Vec<Vec<TokenScore>>> {
+    run_after_copies(gpu, model, ws, rest, &[], segs, topk)
 }
 
 /// [`run`], after first duplicating cached rows: each `(rows, src, dst)` copies `rows` positions
 /// from cache row `src` to `dst` (a shared context given to each continuation).
-pub fn run_after_copies(gpu: &Gpu, model: &Decoder, ws: &mut Workspace, copies: &[(usize, usize, usize)], segs: &[Segment], topk: usize) -> Result<Vec<Vec<TokenScore>>> {
+///
+/// With `rest` (the later devices of a model split by layers) each device runs its layers in
+/// one submission and hands the hidden states to the next through host memory: one readback
+/// and one upload of `tokens × hidden` floats per boundary, nothing else.
+pub fn run_after_copies(gpu: &Gpu, model: &Decoder, ws: &mut Workspace, rest: &mut [Stage], copies: &[(usize, usize, usize)], segs: &[Segment], topk: usize) -> Result<Vec<Vec<TokenScore>>> {
     let tokens: usize = segs.iter().map(|s| s.tokens.len()).sum();
     let max_pos = model.cfg.max_position_embeddings;
     let mut ids = Vec::with_capacity(tokens);
@@ -88,36 +112,60 @@ pub fn run_after_copies(gpu: &Gpu, model: &Decoder, ws: &mut Workspace, copies: 
     if tokens == 0 {
         return Ok(segs.iter().map(|_| Vec::new()).collect());
     }
-    if ws.cache.as_ref().is_none_or(|c| c.rows < need_rows) {
-        bail!("internal: KV cache smaller than the batch ({need_rows} rows needed)");
-    }
-    if ws.acts.as_ref().is_none_or(|a| a.tokens < tokens) {
-        ws.acts = None;
-        ws.acts = Some(model.activations(gpu, tokens.next_multiple_of(64))?);
-    }
     let rows = gather.len();
-    if ws.head.as_ref().is_none_or(|h| h.rows < rows) {
-        ws.head = None;
-        ws.head = Some(model.head_buffers(gpu, rows.next_multiple_of(64))?);
-    }
-    let (acts, head, cache) = (ws.acts.as_ref().unwrap(), ws.head.as_ref().unwrap(), ws.cache.as_ref().unwrap());
-    gpu.write(&acts.ids, 0, bytemuck::cast_slice(&ids));
-    gpu.write(&acts.meta, 0, bytemuck::cast_slice(&meta));
-    let gather_buf = gpu.upload("gather", bytemuck::cast_slice(&gather))?;
-    let target_buf = gpu.upload("targets", bytemuck::cast_slice(&targets))?;
-    let mut rec = gpu.recorder();
-    for &(rows, src, dst) in copies {
-        if src + rows > cache.rows || dst + rows > cache.rows {
-            bail!("internal: KV copy outside the cache");
+    let n_stages = 1 + rest.len();
+    let mut stages: Vec<(&Gpu, &Decoder, &mut Workspace)> = vec![(gpu, model, ws)];
+    stages.extend(rest.iter_mut().map(|s| (&s.gpu, &s.model, &mut s.ws)));
+    // The hidden states handed from one device to the next (host memory).
+    let mut hidden: Vec<u8> = Vec::new();
+    let mut words = Vec::new();
+    for (i, (gpu, model, ws)) in stages.into_iter().enumerate() {
+        let (first, last) = (i == 0, i + 1 == n_stages);
+        if ws.cache.as_ref().is_none_or(|c| c.rows < need_rows) {
+            bail!("internal: KV cache smaller than the batch ({need_rows} rows needed)");
         }
-        cache.record_copy(&mut rec, model.cfg.kv_dim(), rows, src, dst)?;
+        if ws.acts.as_ref().is_none_or(|a| a.tokens < tokens) {
+            ws.acts = None;
+            ws.acts = Some(model.activations(gpu, tokens.next_multiple_of(64))?);
+        }
+        if last && ws.head.as_ref().is_none_or(|h| h.rows < rows) {
+            ws.head = None;
+            ws.head = Some(model.head_buffers(gpu, rows.next_multiple_of(64))?);
+        }
+        let (acts, cache) = (ws.acts.as_ref().unwrap(), ws.cache.as_ref().unwrap());
+        if first {
+            gpu.write(&acts.ids, 0, bytemuck::cast_slice(&ids));
+        } else {
+            gpu.write(acts.hidden(), 0, &hidden);
+        }
+        gpu.write(&acts.meta, 0, bytemuck::cast_slice(&meta));
+        let mut rec = gpu.recorder();
+        for &(rows, src, dst) in copies {
+            if src + rows > cache.rows || dst + rows > cache.rows {
+                bail!("internal: KV copy outside the cache");
+            }
+            cache.record_copy(&mut rec, model.cfg.kv_dim(), rows, src, dst)?;
+        }
+        model.record_layers(&mut rec, acts, tokens, &cache.layers())?;
+        let head = ws.head.as_ref();
+        if last && rows > 0 {
+            let gather_buf = gpu.upload("gather", bytemuck::cast_slice(&gather))?;
+            let target_buf = gpu.upload("targets", bytemuck::cast_slice(&targets))?;
+            model.record_head(&mut rec, acts, rows, &gather_buf, &target_buf, topk, head.unwrap())?;
+        }
+        let layers = model.layer_range();
+        let what = if n_stages == 1 {
+            format!("running a batch of {} sequences ({tokens} tokens)", segs.len())
+        } else {
+            format!("running layers {}..{} of a batch of {} sequences ({tokens} tokens) on device {i} ({})", layers.start, layers.end, segs.len(), gpu.info.name)
+        };
+        rec.submit(&what)?;
+        if last {
+            words = gpu.read_u32(&head.unwrap().out, 0, rows * logprobs::OUT_STRIDE)?;
+        } else {
+            hidden = gpu.read_bytes(acts.hidden(), 0, (tokens * model.cfg.hidden_size * 4) as u64)?;
+        }
     }
-    model.record_layers(&mut rec, acts, tokens, &cache.layers())?;
-    if rows > 0 {
-        model.record_head(&mut rec, acts, rows, &gather_buf, &target_buf, topk, head)?;
-    }
-    rec.submit(&format!("running a batch of {} sequences ({tokens} tokens)", segs.len()))?;
-    let words = gpu.read_u32(&head.out, 0, rows * logprobs::OUT_STRIDE)?;
     let scores = logprobs::decode(&words, rows, topk);
     let mut out = Vec::with_capacity(segs.len());
     let mut it = scores.into_iter();

@@ -58,7 +58,7 @@ impl Engine {
                 bases.push(rows);
                 rows += p.len() + r.max_tokens;
             }
-            self.ws.ensure_cache(&self.gpu, &self.model, rows)?;
+            super::batch::ensure_cache(&self.gpu, &self.model, &mut self.ws, &mut self.rest, rows)?;
             let mut gen: Vec<Vec<u32>> = vec![Vec::new(); chunk.len()];
             let mut done: Vec<Option<StopReason>> = chunk.iter().map(|r| (r.max_tokens == 0).then_some(StopReason::MaxTokens)).collect();
             // Prefill: only the last prompt position is scored (its argmax is the first token).
@@ -67,7 +67,7 @@ impl Engine {
                 .zip(&bases)
                 .map(|(p, &base)| Segment { tokens: p, start_pos: 0, base, score: vec![(p.len() - 1, NO_TARGET)] })
                 .collect();
-            let mut next: Vec<u32> = run(&self.gpu, &self.model, &mut self.ws, &segs, 0)?.iter().map(|s| s[0].argmax).collect();
+            let mut next: Vec<u32> = run(&self.gpu, &self.model, &mut self.ws, &mut self.rest, &segs, 0)?.iter().map(|s| s[0].argmax).collect();
             loop {
                 for i in 0..chunk.len() {
                     if done[i].is_some() {
@@ -97,7 +97,7 @@ impl Engine {
                         score: vec![(0, NO_TARGET)],
                     })
                     .collect();
-                let out = run(&self.gpu, &self.model, &mut self.ws, &segs, 0)?;
+                let out = run(&self.gpu, &self.model, &mut self.ws, &mut self.rest, &segs, 0)?;
                 for (&i, s) in active.iter().zip(out) {
                     next[i] = s[0].argmax;
                 }
@@ -136,12 +136,12 @@ impl Engine {
         if prefix == 0 || prefix >= tokens.len() {
             bail!("prefix must be in 1..{}", tokens.len());
         }
-        self.ws.ensure_cache(&self.gpu, &self.model, tokens.len())?;
+        super::batch::ensure_cache(&self.gpu, &self.model, &mut self.ws, &mut self.rest, tokens.len())?;
         let seg = Segment { tokens: &tokens[..prefix], start_pos: 0, base: 0, score: vec![(prefix - 1, tokens[prefix])] };
-        let mut lps = vec![run(&self.gpu, &self.model, &mut self.ws, &[seg], 0)?[0][0].logprob];
+        let mut lps = vec![run(&self.gpu, &self.model, &mut self.ws, &mut self.rest, &[seg], 0)?[0][0].logprob];
         for p in prefix..tokens.len() - 1 {
             let seg = Segment { tokens: &tokens[p..p + 1], start_pos: p, base: 0, score: vec![(0, tokens[p + 1])] };
-            lps.push(run(&self.gpu, &self.model, &mut self.ws, &[seg], 0)?[0][0].logprob);
+            lps.push(run(&self.gpu, &self.model, &mut self.ws, &mut self.rest, &[seg], 0)?[0][0].logprob);
         }
         Ok(lps)
     }

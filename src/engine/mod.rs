@@ -7,10 +7,11 @@ pub mod kv_cache;
 pub mod request_file;
 pub mod requests;
 pub mod scoring;
+pub mod split;
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 
 use crate::device::Gpu;
 use crate::model::gguf::GgufModel;
@@ -19,6 +20,9 @@ use crate::model::weights::{Safetensors, TensorSource};
 use crate::model::{Config, Decoder, Tokenizer};
 pub use generate::{GenRequest, Generation, StopReason, UntilRequest};
 pub use scoring::{Scored, ScoreRequest};
+
+/// A model's config, tokenizer, tensors (nothing read yet) and files.
+pub type OpenedModel = (Config, Tokenizer, Box<dyn TensorSource>, Vec<PathBuf>);
 
 /// The most top-k entries a scored position can carry.
 pub const MAX_TOPK: usize = crate::kernels::logprobs::MAX_TOPK;
@@ -46,17 +50,25 @@ pub struct Engine {
     /// Files the model came from (weights, config, tokenizer), for manifests.
     pub files: Vec<PathBuf>,
     ws: batch::Workspace,
+    /// The later devices of a model split by layers (`--devices`); `gpu` and `model` are then
+    /// the first device and its slice.
+    pub rest: Vec<batch::Stage>,
 }
 
 impl Engine {
     /// Loads a model: a GGUF file, or a Hugging Face folder (config.json, *.safetensors,
     /// tokenizer.json).
     pub fn load(gpu: Gpu, dir: &Path, opts: EngineOptions) -> Result<Engine> {
+        Engine::load_on(vec![gpu], dir, opts, &split::Placement::default())
+    }
+
+    /// The model's config, tokenizer, tensors and files, without reading any weight.
+    pub fn open_model(dir: &Path) -> Result<OpenedModel> {
         if dir.is_file() && dir.extension().is_some_and(|e| e == "gguf") {
             let g = GgufModel::open(dir)?;
             let tokenizer = gguf_tokenizer::from_gguf(&g.gguf)?;
-            let model = Decoder::load(&gpu, g.cfg.clone(), &g).with_context(|| format!("loading weights from {}", dir.display()))?;
-            return Ok(Engine::new(gpu, model, tokenizer, opts, g.files()));
+            let files = g.files();
+            return Ok((g.cfg.clone(), tokenizer, Box::new(g), files));
         }
         if !dir.is_dir() {
             bail!("model folder {} does not exist", dir.display());
@@ -72,15 +84,14 @@ impl Engine {
             );
         }
         let weights = Safetensors::open_dir(dir)?;
-        let model = Decoder::load(&gpu, cfg, &weights).with_context(|| format!("loading weights from {}", dir.display()))?;
         let mut files = weights.files();
         files.push(dir.join("config.json"));
         files.push(dir.join("tokenizer.json"));
-        Ok(Engine::new(gpu, model, tokenizer, opts, files))
+        Ok((cfg, tokenizer, Box::new(weights), files))
     }
 
     pub fn new(gpu: Gpu, model: Decoder, tokenizer: Tokenizer, opts: EngineOptions, files: Vec<PathBuf>) -> Engine {
-        Engine { gpu, model, tokenizer, opts, files, ws: batch::Workspace::default() }
+        Engine { gpu, model, tokenizer, opts, files, ws: batch::Workspace::default(), rest: Vec::new() }
     }
 
     /// The model's context length.

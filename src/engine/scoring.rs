@@ -83,8 +83,8 @@ impl Engine {
                 segs.push(Segment { tokens: &r.tokens[..r.tokens.len() - 1], start_pos: 0, base, score });
                 base += r.tokens.len();
             }
-            self.ws.ensure_cache(&self.gpu, &self.model, base)?;
-            let out = run(&self.gpu, &self.model, &mut self.ws, &segs, topk)?;
+            super::batch::ensure_cache(&self.gpu, &self.model, &mut self.ws, &mut self.rest, base)?;
+            let out = run(&self.gpu, &self.model, &mut self.ws, &mut self.rest, &segs, topk)?;
             for (&i, o) in batch.iter().zip(out) {
                 results[i] = o;
             }
@@ -101,7 +101,7 @@ impl Engine {
         if let Some(&p) = positions.iter().find(|&&p| p >= tokens.len()) {
             bail!("position {p} is outside the {} tokens", tokens.len());
         }
-        super::batch::full_rows(&self.gpu, &self.model, &mut self.ws, tokens, positions)
+        super::batch::full_rows(&self.gpu, &self.model, &mut self.ws, &mut self.rest, tokens, positions)
     }
 
     /// Encodes a loglikelihood request as lm-eval does ([`loglikelihood_tokens`]) and checks
@@ -200,9 +200,9 @@ impl Engine {
                     }
                 }
             }
-            self.ws.ensure_cache(&self.gpu, &self.model, rows)?;
-            let first = run(&self.gpu, &self.model, &mut self.ws, &seg_a, 0)?;
-            let rest = if seg_b.is_empty() { Vec::new() } else { run_after_copies(&self.gpu, &self.model, &mut self.ws, &copies, &seg_b, 0)? };
+            super::batch::ensure_cache(&self.gpu, &self.model, &mut self.ws, &mut self.rest, rows)?;
+            let first = run(&self.gpu, &self.model, &mut self.ws, &mut self.rest, &seg_a, 0)?;
+            let rest = if seg_b.is_empty() { Vec::new() } else { run_after_copies(&self.gpu, &self.model, &mut self.ws, &mut self.rest, &copies, &seg_b, 0)? };
             let mut rest = rest.into_iter();
             for ((c, ts), a) in enc[k..end].iter().zip(first) {
                 let mut item = Vec::with_capacity(ts.len());

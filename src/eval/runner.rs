@@ -312,7 +312,7 @@ pub fn run(engine: &mut Engine, tasks: &[TaskRun], opts: &RunOptions) -> Result<
     let mut manifest = json!({
         "pingce_version": crate::VERSION,
         "git_commit": crate::GIT_COMMIT,
-        "adapter": engine.gpu.describe(),
+        "adapter": engine.describe_devices(),
         "backend": format!("{:?}", engine.gpu.info.backend),
         "driver": format!("{} {}", engine.gpu.info.driver, engine.gpu.info.driver_info),
         "batch_size": engine.opts.batch_size,

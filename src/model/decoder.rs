@@ -9,8 +9,11 @@
 use anyhow::{bail, Context, Result};
 
 use super::config::Config;
+use super::expert_cache::ExpertCache;
 use super::mla::{MlaActivations, MlaAttention};
 use super::moe::{MoeActivations, SparseMlp};
+use super::plan::ExpertsOn;
+use super::split::LoadOptions;
 use super::weights::{TensorRef, TensorSource};
 use crate::device::{Gpu, Recorder};
 use crate::kernels::attention::Attention;
@@ -48,12 +51,18 @@ pub enum Mlp {
 
 pub struct Decoder {
     pub cfg: Config,
-    embed: Matrix,
+    /// `None` on the devices after the first of a split model.
+    embed: Option<Matrix>,
+    /// Layers `first_layer ..` of the model (all of them unless split across devices).
     layers: Vec<Layer>,
-    norm: wgpu::Buffer,
-    /// `None` when tied to the embedding.
+    first_layer: usize,
+    /// The final norm; `None` on the devices before the last of a split model.
+    norm: Option<wgpu::Buffer>,
+    /// `None` when tied to the embedding (on one device; split, the last device holds a copy).
     lm_head: Option<Matrix>,
     rope: RopeTable,
+    /// The GPU cache of host-resident routed experts (`--experts-on host`).
+    pub expert_cache: Option<std::sync::Arc<ExpertCache>>,
 }
 
 /// The working buffers of one pass over `tokens` rows (f32 unless noted).
@@ -117,10 +126,28 @@ fn bias(gpu: &Gpu, src: &dyn TensorSource, names: &[(String, usize)]) -> Result<
     gpu.upload(&names[0].0, bytemuck::cast_slice(&v))
 }
 
+impl Activations {
+    /// The hidden states `[tokens, hidden]` (f32) between layers: what one device of a split
+    /// model hands to the next.
+    pub fn hidden(&self) -> &wgpu::Buffer {
+        &self.x
+    }
+}
+
 impl Decoder {
     /// Uploads every weight, checking names, shapes and dtypes against `cfg`.
     pub fn load(gpu: &Gpu, cfg: Config, src: &dyn TensorSource) -> Result<Decoder> {
+        let opts = LoadOptions::whole(&cfg);
+        Decoder::load_with(gpu, cfg, src, &opts)
+    }
+
+    /// Uploads the slice of the model `opts` names (layers, embedding, head) and keeps the
+    /// routed experts where `opts` says.
+    pub fn load_with(gpu: &Gpu, cfg: Config, src: &dyn TensorSource, opts: &LoadOptions) -> Result<Decoder> {
         cfg.validate()?;
+        if opts.layers.end > cfg.num_layers || opts.layers.is_empty() {
+            bail!("internal: layer slice {:?} of a {}-layer model", opts.layers, cfg.num_layers);
+        }
         // DeepSeek-V3 checkpoints carry their multi-token-prediction layer after the last one
         // (transformers ignores it too).
         let mtp = |l: usize| cfg.mla.is_some() && src.contains(&format!("model.layers.{l}.eh_proj.weight"));
@@ -128,9 +155,14 @@ impl Decoder {
             bail!("weights hold more layers than the {} the config states (num_hidden_layers / block_count)", cfg.num_layers);
         }
         let (h, q, kv, inter) = (cfg.hidden_size, cfg.q_dim(), cfg.kv_dim(), cfg.intermediate_size);
-        let embed = stacked(gpu, src, &[("model.embed_tokens.weight".into(), cfg.vocab_size)], h)?;
-        let mut layers = Vec::with_capacity(cfg.num_layers);
-        for l in 0..cfg.num_layers {
+        let embed = if opts.embedding { Some(stacked(gpu, src, &[("model.embed_tokens.weight".into(), cfg.vocab_size)], h)?) } else { None };
+        let expert_cache = match (&cfg.moe, opts.experts_on) {
+            (Some(m), ExpertsOn::Host) => Some(std::sync::Arc::new(ExpertCache::new(gpu, &cfg, m, src, opts)?)),
+            (None, ExpertsOn::Host) => bail!("--experts-on host: the model has no routed experts"),
+            _ => None,
+        };
+        let mut layers = Vec::with_capacity(opts.layers.len());
+        for l in opts.layers.clone() {
             let p = |s: &str| format!("model.layers.{l}.{s}");
             let qkv_parts = [(p("self_attn.q_proj.weight"), q), (p("self_attn.k_proj.weight"), kv), (p("self_attn.v_proj.weight"), kv)];
             let mla = match &cfg.mla {
@@ -160,7 +192,7 @@ impl Decoder {
                 o_bias: if cfg.o_bias { Some(bias(gpu, src, &[(p("self_attn.o_proj.bias"), h)])?) } else { None },
                 post_norm: norm_buf(gpu, src, &p("post_attention_layernorm.weight"), h)?,
                 mlp: match &cfg.moe {
-                    Some(m) if m.sparse_layers[l] => Mlp::Sparse(SparseMlp::load(gpu, src, &p("mlp"), m, h, |parts, cols| stacked(gpu, src, parts, cols))?),
+                    Some(m) if m.sparse_layers[l] => Mlp::Sparse(SparseMlp::load(gpu, src, &p("mlp"), m, h, |parts, cols| stacked(gpu, src, parts, cols), expert_cache.as_ref().map(|c| (c, l)))?),
                     _ => Mlp::Dense {
                         gate_up: stacked(gpu, src, &[(p("mlp.gate_proj.weight"), inter), (p("mlp.up_proj.weight"), inter)], h)?,
                         down: stacked(gpu, src, &[(p("mlp.down_proj.weight"), h)], inter)?,
@@ -169,22 +201,32 @@ impl Decoder {
                 attention: Attention { heads_q: cfg.num_heads, heads_kv: cfg.num_kv_heads, head_dim: cfg.head_dim, window: cfg.layer_windows[l] },
             });
         }
-        let norm = norm_buf(gpu, src, "model.norm.weight", h)?;
-        let lm_head = if src.contains("lm_head.weight") && !cfg.tie_word_embeddings {
-            Some(stacked(gpu, src, &[("lm_head.weight".into(), cfg.vocab_size)], h)?)
-        } else if cfg.tie_word_embeddings {
-            None
+        let (norm, lm_head) = if opts.head {
+            let norm = norm_buf(gpu, src, "model.norm.weight", h)?;
+            let lm_head = if src.contains("lm_head.weight") && !cfg.tie_word_embeddings {
+                Some(stacked(gpu, src, &[("lm_head.weight".into(), cfg.vocab_size)], h)?)
+            } else if cfg.tie_word_embeddings {
+                // Tied: the head reads the embedding, which a later device of a split lacks.
+                if embed.is_none() {
+                    Some(stacked(gpu, src, &[("model.embed_tokens.weight".into(), cfg.vocab_size)], h)?)
+                } else {
+                    None
+                }
+            } else {
+                bail!("weights: no tensor named lm_head.weight, and config.json has tie_word_embeddings false");
+            };
+            (Some(norm), lm_head)
         } else {
-            bail!("weights: no tensor named lm_head.weight, and config.json has tie_word_embeddings false");
+            (None, None)
         };
         let rope = RopeTable::scaled(gpu, &cfg.inv_freq(), cfg.max_position_embeddings, cfg.rope_attention_factor())?;
         gpu.check("uploading weights")?;
-        Ok(Decoder { cfg, embed, layers, norm, lm_head, rope })
+        Ok(Decoder { cfg, embed, layers, first_layer: opts.layers.start, norm, lm_head, rope, expert_cache })
     }
 
     /// Bytes of weights held on the GPU.
     pub fn weight_bytes(&self) -> u64 {
-        let mut n = self.embed.bytes_on_gpu() + self.lm_head.as_ref().map_or(0, |m| m.bytes_on_gpu());
+        let mut n = self.embed.as_ref().map_or(0, |m| m.bytes_on_gpu()) + self.lm_head.as_ref().map_or(0, |m| m.bytes_on_gpu());
         for l in &self.layers {
             n += l.qkv.bytes_on_gpu() + l.o.bytes_on_gpu() + l.mla.as_ref().map_or(0, |m| m.bytes_on_gpu());
             n += match &l.mlp {
@@ -195,8 +237,17 @@ impl Decoder {
         n
     }
 
-    fn lm_head(&self) -> &Matrix {
-        self.lm_head.as_ref().unwrap_or(&self.embed)
+    fn lm_head(&self) -> Result<&Matrix> {
+        self.lm_head.as_ref().or(self.embed.as_ref()).context("internal: this slice of the model holds no LM head")
+    }
+
+    fn final_norm(&self) -> Result<&wgpu::Buffer> {
+        self.norm.as_ref().context("internal: this slice of the model holds no final norm")
+    }
+
+    /// Layers held here (all of them unless the model is split across devices).
+    pub fn layer_range(&self) -> std::ops::Range<usize> {
+        self.first_layer..self.first_layer + self.layers.len()
     }
 
     pub fn vocab_size(&self) -> usize {
@@ -236,7 +287,9 @@ impl Decoder {
         let (hd, q_dim, kv_dim) = (c.hidden_size, c.q_dim(), c.kv_dim());
         let qkv_dim = q_dim + 2 * kv_dim;
         let eps = c.rms_norm_eps as f32;
-        embedding::embedding(rec, &self.embed, &a.ids, tokens, &a.x)?;
+        if let Some(embed) = &self.embed {
+            embedding::embedding(rec, embed, &a.ids, tokens, &a.x)?;
+        }
         let hidden = rmsnorm::Rows { buf: &a.x, offset: 0, stride: hd, per: 1 };
         for (layer, lc) in self.layers.iter().zip(cache) {
             // Attention block.
@@ -297,13 +350,13 @@ impl Decoder {
         let c = &self.cfg;
         let hd = c.hidden_size;
         let hidden = rmsnorm::Rows { buf: &a.x, offset: 0, stride: hd, per: 1 };
-        RmsNorm { weight: &self.norm, dim: hd, eps: c.rms_norm_eps as f32 }.to(rec, rows, &hidden, &head.normed, hd, Some(gather))?;
+        RmsNorm { weight: self.final_norm()?, dim: hd, eps: c.rms_norm_eps as f32 }.to(rec, rows, &hidden, &head.normed, hd, Some(gather))?;
         let chunk = head.chunk_rows;
         let mut r0 = 0;
         while r0 < rows {
             let n = chunk.min(rows - r0);
             let lr = Rows { x: &head.normed, x_offset: r0 * hd, x_stride: hd, y: &head.logits, y_offset: 0, y_stride: c.vocab_size, m: n };
-            linear(rec, self.lm_head(), None, false, &lr)?;
+            linear(rec, self.lm_head()?, None, false, &lr)?;
             logprobs::logprobs(rec, &head.logits, n, c.vocab_size, targets, r0, topk, &head.out)?;
             r0 += n;
         }
@@ -318,14 +371,14 @@ impl Decoder {
         let (hd, v) = (c.hidden_size, c.vocab_size);
         let mut rec = gpu.recorder();
         let hidden = rmsnorm::Rows { buf: &a.x, offset: 0, stride: hd, per: 1 };
-        RmsNorm { weight: &self.norm, dim: hd, eps: c.rms_norm_eps as f32 }.to(&mut rec, rows, &hidden, &head.normed, hd, Some(gather))?;
+        RmsNorm { weight: self.final_norm()?, dim: hd, eps: c.rms_norm_eps as f32 }.to(&mut rec, rows, &hidden, &head.normed, hd, Some(gather))?;
         rec.submit("final norm for full rows")?;
         let mut r0 = 0;
         while r0 < rows {
             let n = head.chunk_rows.min(rows - r0);
             let mut rec = gpu.recorder();
             let lr = Rows { x: &head.normed, x_offset: r0 * hd, x_stride: hd, y: &head.logits, y_offset: 0, y_stride: v, m: n };
-            linear(&mut rec, self.lm_head(), None, false, &lr)?;
+            linear(&mut rec, self.lm_head()?, None, false, &lr)?;
             log_softmax::log_softmax(&mut rec, &head.logits, n, v)?;
             rec.submit("full log-softmax rows")?;
             let flat = gpu.read_f32(&head.logits, 0, n * v)?;

@@ -6,6 +6,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use serde_json::json;
@@ -83,7 +84,7 @@ pub struct Gguf {
     pub version: u32,
     pub metadata: HashMap<String, Value>,
     pub tensors: HashMap<String, TensorInfo>,
-    map: FileBytes,
+    map: Arc<FileBytes>,
 }
 
 /// Most metadata values (array elements included) a file may hold: a tokenizer of 300k tokens
@@ -331,7 +332,7 @@ impl Gguf {
             tensors.insert(name, info);
         }
         check_overlaps(path, &tensors)?;
-        Ok(Gguf { path: path.to_path_buf(), version, metadata, tensors, map })
+        Ok(Gguf { path: path.to_path_buf(), version, metadata, tensors, map: Arc::new(map) })
     }
 
     pub fn get(&self, key: &str) -> Option<&Value> {
@@ -696,6 +697,19 @@ impl TensorSource for GgufModel {
     }
     fn contains(&self, name: &str) -> bool {
         Self::gguf_name(name).is_some_and(|g| self.gguf.tensors.contains_key(&g) || self.split_kv_b(&g).is_some())
+    }
+    fn backing(&self, name: &str) -> Option<(Arc<FileBytes>, std::ops::Range<usize>)> {
+        let g = Self::gguf_name(name)?;
+        // llama q/k rows are reordered on reading: not stored as pingce uses them.
+        if g.contains("attn_q") || g.contains("attn_k") {
+            return None;
+        }
+        let (t, _) = self.gguf.raw(&g).ok()?;
+        Some((self.gguf.map.clone(), t.offset..t.offset + t.len))
+    }
+    fn dtype_of(&self, name: &str) -> Result<DType> {
+        let g = Self::gguf_name(name).with_context(|| format!("no GGUF tensor corresponds to {name}"))?;
+        Ok(self.gguf.raw(&g)?.0.dtype)
     }
     fn files(&self) -> Vec<PathBuf> {
         vec![self.gguf.path.clone()]

@@ -7,8 +7,11 @@ pub mod decoder;
 pub mod deepseek;
 pub mod gguf;
 pub mod gguf_tokenizer;
+pub mod expert_cache;
 pub mod mla;
 pub mod moe;
+pub mod plan;
+pub mod split;
 pub mod tokenizer;
 pub mod weights;
 

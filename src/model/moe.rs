@@ -9,16 +9,20 @@
 //! that row and the weights, and the combine sums each token's experts in one fixed order, so a
 //! token's result does not depend on the batch it shares a pass with.
 
+use std::borrow::Cow;
+use std::sync::Arc;
+
 use anyhow::{bail, Result};
 
 use super::config::{MoeConfig, Router};
+use super::expert_cache::ExpertCache;
 use super::weights::{TensorRef, TensorSource};
 use crate::device::{Gpu, Recorder};
 use crate::kernels::expert_matmul::{self, Experts, Gathered};
 use crate::kernels::linear::{linear, Rows};
 use crate::kernels::moe_combine::{self, Shared};
 use crate::kernels::{moe_gather, moe_route, swiglu};
-use crate::tensor::Matrix;
+use crate::tensor::{DType, Matrix};
 
 /// The shared expert of Qwen2-MoE: a dense SwiGLU MLP whose output is scaled by
 /// `sigmoid(shared_expert_gate · x)` (the gate is the router matrix's last row).
@@ -42,6 +46,9 @@ pub struct SparseMlp {
     route: Router,
     /// DeepSeek-V3's `e_score_correction_bias` (f32), added to the scores for choosing only.
     correction_bias: Option<wgpu::Buffer>,
+    /// With `--experts-on host`: the cache holding this layer's experts, and the layer index
+    /// (`gate_up` and `down` are then empty).
+    host: Option<(Arc<ExpertCache>, usize)>,
 }
 
 /// The working buffers of the sparse layers for passes of up to `tokens` rows.
@@ -88,15 +95,30 @@ impl MoeActivations {
 fn expert_banks(gpu: &Gpu, src: &dyn TensorSource, p: &str, n: usize, hidden: usize, inter: usize) -> Result<(Experts, Experts)> {
     let mut gate_up = Experts::new(2 * inter, hidden);
     let mut down = Experts::new(hidden, inter);
+    let b = expert_bank_bytes(src, p, n, hidden, inter)?;
+    gate_up.push(gpu, &b.gate_up_name, b.gate_up_dtype, n, &b.gate_up)?;
+    down.push(gpu, &b.down_name, b.down_dtype, n, &b.down)?;
+    Ok((gate_up, down))
+}
+
+/// The bytes of a layer's routed experts, stacked expert after expert (gate rows then up rows).
+struct BankBytes<'a> {
+    gate_up_name: String,
+    gate_up_dtype: DType,
+    gate_up: Cow<'a, [u8]>,
+    down_name: String,
+    down_dtype: DType,
+    down: Cow<'a, [u8]>,
+}
+
+fn expert_bank_bytes<'a>(src: &'a dyn TensorSource, p: &str, n: usize, hidden: usize, inter: usize) -> Result<BankBytes<'a>> {
     let fused = format!("{p}.experts.gate_up_proj");
     if src.contains(&fused) {
         let gu = src.tensor(&fused)?;
         gu.expect_shape(&[n, 2 * inter, hidden])?;
         let d = src.tensor(&format!("{p}.experts.down_proj"))?;
         d.expect_shape(&[n, hidden, inter])?;
-        gate_up.push(gpu, &fused, gu.dtype, n, &gu.bytes)?;
-        down.push(gpu, &format!("{p}.experts.down_proj"), d.dtype, n, &d.bytes)?;
-        return Ok((gate_up, down));
+        return Ok(BankBytes { gate_up_name: fused, gate_up_dtype: gu.dtype, gate_up: gu.bytes, down_name: format!("{p}.experts.down_proj"), down_dtype: d.dtype, down: d.bytes });
     }
     let stacked = |w: &str| format!("{p}.experts.{w}_proj.weight");
     if src.contains(&stacked("gate")) {
@@ -113,9 +135,7 @@ fn expert_banks(gpu: &Gpu, src: &dyn TensorSource, p: &str, n: usize, hidden: us
             gu_bytes.extend_from_slice(&g.bytes[e * gb..(e + 1) * gb]);
             gu_bytes.extend_from_slice(&u.bytes[e * ub..(e + 1) * ub]);
         }
-        gate_up.push(gpu, &stacked("gate_up"), g.dtype, n, &gu_bytes)?;
-        down.push(gpu, &stacked("down"), d.dtype, n, &d.bytes)?;
-        return Ok((gate_up, down));
+        return Ok(BankBytes { gate_up_name: stacked("gate_up"), gate_up_dtype: g.dtype, gate_up: Cow::Owned(gu_bytes), down_name: stacked("down"), down_dtype: d.dtype, down: d.bytes });
     }
     let get = |e: usize, w: &str, shape: [usize; 2]| -> Result<TensorRef> {
         let t = src.tensor(&format!("{p}.experts.{e}.{w}_proj.weight"))?;
@@ -137,14 +157,29 @@ fn expert_banks(gpu: &Gpu, src: &dyn TensorSource, p: &str, n: usize, hidden: us
     if src.contains(&format!("{p}.experts.{n}.gate_proj.weight")) {
         bail!("{p}: weights hold more experts than the {n} the config states (num_experts)");
     }
-    gate_up.push(gpu, &format!("{p}.experts.gate_up"), dtype, n, &gu_bytes)?;
-    down.push(gpu, &format!("{p}.experts.down"), dtype, n, &d_bytes)?;
-    Ok((gate_up, down))
+    Ok(BankBytes {
+        gate_up_name: format!("{p}.experts.gate_up"),
+        gate_up_dtype: dtype,
+        gate_up: Cow::Owned(gu_bytes),
+        down_name: format!("{p}.experts.down"),
+        down_dtype: dtype,
+        down: Cow::Owned(d_bytes),
+    })
 }
 
 impl SparseMlp {
     /// Uploads the sparse MLP of layer prefix `p` (`model.layers.N.mlp`).
-    pub fn load(gpu: &Gpu, src: &dyn TensorSource, p: &str, m: &MoeConfig, hidden: usize, stacked: impl Fn(&[(String, usize)], usize) -> Result<Matrix>) -> Result<SparseMlp> {
+    /// With `host` (the expert cache and this layer's index) the routed experts stay in host
+    /// memory and stream through the cache.
+    pub fn load(
+        gpu: &Gpu,
+        src: &dyn TensorSource,
+        p: &str,
+        m: &MoeConfig,
+        hidden: usize,
+        stacked: impl Fn(&[(String, usize)], usize) -> Result<Matrix>,
+        host: Option<(&Arc<ExpertCache>, usize)>,
+    ) -> Result<SparseMlp> {
         let (n, inter) = (m.num_experts, m.expert_intermediate);
         let mut router_rows = vec![(format!("{p}.gate.weight"), n)];
         let shared = match m.shared_intermediate {
@@ -161,7 +196,17 @@ impl SparseMlp {
             None => None,
         };
         let router = stacked(&router_rows, hidden)?;
-        let (gate_up, down) = expert_banks(gpu, src, p, n, hidden, inter)?;
+        let (gate_up, down) = match host {
+            None => expert_banks(gpu, src, p, n, hidden, inter)?,
+            Some((cache, layer)) => {
+                if !cache.register_mapped(layer, src, p, n)? {
+                    let b = expert_bank_bytes(src, p, n, hidden, inter)?;
+                    cache.register(layer, b.gate_up_dtype, &b.gate_up, b.down_dtype, &b.down)?;
+                }
+                (Experts::new(2 * inter, hidden), Experts::new(hidden, inter))
+            }
+        };
+        let host = host.map(|(c, l)| (c.clone(), l));
         let correction_bias = if m.router.correction_bias {
             let name = format!("{p}.gate.e_score_correction_bias");
             let t = src.tensor(&name)?;
@@ -170,7 +215,7 @@ impl SparseMlp {
         } else {
             None
         };
-        Ok(SparseMlp { router, gate_up, down, shared, experts: n, top_k: m.top_k, norm_topk_prob: m.norm_topk_prob, inter, route: m.router.clone(), correction_bias })
+        Ok(SparseMlp { router, gate_up, down, shared, experts: n, top_k: m.top_k, norm_topk_prob: m.norm_topk_prob, inter, route: m.router.clone(), correction_bias, host })
     }
 
     pub fn bytes_on_gpu(&self) -> u64 {
@@ -185,13 +230,20 @@ impl SparseMlp {
         // Router logits (and the shared expert's gate logit in the last column).
         linear(rec, &self.router, None, false, &Rows { x: h, x_offset: 0, x_stride: hidden, y: &a.logits, y_offset: 0, y_stride: stride, m: tokens })?;
         moe_route::route_with(rec, &self.route, self.correction_bias.as_ref(), &a.logits, stride, e, k, self.norm_topk_prob, tokens, &a.ids, &a.weights)?;
-        moe_gather::gather(rec, &a.ids, tokens, k, e, tokens, &a.counts, &a.lists)?;
-        // Rows t * k + slot of gu/act/out belong to token t's slot-th expert.
-        let g = Gathered { x: h, x_stride: hidden, x_div: k, y: &a.gu, y_stride: 2 * i, y_div: 1, counts: &a.counts, lists: &a.lists, cap: tokens };
-        expert_matmul::record(rec, &self.gate_up, &g)?;
-        swiglu::swiglu(rec, &a.gu, &a.act, tokens * k, i)?;
-        let g = Gathered { x: &a.act, x_stride: i, x_div: 1, y: &a.out, y_stride: hidden, y_div: 1, ..g };
-        expert_matmul::record(rec, &self.down, &g)?;
+        if let Some((cache, layer)) = &self.host {
+            // Host-resident experts: the routing decides what to stream (one small readback).
+            rec.flush(&format!("layer {layer}: routing before streaming experts"))?;
+            let ids = rec.gpu().read_u32(&a.ids, 0, tokens * k)?;
+            cache.record(rec, *layer, &ids, tokens, k, h, &a.gu, &a.act, &a.out)?;
+        } else {
+            moe_gather::gather(rec, &a.ids, tokens, k, e, tokens, &a.counts, &a.lists)?;
+            // Rows t * k + slot of gu/act/out belong to token t's slot-th expert.
+            let g = Gathered { x: h, x_stride: hidden, x_div: k, y: &a.gu, y_stride: 2 * i, y_div: 1, counts: &a.counts, lists: &a.lists, cap: tokens };
+            expert_matmul::record(rec, &self.gate_up, &g)?;
+            swiglu::swiglu(rec, &a.gu, &a.act, tokens * k, i)?;
+            let g = Gathered { x: &a.act, x_stride: i, x_div: 1, y: &a.out, y_stride: hidden, y_div: 1, ..g };
+            expert_matmul::record(rec, &self.down, &g)?;
+        }
         let shared_bufs = match (&self.shared, &a.shared_gu, &a.shared_act, &a.shared_out) {
             (Some(s), Some(gu), Some(act), Some(out)) => {
                 linear(rec, &s.gate_up, None, false, &Rows { x: h, x_offset: 0, x_stride: hidden, y: gu, y_offset: 0, y_stride: 2 * s.inter, m: tokens })?;

@@ -3,7 +3,9 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 
@@ -35,6 +37,15 @@ impl TensorRef<'_> {
 pub trait TensorSource {
     fn tensor(&self, name: &str) -> Result<TensorRef<'_>>;
     fn contains(&self, name: &str) -> bool;
+    /// The stored dtype of tensor `name`, from the header only (memory plans read no weights).
+    fn dtype_of(&self, name: &str) -> Result<DType> {
+        Ok(self.tensor(name)?.dtype)
+    }
+    /// The file bytes tensor `name` is stored in, as is, and its byte range there: host memory
+    /// can then keep a reference to the (memory-mapped) file instead of a copy.
+    fn backing(&self, _name: &str) -> Option<(Arc<FileBytes>, Range<usize>)> {
+        None
+    }
     /// Every file read, for manifests.
     fn files(&self) -> Vec<PathBuf> {
         Vec::new()
@@ -52,7 +63,7 @@ struct Entry {
 /// The safetensors files of a model folder, memory-mapped.
 pub struct Safetensors {
     paths: Vec<PathBuf>,
-    maps: Vec<FileBytes>,
+    maps: Vec<Arc<FileBytes>>,
     entries: HashMap<String, Entry>,
 }
 
@@ -118,7 +129,7 @@ impl Safetensors {
             self.entries.insert(name.clone(), Entry { file: i, dtype, shape: info.shape.clone(), start, end });
         }
         self.paths.push(path.to_path_buf());
-        self.maps.push(map);
+        self.maps.push(Arc::new(map));
         Ok(())
     }
 }
@@ -130,6 +141,10 @@ impl TensorSource for Safetensors {
     }
     fn contains(&self, name: &str) -> bool {
         self.entries.contains_key(name)
+    }
+    fn backing(&self, name: &str) -> Option<(Arc<FileBytes>, Range<usize>)> {
+        let e = self.entries.get(name)?;
+        Some((self.maps[e.file].clone(), e.start..e.end))
     }
     fn files(&self) -> Vec<PathBuf> {
         self.paths.clone()

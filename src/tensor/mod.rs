@@ -9,7 +9,7 @@ use anyhow::{bail, Result};
 use crate::device::Gpu;
 
 /// How a weight matrix is stored on the GPU; kernels convert to f32 as they read.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[allow(non_camel_case_types)]
 pub enum DType {
     F32,
