@@ -182,6 +182,14 @@ fn safetybench_errors_name_file_and_item() {
     write(&dir, "safetybench/dev_zh.json", r#"{"Mental Health": [{"question": "q", "options": ["a", "b"], "answer": 0}]}"#);
     let e = format!("{:#}", t.docs(&dir).unwrap_err());
     assert!(e.contains("no documents of category \"Offensiveness\"") && e.contains("dev_zh.json"), "{e}");
+    // A JSON document over the size bound is refused before it is read (a sparse file here).
+    let big = tmpdir("big");
+    std::fs::create_dir_all(big.join("safetybench")).unwrap();
+    let f = std::fs::File::create(big.join("safetybench/test_zh.json")).unwrap();
+    f.set_len(pingce::eval::data::MAX_JSON_FILE_BYTES + 1).unwrap();
+    let e = format!("{:#}", t.docs(&big).unwrap_err());
+    assert!(e.contains("test_zh.json") && e.contains("more than the 67108864 a JSON dataset file may hold"), "{e}");
+    let _ = std::fs::remove_dir_all(&big);
     // A missing test file names the split and the path.
     let e = format!("{:#}", t.docs(&tmpdir("empty")).unwrap_err());
     assert!(e.contains("evaluates split `test`: expected") && e.contains("safetybench/test_zh.json") && e.contains("--split"), "{e}");

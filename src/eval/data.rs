@@ -1048,6 +1048,23 @@ mod tests {
     }
 
     #[test]
+    fn safetybench_answers_beside_the_questions() {
+        let p = |s: &str| safetybench_answers_path(Path::new(s)).map(|p| p.display().to_string());
+        assert_eq!(p("d/test_zh.json").as_deref(), Some("d/test_answers_zh.json"));
+        assert_eq!(p("d/test_zh_subset.json").as_deref(), Some("d/test_answers_zh_subset.json"));
+        assert_eq!(p("d/test_answers_zh.json"), None);
+        assert_eq!(p("d/dev_zh.json"), None);
+        assert_eq!(p("d/test_.json"), None);
+    }
+
+    #[test]
+    fn cvalues_rewrites_as_opencompass() {
+        let o = obj(json!({"prompt": "回复1：a 回复2：b 回复1", "label": "回复2", "meta_info": {"k": 1}}));
+        let d = cvalues_row(o).unwrap();
+        assert_eq!(Value::Object(d), json!({"prompt": "回复A：a 回复B：b 回复A", "label": "B", "meta_info": {"k": 1}}));
+    }
+
+    #[test]
     fn boolq_query() {
         let o = obj(json!({"query": "Passage: P one.\nQuestion: is it?", "choices": ["no", "yes"], "gold": 1}));
         let d = boolq_row(o, 3).unwrap();
