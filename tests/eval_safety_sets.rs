@@ -182,6 +182,19 @@ fn safetybench_errors_name_file_and_item() {
     write(&dir, "safetybench/dev_zh.json", r#"{"Mental Health": [{"question": "q", "options": ["a", "b"], "answer": 0}]}"#);
     let e = format!("{:#}", t.docs(&dir).unwrap_err());
     assert!(e.contains("no documents of category \"Offensiveness\"") && e.contains("dev_zh.json"), "{e}");
+    // The answers file must stay inside the data folder, as the questions do.
+    #[cfg(unix)]
+    {
+        let dir = tmpdir("link");
+        write(&dir, "outside/test_answers_zh.json", &std::fs::read_to_string(samples().join("safetybench/test_answers_zh.json")).unwrap());
+        for f in ["test_zh.json", "dev_zh.json"] {
+            write(&dir, &format!("data/safetybench/{f}"), &std::fs::read_to_string(samples().join("safetybench").join(f)).unwrap());
+        }
+        std::os::unix::fs::symlink(dir.join("outside/test_answers_zh.json"), dir.join("data/safetybench/test_answers_zh.json")).unwrap();
+        let e = format!("{:#}", t.docs(&dir.join("data")).unwrap_err());
+        assert!(e.contains("test_answers_zh.json") && e.contains("outside the folder"), "{e}");
+        assert!(t.docs_in(&dir.join("data"), true).is_ok());
+    }
     // A JSON document over the size bound is refused before it is read (a sparse file here).
     let big = tmpdir("big");
     std::fs::create_dir_all(big.join("safetybench")).unwrap();
