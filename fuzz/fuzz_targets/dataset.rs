@@ -3,7 +3,7 @@
 use libfuzzer_sys::fuzz_target;
 use pingce::eval::data::{parse_text, Format};
 
-const FORMATS: [Format; 13] = [
+const FORMATS: [Format; 15] = [
     Format::MmluCsv,
     Format::CevalCsv,
     Format::CmmluCsv,
@@ -14,6 +14,8 @@ const FORMATS: [Format; 13] = [
     Format::BoolqJsonl,
     Format::TruthfulqaJson,
     Format::Gsm8kJsonl,
+    Format::SafetybenchJson,
+    Format::CvaluesJsonl,
     Format::Wikitext,
     Format::Text,
     Format::Jsonl,

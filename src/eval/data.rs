@@ -15,6 +15,8 @@
 //! | `piqa_jsonl` | `X.jsonl` `{goal, sol1, sol2}` + `X-labels.lst` | `baber/piqa`: `{goal, sol1, sol2, label}` |
 //! | `boolq_jsonl` | re-export `{query: "Passage: …\nQuestion: …?", choices: ["no","yes"], gold}`, or `{question, passage, answer: bool}` / `{question, passage, label}` | `super_glue/boolq`: `{question, passage, idx, label}` |
 //! | `truthfulqa_json` | JSON list `{question, mc1_targets: {text: 0/1}, mc2_targets}` (key order kept) | `truthful_qa/multiple_choice`: `{question, mc1_targets: {choices, labels}, mc2_targets}` |
+//! | `safetybench_json` | `test_<set>.json`: JSON list `{id, question, options: [2..4], category}` + `test_answers_<set>.json` `{"<id>": {category, answer}}` beside it; `dev_<lang>.json`: `{<category>: [{question, options, answer}]}` | `thu-coai/SafetyBench`: `{id, category, question, options, answer: 0..3}` (dev items without `id`) |
+//! | `cvalues_jsonl` | `{prompt, label: "回复1"/"回复2", meta_info}` | OpenCompass `CValuesDataset`: `回复1`/`回复2` → `回复A`/`回复B` in `prompt`, `label` → `A`/`B` |
 //! | `gsm8k_jsonl` | `{question, answer}` | `openai/gsm8k` |
 //! | `wikitext` | `wiki.<split>.tokens` / `.raw` text | `EleutherAI/wikitext_document_level`: one `{page}` per article |
 //! | `text` | any text file | one `{text}` per file |
@@ -24,8 +26,9 @@
 //! `jsonl`, `csv` and `tsv` are read by [`super::bank`] (encoding, field mapping, every malformed
 //! row reported); [`read_file`] reads them as UTF-8 without a mapping.
 //!
-//! Errors name the file and line (CSV record, JSON line). Lines longer than [`MAX_LINE_BYTES`]
-//! are refused while reading, before any parsing; an empty file is an error.
+//! Errors name the file and line (CSV record, JSON line) or, in a JSON document, the item. Lines
+//! longer than [`MAX_LINE_BYTES`] are refused while reading, before any parsing, and a whole-file
+//! JSON document larger than [`MAX_JSON_FILE_BYTES`] before it is read; an empty file is an error.
 
 
 use super::Doc;
@@ -48,6 +51,10 @@ pub enum Format {
     BoolqJsonl,
     TruthfulqaJson,
     Gsm8kJsonl,
+    /// SafetyBench's JSON files (see [`read_safetybench`]).
+    SafetybenchJson,
+    /// CValues-Responsibility-MC's JSONL (see [`cvalues_row`]).
+    CvaluesJsonl,
     Wikitext,
     Text,
     Jsonl,
@@ -158,9 +165,34 @@ pub fn read_text(path: &Path) -> Result<String> {
     String::from_utf8(bytes).map_err(|e| anyhow!("{}: not UTF-8 text (byte {})", path.display(), e.utf8_error().valid_up_to()))
 }
 
+/// Largest whole-file JSON document (TruthfulQA, SafetyBench) a dataset file may be; SafetyBench's
+/// largest published file, `test_en.json`, is 5.2 MB.
+pub const MAX_JSON_FILE_BYTES: u64 = 64 << 20;
+
+/// Refuses a file above [`MAX_JSON_FILE_BYTES`] before reading it (a JSON document is parsed whole).
+fn check_json_file_size(path: &Path) -> Result<()> {
+    let len = std::fs::metadata(path).with_context(|| format!("cannot read dataset file {}", path.display()))?.len();
+    if len > MAX_JSON_FILE_BYTES {
+        bail!("{}: {len} bytes, more than the {MAX_JSON_FILE_BYTES} a JSON dataset file may hold", path.display());
+    }
+    Ok(())
+}
+
 /// Read one file in `format`.
 pub fn read_file(format: Format, path: &Path) -> Result<Vec<Doc>> {
+    if matches!(format, Format::TruthfulqaJson | Format::SafetybenchJson) {
+        check_json_file_size(path)?;
+    }
     parse_text(format, path, &read_text(path)?)
+}
+
+/// Files read beside a data file to score it (they must stay inside the data folder and are
+/// hashed into the run's manifest): SafetyBench's published test answers.
+pub fn answer_files(format: Format, path: &Path) -> Vec<PathBuf> {
+    match format {
+        Format::SafetybenchJson => safetybench_answers_path(path).into_iter().filter(|p| p.exists()).collect(),
+        _ => vec![],
+    }
 }
 
 /// Parse a file's text in `format`; `path` names it in errors (and locates PIQA's labels).
@@ -188,6 +220,8 @@ pub fn parse_text(format: Format, path: &Path, text: &str) -> Result<Vec<Doc>> {
         }
         Format::TruthfulqaJson => read_truthfulqa(path, text),
         Format::Gsm8kJsonl => jsonl(path, text, gsm8k_row),
+        Format::SafetybenchJson => read_safetybench(path, text),
+        Format::CvaluesJsonl => jsonl(path, text, cvalues_row),
         Format::Wikitext => Ok(wikitext_pages(text)
             .into_iter()
             .map(|page| obj(json!({ "page": page })))
@@ -626,6 +660,205 @@ fn gsm8k_row(o: Doc) -> Result<Doc> {
     Ok(obj(json!({ "question": get_str(&o, "question")?, "answer": answer })))
 }
 
+/// SafetyBench's seven safety categories, in the order of its scoring script (`eva.py`).
+pub const SAFETYBENCH_CATEGORIES: [&str; 7] = [
+    "Offensiveness",
+    "Unfairness and Bias",
+    "Physical Health",
+    "Mental Health",
+    "Illegal Activities",
+    "Ethics and Morality",
+    "Privacy and Property",
+];
+
+/// `test_<set>.json` → `test_answers_<set>.json` beside it, the layout of SafetyBench's
+/// `opensource_data/` folder (answers published 2025-07-28); `None` for other names.
+pub fn safetybench_answers_path(path: &Path) -> Option<PathBuf> {
+    let stem = path.file_stem()?.to_str()?;
+    let set = stem.strip_prefix("test_").filter(|s| !s.is_empty() && !s.starts_with("answers_"))?;
+    Some(path.with_file_name(format!("test_answers_{set}.json")))
+}
+
+/// A JSON value for an error message, cut to 80 characters.
+fn brief(v: &Value) -> String {
+    let s = v.to_string();
+    match s.char_indices().nth(80) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s,
+    }
+}
+
+fn safetybench_category(c: &str) -> Result<()> {
+    if !SAFETYBENCH_CATEGORIES.contains(&c) {
+        bail!("category {c:?} is not one of SafetyBench's: {}", SAFETYBENCH_CATEGORIES.join(", "));
+    }
+    Ok(())
+}
+
+/// `options` (2 to 4 strings: options A to D) and `answer` (an index into them) of one item.
+fn safetybench_options(o: &Doc) -> Result<Vec<Value>> {
+    match o.get("options") {
+        Some(Value::Array(a)) if (2..=4).contains(&a.len()) && a.iter().all(Value::is_string) => Ok(a.clone()),
+        Some(v) => bail!("field `options` must be a list of 2 to 4 strings (options A to D), found {}", brief(v)),
+        None => bail!("missing field `options`"),
+    }
+}
+
+fn safetybench_answer(v: Option<&Value>, n: usize) -> Result<u64> {
+    match v {
+        Some(a) => a
+            .as_u64()
+            .filter(|x| (*x as usize) < n)
+            .ok_or_else(|| anyhow!("answer {} is not the index of one of the {n} options (0 = A, 1 = B, ...)", brief(a))),
+        None => bail!("missing field `answer`"),
+    }
+}
+
+/// SafetyBench (`thu-coai/SafetyBench`): the test questions (`test_zh.json`, `test_en.json`,
+/// `test_zh_subset.json`: a JSON list of `{id, options, category, question}`) with their answers
+/// read from `test_answers_<set>.json` beside them (`{"<id>": {category, answer}}`), unless
+/// every item carries its own `answer`; or the few-shot examples (`dev_zh.json`, `dev_en.json`:
+/// `{<category>: [{question, options, answer}]}`, five per category, in file order). Documents
+/// are `{id, category, question, options, answer}` (`answer` 0..3 for A..D; dev items have no
+/// `id`). Errors name the item (counted from 1, with its index and id).
+fn read_safetybench(path: &Path, text: &str) -> Result<Vec<Doc>> {
+    let malformed = |e: serde_json::Error| anyhow!("line {}: malformed JSON: {e}", e.line());
+    match text.trim_start().chars().next() {
+        Some('[') => {
+            let items: Vec<Value> = serde_json::from_str(text).map_err(malformed)?;
+            safetybench_test(path, items)
+        }
+        Some('{') => {
+            let cats: Ordered = serde_json::from_str(text).map_err(malformed)?;
+            safetybench_dev(cats)
+        }
+        _ => bail!("expected SafetyBench test questions (a JSON list) or few-shot examples (a JSON object of categories)"),
+    }
+}
+
+fn safetybench_test(path: &Path, items: Vec<Value>) -> Result<Vec<Doc>> {
+    let mut docs: Vec<Doc> = Vec::with_capacity(items.len());
+    let mut ids = std::collections::BTreeMap::<String, usize>::new();
+    for (i, v) in items.into_iter().enumerate() {
+        let at = |id: Option<&Value>| match id {
+            Some(id) => format!("item {} (index {i}, id {})", i + 1, brief(id)),
+            None => format!("item {} (index {i})", i + 1),
+        };
+        let Value::Object(o) = v else { bail!("{}: expected a JSON object {{id, options, category, question}}", at(None)) };
+        let id = match o.get("id") {
+            Some(Value::Number(n)) if n.is_u64() => n.clone(),
+            Some(other) => bail!("{}: field `id` is not a non-negative integer: {}", at(None), brief(other)),
+            None => bail!("{}: missing field `id`", at(None)),
+        };
+        let idv = Value::Number(id.clone());
+        let doc = (|| -> Result<Doc> {
+            let question = get_str(&o, "question")?;
+            let category = get_str(&o, "category")?;
+            safetybench_category(&category)?;
+            let options = safetybench_options(&o)?;
+            let mut d = obj(json!({"id": idv, "category": category, "question": question, "options": options}));
+            if o.contains_key("answer") {
+                d.insert("answer".into(), safetybench_answer(o.get("answer"), d["options"].as_array().map_or(0, Vec::len))?.into());
+            }
+            Ok(d)
+        })()
+        .map_err(|e| anyhow!("{}: {e:#}", at(Some(&idv))))?;
+        if let Some(prev) = ids.insert(id.to_string(), i) {
+            bail!("{}: id {id} already used by item {} (index {prev})", at(Some(&idv)), prev + 1);
+        }
+        docs.push(doc);
+    }
+    if docs.iter().all(|d| d.contains_key("answer")) {
+        return Ok(docs);
+    }
+    let apath = safetybench_answers_path(path).ok_or_else(|| {
+        anyhow!("the questions have no `answer` field, and the file is not named test_<set>.json, so there is no test_answers_<set>.json to take them from")
+    })?;
+    if !apath.exists() {
+        bail!(
+            "the questions have no answers: expected them in {} (SafetyBench publishes them in its GitHub repository, opensource_data/test_answers_<set>.json)",
+            apath.display()
+        );
+    }
+    check_json_file_size(&apath)?;
+    let atext = read_text(&apath)?;
+    let ap = apath.display();
+    let answers: Ordered = serde_json::from_str(atext.trim_start_matches('\u{feff}'))
+        .map_err(|e| anyhow!("{ap}: line {}: malformed JSON (an object {{\"<id>\": {{category, answer}}}}): {e}", e.line()))?;
+    let mut by_id = std::collections::BTreeMap::<String, (String, Value)>::new();
+    for (k, v) in answers.0 {
+        let entry = v.as_object().ok_or_else(|| anyhow!("{ap}: id {k:?}: expected an object {{category, answer}}, found {}", brief(&v)))?;
+        let category = get_str(entry, "category").map_err(|e| anyhow!("{ap}: id {k:?}: {e}"))?;
+        let answer = entry.get("answer").cloned().ok_or_else(|| anyhow!("{ap}: id {k:?}: missing field `answer`"))?;
+        by_id.insert(k, (category, answer));
+    }
+    for (i, d) in docs.iter_mut().enumerate() {
+        let id = d["id"].to_string();
+        let at = format!("item {} (index {i}, id {id})", i + 1);
+        let Some((category, answer)) = by_id.remove(&id) else {
+            bail!("{at}: no answer for id {id} in {ap}");
+        };
+        if d["category"] != category.as_str() {
+            bail!("{at}: category {} here but {category:?} in {ap}", d["category"]);
+        }
+        let n = d["options"].as_array().map_or(0, Vec::len);
+        let a = safetybench_answer(Some(&answer), n).map_err(|e| anyhow!("{at}: {ap}: {e}"))?;
+        if let Some(own) = d.get("answer") {
+            if own.as_u64() != Some(a) {
+                bail!("{at}: answer {own} here but {a} in {ap}");
+            }
+        }
+        d.insert("answer".into(), a.into());
+    }
+    if let Some(extra) = by_id.keys().next() {
+        bail!("{ap} has answers for {} ids that are not questions of this file (first: {extra}): the two files do not belong together", by_id.len());
+    }
+    Ok(docs)
+}
+
+fn safetybench_dev(cats: Ordered) -> Result<Vec<Doc>> {
+    let mut docs = Vec::new();
+    for (category, items) in cats.0 {
+        let c = &category;
+        safetybench_category(c).map_err(|e| anyhow!("key {c:?}: {e} (a few-shot file maps each category to its examples)"))?;
+        let Value::Array(items) = items else {
+            bail!("key {c:?}: expected a list of examples {{question, options, answer}}, found {}", brief(&items));
+        };
+        for (i, v) in items.into_iter().enumerate() {
+            let at = format!("`{c}` item {} (index {i})", i + 1);
+            let Value::Object(o) = v else { bail!("{at}: expected a JSON object {{question, options, answer}}") };
+            let doc = (|| -> Result<Doc> {
+                let question = get_str(&o, "question")?;
+                let options = safetybench_options(&o)?;
+                let answer = safetybench_answer(o.get("answer"), options.len())?;
+                if let Some(own) = o.get("category").filter(|v| *v != c.as_str()) {
+                    bail!("field `category` is {own}, under the key {c:?}");
+                }
+                Ok(obj(json!({"category": c, "question": question, "options": options, "answer": answer})))
+            })()
+            .map_err(|e| anyhow!("{at}: {e:#}"))?;
+            docs.push(doc);
+        }
+    }
+    Ok(docs)
+}
+
+/// One line of CValues-Responsibility-MC (`X-PLUG/CValues`, `dataset/cvalues_responsibility_mc.jsonl`:
+/// `{prompt, label, meta_info}`), as OpenCompass's `CValuesDataset.load` maps it: every `回复1` in
+/// `prompt` becomes `回复A` and every `回复2` `回复B`; `label` `回复1`/`回复2` becomes `A`/`B`. Other
+/// fields are kept.
+fn cvalues_row(mut o: Doc) -> Result<Doc> {
+    let prompt = get_str(&o, "prompt")?;
+    let label = match get_str(&o, "label")?.as_str() {
+        "回复1" => "A",
+        "回复2" => "B",
+        other => bail!("label {other:?} is not \"回复1\" or \"回复2\""),
+    };
+    o.insert("prompt".into(), prompt.replace("回复1", "回复A").replace("回复2", "回复B").into());
+    o.insert("label".into(), label.into());
+    Ok(o)
+}
+
 /// Articles of a WikiText file as `EleutherAI/wikitext_document_level` builds them: lines split on
 /// `"\n"`; a line whose `replace("= = =", "===").replace("= =", "==").strip()` starts with `"= "`
 /// and ends with `" ="` (a level-1 heading) starts a new page; the lines gathered so far are
@@ -812,6 +1045,23 @@ mod tests {
             wikitext_detokenize(" = A = \n x @-@ y ( a , b ) \" q \" 3 @.@ 5 \n = = S = = \n"),
             " = A =\nx-y (a, b) \"q\" 3.5\n== S ==\n"
         );
+    }
+
+    #[test]
+    fn safetybench_answers_beside_the_questions() {
+        let p = |s: &str| safetybench_answers_path(Path::new(s)).map(|p| p.display().to_string());
+        assert_eq!(p("d/test_zh.json").as_deref(), Some("d/test_answers_zh.json"));
+        assert_eq!(p("d/test_zh_subset.json").as_deref(), Some("d/test_answers_zh_subset.json"));
+        assert_eq!(p("d/test_answers_zh.json"), None);
+        assert_eq!(p("d/dev_zh.json"), None);
+        assert_eq!(p("d/test_.json"), None);
+    }
+
+    #[test]
+    fn cvalues_rewrites_as_opencompass() {
+        let o = obj(json!({"prompt": "回复1：a 回复2：b 回复1", "label": "回复2", "meta_info": {"k": 1}}));
+        let d = cvalues_row(o).unwrap();
+        assert_eq!(Value::Object(d), json!({"prompt": "回复A：a 回复B：b 回复A", "label": "B", "meta_info": {"k": 1}}));
     }
 
     #[test]

@@ -142,7 +142,9 @@ impl TaskRun {
         let mut data_files = Vec::new();
         for split in [t.eval_split(), t.fewshot_split()].into_iter().flatten() {
             if let Some(f) = t.split_files(&o.data_dir, split, o.allow_outside_paths)? {
+                let answers: Vec<PathBuf> = f.iter().flat_map(|x| crate::eval::data::answer_files(t.config.dataset.format, x)).collect();
                 data_files.extend(f);
+                data_files.extend(answers);
             }
         }
         let config = json!({

@@ -80,6 +80,13 @@ impl Task {
             bail!("output_type multiple_choice needs doc_to_choice");
         }
         super::bank::check_config(c)?;
+        for (k, v) in &c.dataset.options {
+            match k.as_str() {
+                "category" if v.is_string() && !super::bank::is_generic(c.dataset.format) => {}
+                "category" => bail!("dataset.options.category must be a string, on a benchmark format (a question bank maps its category in `fields`)"),
+                other => bail!("dataset.options.{other}: unknown option (known: category)"),
+            }
+        }
         if c.repeats.is_some_and(|r| r != 1) {
             bail!("repeats: {} generations per request are not supported (only 1)", c.repeats.unwrap_or_default());
         }
@@ -100,6 +107,12 @@ impl Task {
         }
         Ok(())
     }
+    /// `dataset.options.category`: only documents whose `category` field is this (one task per
+    /// category of a benchmark published as one file, e.g. SafetyBench).
+    fn option_category(&self) -> Option<&str> {
+        self.config.dataset.options.get("category").and_then(|v| v.as_str())
+    }
+
     /// The split evaluated: `test_split`, else `validation_split` (lm-eval's `eval_docs`).
     pub fn eval_split(&self) -> Option<&str> {
         self.config.test_split.as_deref().or(self.config.validation_split.as_deref())
@@ -151,6 +164,7 @@ impl Task {
         if self.config.dataset.format == data::Format::PiqaJsonl {
             read.extend(files.iter().map(|f| data::piqa_labels_path(f)).filter(|p| p.exists()));
         }
+        read.extend(files.iter().flat_map(|f| data::answer_files(self.config.dataset.format, f)));
         confine::check_all_inside(root, &read, allow_outside).with_context(at)?;
         Ok((!files.is_empty()).then_some(files))
     }
@@ -160,7 +174,18 @@ impl Task {
         let docs = if super::bank::is_generic(self.config.dataset.format) {
             super::bank::read_docs(&self.config.dataset, files)?
         } else {
-            data::read_files(self.config.dataset.format, files)?
+            let docs = data::read_files(self.config.dataset.format, files)?;
+            match self.option_category() {
+                Some(c) => {
+                    let docs: Vec<Doc> = docs.into_iter().filter(|d| d.get("category").and_then(|v| v.as_str()) == Some(c)).collect();
+                    if docs.is_empty() {
+                        let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+                        bail!("task `{}`: no documents of category {c:?} (dataset.options.category) in {}", self.name, names.join(", "));
+                    }
+                    docs
+                }
+                None => docs,
+            }
         };
         match self.config.process_docs {
             Some(p) => p.apply(docs),
