@@ -106,7 +106,7 @@ fn quantized_linear_and_embedding_match_cpu_dequantization() {
         let w = Matrix::upload(gpu(), "w", dtype, n, k, &bytes).unwrap();
         // Q6_K's 8-bit scales make weights up to ~200: compare relative to the largest.
         let wmax = wv.iter().fold(1f32, |a, v| a.max(v.abs()));
-        for m in [3, 67] {
+        for m in [1, 3, 5, 67] {
             let x = rng.vec(m * k, 1.0);
             let want = cpu_linear(&x, &wv, None, m, n, k);
             for path in [Path::Tiled, Path::Vector] {
@@ -588,5 +588,41 @@ fn moe_combine_sums_in_ascending_expert_order() {
             }
         }
         assert_close("combine", &got, &want, 1e-5);
+    }
+}
+
+/// The decode step's fused gate/up projection + SwiGLU (one matvec dispatch) gives the bits of the
+/// projection (tiled or vector) followed by swiglu.wgsl, for float and block-quantized weights,
+/// an odd intermediate size and 1, 3, 4 and 5 rows.
+#[test]
+fn fused_gate_up_swiglu_is_bit_identical_to_projection_then_swiglu() {
+    let mut rng = Rng::new(21);
+    let inter = 37;
+    for dtype in [DType::F32, DType::BF16, DType::Q4_1, DType::Q8_0, DType::Q4_0] {
+        let k = if matches!(dtype, DType::F32 | DType::BF16) { 44 } else { 2 * dtype.block_size() };
+        let bytes = match dtype {
+            DType::F32 | DType::BF16 => encode(&rng.vec(2 * inter * k, 0.5), dtype).0,
+            q => random_blocks(&mut rng, q, 2 * inter * k),
+        };
+        let w = Matrix::upload(gpu(), "gate_up", dtype, 2 * inter, k, &bytes).unwrap();
+        for m in [1, 3, 4, 5] {
+            let x = rng.vec(m * k, 1.0);
+            let xb = f32_buf(gpu(), &x);
+            let act = f32_buf(gpu(), &vec![0.0; m * inter]);
+            let mut rec = gpu().recorder();
+            let rows = Rows { x: &xb, x_offset: 0, x_stride: k, y: &act, y_offset: 0, y_stride: inter, m };
+            assert!(pingce::kernels::matvec::record_swiglu(&mut rec, &w, inter, &rows).unwrap(), "{dtype:?}: fused path not taken");
+            rec.submit("fused").unwrap();
+            let fused = gpu().read_f32(&act, 0, m * inter).unwrap();
+            for path in [Path::Tiled, Path::Vector] {
+                let gu = f32_buf(gpu(), &run_linear(gpu(), path, &w, None, &x, m, None));
+                let out = f32_buf(gpu(), &vec![0.0; m * inter]);
+                let mut rec = gpu().recorder();
+                swiglu::swiglu(&mut rec, &gu, &out, m, inter).unwrap();
+                rec.submit("swiglu").unwrap();
+                assert_eq!(fused, gpu().read_f32(&out, 0, m * inter).unwrap(), "{dtype:?} {path:?} m={m}");
+            }
+            assert!(fused.iter().all(|v| v.is_finite()) && fused.iter().any(|v| *v != 0.0));
+        }
     }
 }
