@@ -14,12 +14,10 @@ struct Params {
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
 //#endif
 
-//#if W_BLOCK32
 // acc continued over 4 k: fma(x, w, acc) in k order, as every path computes it.
 fn dot4(xv: vec4<f32>, v: vec4<f32>, acc: f32) -> f32 {
     return fma(xv.w, v.w, fma(xv.z, v.z, fma(xv.y, v.y, fma(xv.x, v.x, acc))));
 }
-//#endif
 
 // Writes acc[r][j] (weight row n0 + r, x row m0 + j, j < rows): + bias, + y, or SwiGLU.
 fn store4(n0: u32, m0: u32, rows: u32, a0: vec4<f32>, a1: vec4<f32>, a2: vec4<f32>, a3: vec4<f32>) {
@@ -206,18 +204,53 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
             }
         }
 //#else
-        // Quads of k (one u32 of 4-bit weights, two of 16-bit ones), in order.
-        for (var k = 0u; k < p.k; k += 4u) {
-            let v0 = w_quad(w0 + k);
-            let v1 = w_quad(w1 + k);
-            let v2 = w_quad(w2 + k);
-            let v3 = w_quad(w3 + k);
-            for (var j = 0u; j < rows; j++) {
-                let xv = x[xq + j * xs + (k >> 2u)];
-                a0[j] = fma(xv.w, v0.w, fma(xv.z, v0.z, fma(xv.y, v0.y, fma(xv.x, v0.x, a0[j]))));
-                a1[j] = fma(xv.w, v1.w, fma(xv.z, v1.z, fma(xv.y, v1.y, fma(xv.x, v1.x, a1[j]))));
-                a2[j] = fma(xv.w, v2.w, fma(xv.z, v2.z, fma(xv.y, v2.y, fma(xv.x, v2.x, a2[j]))));
-                a3[j] = fma(xv.w, v3.w, fma(xv.z, v3.z, fma(xv.y, v3.y, fma(xv.x, v3.x, a3[j]))));
+        // Quads of k (one u32 of 4-bit weights, two of 16-bit ones), in order; single rows and
+        // full groups of 4 index the accumulators with constants.
+        if (rows == 1u) {
+            var s0 = 0.0;
+            var s1 = 0.0;
+            var s2 = 0.0;
+            var s3 = 0.0;
+            for (var k = 0u; k < p.k; k += 4u) {
+                let x0 = x[xq + (k >> 2u)];
+                s0 = dot4(x0, w_quad(w0 + k), s0);
+                s1 = dot4(x0, w_quad(w1 + k), s1);
+                s2 = dot4(x0, w_quad(w2 + k), s2);
+                s3 = dot4(x0, w_quad(w3 + k), s3);
+            }
+            a0.x = s0;
+            a1.x = s1;
+            a2.x = s2;
+            a3.x = s3;
+        } else if (rows == 4u) {
+            for (var k = 0u; k < p.k; k += 4u) {
+                let v0 = w_quad(w0 + k);
+                let v1 = w_quad(w1 + k);
+                let v2 = w_quad(w2 + k);
+                let v3 = w_quad(w3 + k);
+                let xk = xq + (k >> 2u);
+                let x0 = x[xk];
+                let x1 = x[xk + xs];
+                let x2 = x[xk + 2u * xs];
+                let x3 = x[xk + 3u * xs];
+                a0 = vec4<f32>(dot4(x0, v0, a0.x), dot4(x1, v0, a0.y), dot4(x2, v0, a0.z), dot4(x3, v0, a0.w));
+                a1 = vec4<f32>(dot4(x0, v1, a1.x), dot4(x1, v1, a1.y), dot4(x2, v1, a1.z), dot4(x3, v1, a1.w));
+                a2 = vec4<f32>(dot4(x0, v2, a2.x), dot4(x1, v2, a2.y), dot4(x2, v2, a2.z), dot4(x3, v2, a2.w));
+                a3 = vec4<f32>(dot4(x0, v3, a3.x), dot4(x1, v3, a3.y), dot4(x2, v3, a3.z), dot4(x3, v3, a3.w));
+            }
+        } else {
+            for (var k = 0u; k < p.k; k += 4u) {
+                let v0 = w_quad(w0 + k);
+                let v1 = w_quad(w1 + k);
+                let v2 = w_quad(w2 + k);
+                let v3 = w_quad(w3 + k);
+                for (var j = 0u; j < rows; j++) {
+                    let xv = x[xq + j * xs + (k >> 2u)];
+                    a0[j] = dot4(xv, v0, a0[j]);
+                    a1[j] = dot4(xv, v1, a1[j]);
+                    a2[j] = dot4(xv, v2, a2[j]);
+                    a3[j] = dot4(xv, v3, a3[j]);
+                }
             }
         }
 //#endif

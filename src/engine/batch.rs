@@ -23,6 +23,8 @@ pub struct Segment<'a> {
 pub struct Workspace {
     acts: Option<Activations>,
     head: Option<HeadBuffers>,
+    /// The scored rows' indices and targets (u32 each), written each pass rather than created.
+    score_rows: Option<(usize, wgpu::Buffer, wgpu::Buffer)>,
     pub cache: Option<KvCache>,
 }
 
@@ -100,11 +102,19 @@ pub fn run_after_copies(gpu: &Gpu, model: &Decoder, ws: &mut Workspace, copies: 
         ws.head = None;
         ws.head = Some(model.head_buffers(gpu, rows.next_multiple_of(64))?);
     }
+    if ws.score_rows.as_ref().is_none_or(|b| b.0 < rows) {
+        let cap = rows.next_multiple_of(64);
+        ws.score_rows = None;
+        ws.score_rows = Some((cap, gpu.storage("gather", cap as u64 * 4)?, gpu.storage("targets", cap as u64 * 4)?));
+    }
     let (acts, head, cache) = (ws.acts.as_ref().unwrap(), ws.head.as_ref().unwrap(), ws.cache.as_ref().unwrap());
+    let (_, gather_buf, target_buf) = ws.score_rows.as_ref().unwrap();
     gpu.write(&acts.ids, 0, bytemuck::cast_slice(&ids));
     gpu.write(&acts.meta, 0, bytemuck::cast_slice(&meta));
-    let gather_buf = gpu.upload("gather", bytemuck::cast_slice(&gather))?;
-    let target_buf = gpu.upload("targets", bytemuck::cast_slice(&targets))?;
+    if rows > 0 {
+        gpu.write(gather_buf, 0, bytemuck::cast_slice(&gather));
+        gpu.write(target_buf, 0, bytemuck::cast_slice(&targets));
+    }
     let mut rec = gpu.recorder();
     for &(rows, src, dst) in copies {
         if src + rows > cache.rows || dst + rows > cache.rows {
@@ -114,7 +124,7 @@ pub fn run_after_copies(gpu: &Gpu, model: &Decoder, ws: &mut Workspace, copies: 
     }
     model.record_layers(&mut rec, acts, tokens, &cache.layers())?;
     if rows > 0 {
-        model.record_head(&mut rec, acts, rows, &gather_buf, &target_buf, topk, head)?;
+        model.record_head(&mut rec, acts, rows, gather_buf, target_buf, topk, head)?;
     }
     rec.submit(&format!("running a batch of {} sequences ({tokens} tokens)", segs.len()))?;
     let words = gpu.read_u32(&head.out, 0, rows * logprobs::OUT_STRIDE)?;
