@@ -36,6 +36,28 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
         var a1 = vec4<f32>(0.0);
         var a2 = vec4<f32>(0.0);
         var a3 = vec4<f32>(0.0);
+//#if W_BLOCK32
+        // Whole blocks of 32 k, each word of a block read once (as matvec.wgsl), the same chains.
+        for (var k = 0u; k < p.k; k += 32u) {
+            let b0 = w_block(w0 + k);
+            let b1 = w_block(w1 + k);
+            let b2 = w_block(w2 + k);
+            let b3 = w_block(w3 + k);
+            for (var t = 0u; t < 8u; t++) {
+                let v0 = wb_quad(b0, t);
+                let v1 = wb_quad(b1, t);
+                let v2 = wb_quad(b2, t);
+                let v3 = wb_quad(b3, t);
+                for (var j = 0u; j < rows; j++) {
+                    let xv = x[xr[j] + (k >> 2u) + t];
+                    a0[j] = fma(xv.w, v0.w, fma(xv.z, v0.z, fma(xv.y, v0.y, fma(xv.x, v0.x, a0[j]))));
+                    a1[j] = fma(xv.w, v1.w, fma(xv.z, v1.z, fma(xv.y, v1.y, fma(xv.x, v1.x, a1[j]))));
+                    a2[j] = fma(xv.w, v2.w, fma(xv.z, v2.z, fma(xv.y, v2.y, fma(xv.x, v2.x, a2[j]))));
+                    a3[j] = fma(xv.w, v3.w, fma(xv.z, v3.z, fma(xv.y, v3.y, fma(xv.x, v3.x, a3[j]))));
+                }
+            }
+        }
+//#else
         for (var k = 0u; k < p.k; k += 4u) {
             let v0 = w_quad(w0 + k);
             let v1 = w_quad(w1 + k);
@@ -49,6 +71,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 a3[j] = fma(xv.w, v3.w, fma(xv.z, v3.z, fma(xv.y, v3.y, fma(xv.x, v3.x, a3[j]))));
             }
         }
+//#endif
         let accs = array<vec4<f32>, 4>(a0, a1, a2, a3);
         for (var r = 0u; r < 4u; r++) {
             let n = n0 + r;

@@ -14,19 +14,117 @@ struct Params {
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
 //#endif
 
-@compute @workgroup_size(64)
+// acc continued over 4 k: fma(x, w, acc) in k order, as every path computes it.
+fn dot4(xv: vec4<f32>, v: vec4<f32>, acc: f32) -> f32 {
+    return fma(xv.w, v.w, fma(xv.z, v.z, fma(xv.y, v.y, fma(xv.x, v.x, acc))));
+}
+
+// Writes acc[r][j] (weight row n0 + r, x row m0 + j, j < rows): + bias, + y, or SwiGLU.
+fn store4(n0: u32, m0: u32, rows: u32, a0: vec4<f32>, a1: vec4<f32>, a2: vec4<f32>, a3: vec4<f32>) {
+//#if SWIGLU
+    let gates = array<vec4<f32>, 2>(a0, a1);
+    let ups = array<vec4<f32>, 2>(a2, a3);
+    for (var r = 0u; r < 2u; r++) {
+        let n = n0 + r;
+        if (n >= p.n) { break; }
+        for (var j = 0u; j < rows; j++) {
+            // swiglu.wgsl's expression, so both paths give the same bits.
+            let a = gates[r][j];
+            let u = ups[r][j];
+            y[p.y_offset + (m0 + j) * p.y_stride + n] = a * (1.0 / (1.0 + exp(-a))) * u;
+        }
+    }
+//#else
+    let accs = array<vec4<f32>, 4>(a0, a1, a2, a3);
+    for (var r = 0u; r < 4u; r++) {
+        let n = n0 + r;
+        if (n >= p.n) { break; }
+        for (var j = 0u; j < rows; j++) {
+            var v = accs[r][j];
+//#if BIAS
+            v = v + bias[p.n_offset + n];
+//#endif
+            let yi = p.y_offset + (m0 + j) * p.y_stride + p.n_offset + n;
+            if (p.accumulate != 0u) { v = y[yi] + v; }
+            y[yi] = v;
+        }
+    }
+//#endif
+}
+
+// 32 invocations (128 weight rows) per workgroup: more workgroups for the narrow projections
+// (576 rows make 5, not 3), so a few CPU threads of a software adapter share them evenly.
+@compute @workgroup_size(32)
 fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,
         @builtin(num_workgroups) nwg: vec3<u32>) {
     // Four weight rows per invocation: four independent accumulation chains per x row.
-    let n0 = ((wid.x + wid.y * nwg.x) * 64u + lid.x) * 4u;
+//#if SWIGLU
+    // y[m, n] = silu(g) * u for the stacked gate (rows 0 .. n) and up (rows n .. 2n) projections:
+    // gate rows n0, n0 + 1 and up rows n0, n0 + 1, so the activation is written directly.
+    let n0 = ((wid.x + wid.y * nwg.x) * 32u + lid.x) * 2u;
+    if (n0 >= p.n) { return; }
+    let n1 = min(n0 + 1u, p.n - 1u);
+    let w0 = n0 * p.w_stride;
+    let w1 = n1 * p.w_stride;
+    let w2 = (p.n + n0) * p.w_stride;
+    let w3 = (p.n + n1) * p.w_stride;
+//#else
+    let n0 = ((wid.x + wid.y * nwg.x) * 32u + lid.x) * 4u;
     if (n0 >= p.n) { return; }
     let last = p.n - 1u;
     let w0 = n0 * p.w_stride;
     let w1 = min(n0 + 1u, last) * p.w_stride;
     let w2 = min(n0 + 2u, last) * p.w_stride;
     let w3 = min(n0 + 3u, last) * p.w_stride;
+//#endif
     let xs = p.x_stride >> 2u;
-    for (var m0 = 0u; m0 < p.m; m0 += 4u) {
+    var m0 = 0u;
+//#if W_BLOCK32
+    // Groups of 8 x rows: each quad of weights decoded once for all 8.
+    for (; m0 + 8u <= p.m; m0 += 8u) {
+        var a0 = vec4<f32>(0.0);
+        var a1 = vec4<f32>(0.0);
+        var a2 = vec4<f32>(0.0);
+        var a3 = vec4<f32>(0.0);
+        var c0 = vec4<f32>(0.0);
+        var c1 = vec4<f32>(0.0);
+        var c2 = vec4<f32>(0.0);
+        var c3 = vec4<f32>(0.0);
+        let xq = (p.x_offset + m0 * p.x_stride) >> 2u;
+        for (var k = 0u; k < p.k; k += 32u) {
+            let b0 = w_block(w0 + k);
+            let b1 = w_block(w1 + k);
+            let b2 = w_block(w2 + k);
+            let b3 = w_block(w3 + k);
+            let xk = xq + (k >> 2u);
+            for (var t = 0u; t < 8u; t++) {
+                let v0 = wb_quad(b0, t);
+                let v1 = wb_quad(b1, t);
+                let v2 = wb_quad(b2, t);
+                let v3 = wb_quad(b3, t);
+                let x0 = x[xk + t];
+                let x1 = x[xk + xs + t];
+                let x2 = x[xk + 2u * xs + t];
+                let x3 = x[xk + 3u * xs + t];
+                a0 = vec4<f32>(dot4(x0, v0, a0.x), dot4(x1, v0, a0.y), dot4(x2, v0, a0.z), dot4(x3, v0, a0.w));
+                a1 = vec4<f32>(dot4(x0, v1, a1.x), dot4(x1, v1, a1.y), dot4(x2, v1, a1.z), dot4(x3, v1, a1.w));
+                a2 = vec4<f32>(dot4(x0, v2, a2.x), dot4(x1, v2, a2.y), dot4(x2, v2, a2.z), dot4(x3, v2, a2.w));
+                a3 = vec4<f32>(dot4(x0, v3, a3.x), dot4(x1, v3, a3.y), dot4(x2, v3, a3.z), dot4(x3, v3, a3.w));
+                let x4 = x[xk + 4u * xs + t];
+                let x5 = x[xk + 5u * xs + t];
+                let x6 = x[xk + 6u * xs + t];
+                let x7 = x[xk + 7u * xs + t];
+                c0 = vec4<f32>(dot4(x4, v0, c0.x), dot4(x5, v0, c0.y), dot4(x6, v0, c0.z), dot4(x7, v0, c0.w));
+                c1 = vec4<f32>(dot4(x4, v1, c1.x), dot4(x5, v1, c1.y), dot4(x6, v1, c1.z), dot4(x7, v1, c1.w));
+                c2 = vec4<f32>(dot4(x4, v2, c2.x), dot4(x5, v2, c2.y), dot4(x6, v2, c2.z), dot4(x7, v2, c2.w));
+                c3 = vec4<f32>(dot4(x4, v3, c3.x), dot4(x5, v3, c3.y), dot4(x6, v3, c3.z), dot4(x7, v3, c3.w));
+            }
+        }
+        store4(n0, m0, 4u, a0, a1, a2, a3);
+        store4(n0, m0 + 4u, 4u, c0, c1, c2, c3);
+    }
+//#endif
+    for (; m0 < p.m; m0 += 4u) {
         let rows = min(4u, p.m - m0);
         // acc[r][j]: weight row n0 + r, x row m0 + j.
         var a0 = vec4<f32>(0.0);
@@ -34,33 +132,128 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
         var a2 = vec4<f32>(0.0);
         var a3 = vec4<f32>(0.0);
         let xq = (p.x_offset + m0 * p.x_stride) >> 2u;
-        // Quads of k (one u32 of 4-bit weights, two of 16-bit ones), in order.
-        for (var k = 0u; k < p.k; k += 4u) {
-            let v0 = w_quad(w0 + k);
-            let v1 = w_quad(w1 + k);
-            let v2 = w_quad(w2 + k);
-            let v3 = w_quad(w3 + k);
-            for (var j = 0u; j < rows; j++) {
-                let xv = x[xq + j * xs + (k >> 2u)];
-                a0[j] = fma(xv.w, v0.w, fma(xv.z, v0.z, fma(xv.y, v0.y, fma(xv.x, v0.x, a0[j]))));
-                a1[j] = fma(xv.w, v1.w, fma(xv.z, v1.z, fma(xv.y, v1.y, fma(xv.x, v1.x, a1[j]))));
-                a2[j] = fma(xv.w, v2.w, fma(xv.z, v2.z, fma(xv.y, v2.y, fma(xv.x, v2.x, a2[j]))));
-                a3[j] = fma(xv.w, v3.w, fma(xv.z, v3.z, fma(xv.y, v3.y, fma(xv.x, v3.x, a3[j]))));
+//#if W_BLOCK32
+        // Whole blocks of 32 k (rows are whole blocks), each word of a block read once, then
+        // the same chains over its quads as the loop below. Full groups of 4 x rows and single
+        // rows (decode of one sequence) index the accumulators with constants.
+        if (rows == 4u) {
+            for (var k = 0u; k < p.k; k += 32u) {
+                let b0 = w_block(w0 + k);
+                let b1 = w_block(w1 + k);
+                let b2 = w_block(w2 + k);
+                let b3 = w_block(w3 + k);
+                let xk = xq + (k >> 2u);
+                for (var t = 0u; t < 8u; t++) {
+                    let v0 = wb_quad(b0, t);
+                    let v1 = wb_quad(b1, t);
+                    let v2 = wb_quad(b2, t);
+                    let v3 = wb_quad(b3, t);
+                    let x0 = x[xk + t];
+                    let x1 = x[xk + xs + t];
+                    let x2 = x[xk + 2u * xs + t];
+                    let x3 = x[xk + 3u * xs + t];
+                    a0 = vec4<f32>(dot4(x0, v0, a0.x), dot4(x1, v0, a0.y), dot4(x2, v0, a0.z), dot4(x3, v0, a0.w));
+                    a1 = vec4<f32>(dot4(x0, v1, a1.x), dot4(x1, v1, a1.y), dot4(x2, v1, a1.z), dot4(x3, v1, a1.w));
+                    a2 = vec4<f32>(dot4(x0, v2, a2.x), dot4(x1, v2, a2.y), dot4(x2, v2, a2.z), dot4(x3, v2, a2.w));
+                    a3 = vec4<f32>(dot4(x0, v3, a3.x), dot4(x1, v3, a3.y), dot4(x2, v3, a3.z), dot4(x3, v3, a3.w));
+                }
+            }
+        } else if (rows == 1u) {
+            var s0 = 0.0;
+            var s1 = 0.0;
+            var s2 = 0.0;
+            var s3 = 0.0;
+            for (var k = 0u; k < p.k; k += 32u) {
+                let b0 = w_block(w0 + k);
+                let b1 = w_block(w1 + k);
+                let b2 = w_block(w2 + k);
+                let b3 = w_block(w3 + k);
+                let xk = xq + (k >> 2u);
+                for (var t = 0u; t < 8u; t++) {
+                    let x0 = x[xk + t];
+                    s0 = dot4(x0, wb_quad(b0, t), s0);
+                    s1 = dot4(x0, wb_quad(b1, t), s1);
+                    s2 = dot4(x0, wb_quad(b2, t), s2);
+                    s3 = dot4(x0, wb_quad(b3, t), s3);
+                }
+            }
+            a0.x = s0;
+            a1.x = s1;
+            a2.x = s2;
+            a3.x = s3;
+        } else {
+            for (var k = 0u; k < p.k; k += 32u) {
+                let b0 = w_block(w0 + k);
+                let b1 = w_block(w1 + k);
+                let b2 = w_block(w2 + k);
+                let b3 = w_block(w3 + k);
+                let xk = xq + (k >> 2u);
+                for (var t = 0u; t < 8u; t++) {
+                    let v0 = wb_quad(b0, t);
+                    let v1 = wb_quad(b1, t);
+                    let v2 = wb_quad(b2, t);
+                    let v3 = wb_quad(b3, t);
+                    for (var j = 0u; j < rows; j++) {
+                        let xv = x[xk + j * xs + t];
+                        a0[j] = dot4(xv, v0, a0[j]);
+                        a1[j] = dot4(xv, v1, a1[j]);
+                        a2[j] = dot4(xv, v2, a2[j]);
+                        a3[j] = dot4(xv, v3, a3[j]);
+                    }
+                }
             }
         }
-        let accs = array<vec4<f32>, 4>(a0, a1, a2, a3);
-        for (var r = 0u; r < 4u; r++) {
-            let n = n0 + r;
-            if (n >= p.n) { break; }
-            for (var j = 0u; j < rows; j++) {
-                var v = accs[r][j];
-//#if BIAS
-                v = v + bias[p.n_offset + n];
+//#else
+        // Quads of k (one u32 of 4-bit weights, two of 16-bit ones), in order; single rows and
+        // full groups of 4 index the accumulators with constants.
+        if (rows == 1u) {
+            var s0 = 0.0;
+            var s1 = 0.0;
+            var s2 = 0.0;
+            var s3 = 0.0;
+            for (var k = 0u; k < p.k; k += 4u) {
+                let x0 = x[xq + (k >> 2u)];
+                s0 = dot4(x0, w_quad(w0 + k), s0);
+                s1 = dot4(x0, w_quad(w1 + k), s1);
+                s2 = dot4(x0, w_quad(w2 + k), s2);
+                s3 = dot4(x0, w_quad(w3 + k), s3);
+            }
+            a0.x = s0;
+            a1.x = s1;
+            a2.x = s2;
+            a3.x = s3;
+        } else if (rows == 4u) {
+            for (var k = 0u; k < p.k; k += 4u) {
+                let v0 = w_quad(w0 + k);
+                let v1 = w_quad(w1 + k);
+                let v2 = w_quad(w2 + k);
+                let v3 = w_quad(w3 + k);
+                let xk = xq + (k >> 2u);
+                let x0 = x[xk];
+                let x1 = x[xk + xs];
+                let x2 = x[xk + 2u * xs];
+                let x3 = x[xk + 3u * xs];
+                a0 = vec4<f32>(dot4(x0, v0, a0.x), dot4(x1, v0, a0.y), dot4(x2, v0, a0.z), dot4(x3, v0, a0.w));
+                a1 = vec4<f32>(dot4(x0, v1, a1.x), dot4(x1, v1, a1.y), dot4(x2, v1, a1.z), dot4(x3, v1, a1.w));
+                a2 = vec4<f32>(dot4(x0, v2, a2.x), dot4(x1, v2, a2.y), dot4(x2, v2, a2.z), dot4(x3, v2, a2.w));
+                a3 = vec4<f32>(dot4(x0, v3, a3.x), dot4(x1, v3, a3.y), dot4(x2, v3, a3.z), dot4(x3, v3, a3.w));
+            }
+        } else {
+            for (var k = 0u; k < p.k; k += 4u) {
+                let v0 = w_quad(w0 + k);
+                let v1 = w_quad(w1 + k);
+                let v2 = w_quad(w2 + k);
+                let v3 = w_quad(w3 + k);
+                for (var j = 0u; j < rows; j++) {
+                    let xv = x[xq + j * xs + (k >> 2u)];
+                    a0[j] = dot4(xv, v0, a0[j]);
+                    a1[j] = dot4(xv, v1, a1[j]);
+                    a2[j] = dot4(xv, v2, a2[j]);
+                    a3[j] = dot4(xv, v3, a3[j]);
+                }
+            }
+        }
 //#endif
-                let yi = p.y_offset + (m0 + j) * p.y_stride + p.n_offset + n;
-                if (p.accumulate != 0u) { v = y[yi] + v; }
-                y[yi] = v;
-            }
-        }
+        store4(n0, m0, rows, a0, a1, a2, a3);
     }
 }

@@ -106,7 +106,7 @@ fn quantized_linear_and_embedding_match_cpu_dequantization() {
         let w = Matrix::upload(gpu(), "w", dtype, n, k, &bytes).unwrap();
         // Q6_K's 8-bit scales make weights up to ~200: compare relative to the largest.
         let wmax = wv.iter().fold(1f32, |a, v| a.max(v.abs()));
-        for m in [3, 67] {
+        for m in [1, 3, 5, 67] {
             let x = rng.vec(m * k, 1.0);
             let want = cpu_linear(&x, &wv, None, m, n, k);
             for path in [Path::Tiled, Path::Vector] {
@@ -498,11 +498,22 @@ fn expert_matmul_equals_the_dense_kernel_row_for_row() {
         ((5, 37, 32, 9, 2), Path::Vector, DType::F32),
         ((5, 37, 32, 9, 2), Path::Vector, DType::BF16),
         ((5, 37, 32, 140, 2), Path::Vector, DType::F16),
+        // Block-quantized experts (the vector kernel's whole-block path), 1 and 2 blocks per row.
+        ((5, 37, 32, 9, 2), Path::Vector, DType::Q4_1),
+        ((5, 37, 64, 9, 2), Path::Vector, DType::Q8_0),
+        ((5, 37, 64, 140, 1), Path::Vector, DType::Q4_0),
     ] {
         // A tiny binding limit puts two experts per chunk: three chunks.
-        let small = Gpu::default_device().unwrap().with_max_binding((n * kk.next_multiple_of(2) * dtype.size() * 2) as u64 + 255);
+        let expert_bytes = if dtype.block_size() == 1 { n * kk.next_multiple_of(2) * dtype.size() } else { dtype.bytes_for(n * kk) };
+        let small = Gpu::default_device().unwrap().with_max_binding((expert_bytes * 2) as u64 + 255);
         for g in [gpu(), &small] {
-            let (bytes, wv) = encode(&rng.vec(experts * n * kk, 0.5), dtype);
+            let (bytes, wv) = if dtype.block_size() == 1 {
+                encode(&rng.vec(experts * n * kk, 0.5), dtype)
+            } else {
+                let b = random_blocks(&mut rng, dtype, experts * n * kk);
+                let v = dtype.to_f32(&b);
+                (b, v)
+            };
             let mut bank = Experts::new(n, kk);
             bank.push(g, "experts", dtype, experts, &bytes).unwrap();
             let x = rng.vec(tokens * kk, 1.0);
@@ -528,6 +539,7 @@ fn expert_matmul_equals_the_dense_kernel_row_for_row() {
                 assert!(bank.matrix.chunks.len() >= 3, "{} chunks", bank.matrix.chunks.len());
             }
             // Each row equals the dense kernel on that expert's matrix, bit for bit.
+            let wmax = wv.iter().fold(1f32, |a, v| a.max(v.abs()));
             for e in 0..experts {
                 let eb = &bytes[e * dtype.bytes_for(n * kk)..(e + 1) * dtype.bytes_for(n * kk)];
                 let w = Matrix::upload(g, "w", dtype, n, kk, eb).unwrap();
@@ -538,7 +550,7 @@ fn expert_matmul_equals_the_dense_kernel_row_for_row() {
                         if route(t, s) == e {
                             let row = &got[(t * k + s) * n..(t * k + s + 1) * n];
                             assert_eq!(row, &dense[t * n..(t + 1) * n], "{path:?} {dtype:?} expert {e} token {t}");
-                            assert_close("expert row", row, &cpu[t * n..(t + 1) * n], 1e-4 * (kk as f32).sqrt());
+                            assert_close("expert row", row, &cpu[t * n..(t + 1) * n], 1e-4 * (kk as f32).sqrt() * wmax);
                         }
                     }
                 }
@@ -588,5 +600,41 @@ fn moe_combine_sums_in_ascending_expert_order() {
             }
         }
         assert_close("combine", &got, &want, 1e-5);
+    }
+}
+
+/// The decode step's fused gate/up projection + SwiGLU (one matvec dispatch) gives the bits of the
+/// projection (tiled or vector) followed by swiglu.wgsl, for float and block-quantized weights,
+/// an odd intermediate size and 1, 3, 4 and 5 rows.
+#[test]
+fn fused_gate_up_swiglu_is_bit_identical_to_projection_then_swiglu() {
+    let mut rng = Rng::new(21);
+    let inter = 37;
+    for dtype in [DType::F32, DType::BF16, DType::Q4_1, DType::Q8_0, DType::Q4_0] {
+        let k = if matches!(dtype, DType::F32 | DType::BF16) { 44 } else { 2 * dtype.block_size() };
+        let bytes = match dtype {
+            DType::F32 | DType::BF16 => encode(&rng.vec(2 * inter * k, 0.5), dtype).0,
+            q => random_blocks(&mut rng, q, 2 * inter * k),
+        };
+        let w = Matrix::upload(gpu(), "gate_up", dtype, 2 * inter, k, &bytes).unwrap();
+        for m in [1, 3, 4, 5] {
+            let x = rng.vec(m * k, 1.0);
+            let xb = f32_buf(gpu(), &x);
+            let act = f32_buf(gpu(), &vec![0.0; m * inter]);
+            let mut rec = gpu().recorder();
+            let rows = Rows { x: &xb, x_offset: 0, x_stride: k, y: &act, y_offset: 0, y_stride: inter, m };
+            assert!(pingce::kernels::matvec::record_swiglu(&mut rec, &w, inter, &rows).unwrap(), "{dtype:?}: fused path not taken");
+            rec.submit("fused").unwrap();
+            let fused = gpu().read_f32(&act, 0, m * inter).unwrap();
+            for path in [Path::Tiled, Path::Vector] {
+                let gu = f32_buf(gpu(), &run_linear(gpu(), path, &w, None, &x, m, None));
+                let out = f32_buf(gpu(), &vec![0.0; m * inter]);
+                let mut rec = gpu().recorder();
+                swiglu::swiglu(&mut rec, &gu, &out, m, inter).unwrap();
+                rec.submit("swiglu").unwrap();
+                assert_eq!(fused, gpu().read_f32(&out, 0, m * inter).unwrap(), "{dtype:?} {path:?} m={m}");
+            }
+            assert!(fused.iter().all(|v| v.is_finite()) && fused.iter().any(|v| *v != 0.0));
+        }
     }
 }

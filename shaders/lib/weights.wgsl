@@ -182,3 +182,76 @@ fn w_at(i: u32) -> f32 {
     return (half_at(o + 208u) * sc) * f32(q);
 }
 //#endif
+// Whole 32-element blocks (Q8_0, Q4_0, Q4_1), the decode kernel's fast path: `w_block(i)`, for i
+// the first element of a block, reads each word of the block once, and `wb_quad(b, t)` gives
+// elements 4t .. 4t + 3 of it (t < 8), exactly the values `w_quad(i + 4t)` gives.
+//#if W_Q8_0
+//#define W_BLOCK32
+//#endif
+//#if W_Q4_0
+//#define W_BLOCK32
+//#endif
+//#if W_Q4_1
+//#define W_BLOCK32
+//#endif
+//#if W_BLOCK32
+// The four bytes that start 2 bytes into word `lo` (`odd` false) or at word `hi` (`odd` true).
+fn word_at(lo: u32, hi: u32, odd: bool) -> u32 {
+    return select((lo >> 16u) | (hi << 16u), hi, odd);
+}
+// Scale d, min m (Q4_1), and the quants: 4-bit ones in q0 (elements 0-15 low nibbles, 16-31 high),
+// 8-bit ones in q0 (elements 0-15) and q1 (16-31).
+struct WBlock { d: f32, m: f32, q0: vec4<u32>, q1: vec4<u32> }
+//#endif
+//#if W_Q8_0
+fn w_block(i: u32) -> WBlock {
+    let o = (i >> 5u) * 34u;
+    let a = o >> 2u;
+    let odd = (o & 2u) != 0u;
+    let u0 = w[a];
+    let u1 = w[a + 1u];
+    let u2 = w[a + 2u];
+    let u3 = w[a + 3u];
+    let u4 = w[a + 4u];
+    let u5 = w[a + 5u];
+    let u6 = w[a + 6u];
+    let u7 = w[a + 7u];
+    let u8 = w[a + 8u];
+    let h = unpack2x16float(u0);
+    let q0 = vec4<u32>(word_at(u0, u1, odd), word_at(u1, u2, odd), word_at(u2, u3, odd), word_at(u3, u4, odd));
+    let q1 = vec4<u32>(word_at(u4, u5, odd), word_at(u5, u6, odd), word_at(u6, u7, odd), word_at(u7, u8, odd));
+    return WBlock(select(h.x, h.y, odd), 0.0, q0, q1);
+}
+fn wb_quad(b: WBlock, t: u32) -> vec4<f32> {
+    let q = select(b.q0[t & 3u], b.q1[t & 3u], t >= 4u);
+    return b.d * vec4<f32>(bitcast<vec4<i32>>(vec4<u32>(q << 24u, q << 16u, q << 8u, q)) >> vec4<u32>(24u));
+}
+//#endif
+//#if W_Q4_0
+fn w_block(i: u32) -> WBlock {
+    let o = (i >> 5u) * 18u;
+    let a = o >> 2u;
+    let odd = (o & 2u) != 0u;
+    let u0 = w[a];
+    let u1 = w[a + 1u];
+    let u2 = w[a + 2u];
+    let u3 = w[a + 3u];
+    let u4 = w[a + 4u];
+    let h = unpack2x16float(u0);
+    let q0 = vec4<u32>(word_at(u0, u1, odd), word_at(u1, u2, odd), word_at(u2, u3, odd), word_at(u3, u4, odd));
+    return WBlock(select(h.x, h.y, odd), 0.0, q0, vec4<u32>(0u));
+}
+fn wb_quad(b: WBlock, t: u32) -> vec4<f32> {
+    return b.d * (nibbles(b.q0[t & 3u], select(0u, 4u, t >= 4u)) - vec4<f32>(8.0));
+}
+//#endif
+//#if W_Q4_1
+fn w_block(i: u32) -> WBlock {
+    let a = (i >> 5u) * 5u;
+    let dm = unpack2x16float(w[a]);
+    return WBlock(dm.x, dm.y, vec4<u32>(w[a + 1u], w[a + 2u], w[a + 3u], w[a + 4u]), vec4<u32>(0u));
+}
+fn wb_quad(b: WBlock, t: u32) -> vec4<f32> {
+    return fma(vec4<f32>(b.d), nibbles(b.q0[t & 3u], select(0u, 4u, t >= 4u)), vec4<f32>(b.m));
+}
+//#endif

@@ -60,28 +60,44 @@ fn prefill(engine: &mut Engine, a: &BenchArgs, next: &mut impl FnMut() -> u32) -
     engine.opts.max_batch_tokens = engine.opts.max_batch_tokens.max(a.prefill_batch * len);
     // Warm-up compiles the pipelines and sizes the buffers.
     engine.score(&reqs[..1], 0)?;
-    let t = Instant::now();
+    let (t, c) = (Instant::now(), cpu_seconds());
     engine.score(&reqs, 0)?;
     let s = t.elapsed().as_secs_f64();
+    let cpu = cpu_seconds().zip(c).map(|(b, a)| b - a);
     let n = a.prefill_batch * len;
-    Ok(json!({"sequences": a.prefill_batch, "tokens_per_sequence": len, "seconds": s, "tokens_per_s": n as f64 / s}))
+    Ok(json!({"sequences": a.prefill_batch, "tokens_per_sequence": len, "seconds": s, "tokens_per_s": n as f64 / s, "cpu_seconds": cpu}))
+}
+
+/// CPU time (user + system, all threads, so a software adapter's workers count) this process
+/// has used, in seconds: on a machine shared with other work it moves less than wall time.
+/// `None` where /proc is not there.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name: utime and stime are the 12th and 13th.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    // USER_HZ is 100 on Linux.
+    Some(ticks / 100.0)
 }
 
 fn decode(engine: &mut Engine, batch: usize, steps_asked: usize, next: &mut impl FnMut() -> u32) -> Result<Value> {
     let prompt: Vec<u32> = (0..16).map(|_| next()).collect();
     let gen = |n: usize| -> Vec<GenRequest> { (0..batch).map(|_| GenRequest { prompt: prompt.clone(), until: vec![], max_tokens: n }).collect() };
     engine.generate(&gen(2))?;
-    let t = Instant::now();
+    let (t, c) = (Instant::now(), cpu_seconds());
     engine.generate(&gen(1))?;
-    let first = t.elapsed().as_secs_f64();
-    let t = Instant::now();
+    let (first, first_cpu) = (t.elapsed().as_secs_f64(), cpu_seconds().zip(c).map(|(b, a)| b - a));
+    let (t, c) = (Instant::now(), cpu_seconds());
     let out = engine.generate(&gen(steps_asked))?;
-    let total = t.elapsed().as_secs_f64();
+    let (total, total_cpu) = (t.elapsed().as_secs_f64(), cpu_seconds().zip(c).map(|(b, a)| b - a));
     let steps = out.iter().map(|g| g.tokens.len()).max().unwrap_or(0).saturating_sub(1).max(1);
     let s = (total - first).max(1e-9);
+    let cpu = total_cpu.zip(first_cpu).map(|(b, a)| b - a);
     // Weights read once per step: the bandwidth decode achieves (KV reads left out).
     let gbps = engine.weight_bytes() as f64 * steps as f64 / s / 1e9;
-    Ok(json!({"sequences": batch, "steps": steps, "seconds": s, "tokens_per_s": (steps * batch) as f64 / s, "ms_per_step": s * 1e3 / steps as f64, "weight_gb_per_s": gbps}))
+    Ok(json!({"sequences": batch, "steps": steps, "seconds": s, "tokens_per_s": (steps * batch) as f64 / s, "ms_per_step": s * 1e3 / steps as f64, "weight_gb_per_s": gbps,
+        "cpu_ms_per_step": cpu.map(|c| c * 1e3 / steps as f64)}))
 }
 
 fn mc_suite(engine: &mut Engine, data: &std::path::Path) -> Result<Value> {

@@ -30,6 +30,8 @@ pub struct Segment<'a> {
 pub struct Workspace {
     acts: Option<Activations>,
     head: Option<HeadBuffers>,
+    /// The scored rows' indices and targets (u32 each), written each pass rather than created.
+    score_rows: Option<(usize, wgpu::Buffer, wgpu::Buffer)>,
     pub cache: Option<KvCache>,
 }
 
@@ -132,6 +134,12 @@ pub fn run_after_copies(gpu: &Gpu, model: &Decoder, ws: &mut Workspace, rest: &m
             ws.head = None;
             ws.head = Some(model.head_buffers(gpu, rows.next_multiple_of(64))?);
         }
+        // The scored rows' indices and targets: buffers kept in the workspace, not made per step.
+        if last && ws.score_rows.as_ref().is_none_or(|b| b.0 < rows) {
+            let cap = rows.next_multiple_of(64);
+            ws.score_rows = None;
+            ws.score_rows = Some((cap, gpu.storage("gather", cap as u64 * 4)?, gpu.storage("targets", cap as u64 * 4)?));
+        }
         let (acts, cache) = (ws.acts.as_ref().unwrap(), ws.cache.as_ref().unwrap());
         if first {
             gpu.write(&acts.ids, 0, bytemuck::cast_slice(&ids));
@@ -149,9 +157,10 @@ pub fn run_after_copies(gpu: &Gpu, model: &Decoder, ws: &mut Workspace, rest: &m
         model.record_layers(&mut rec, acts, tokens, &cache.layers())?;
         let head = ws.head.as_ref();
         if last && rows > 0 {
-            let gather_buf = gpu.upload("gather", bytemuck::cast_slice(&gather))?;
-            let target_buf = gpu.upload("targets", bytemuck::cast_slice(&targets))?;
-            model.record_head(&mut rec, acts, rows, &gather_buf, &target_buf, topk, head.unwrap())?;
+            let (_, gather_buf, target_buf) = ws.score_rows.as_ref().unwrap();
+            gpu.write(gather_buf, 0, bytemuck::cast_slice(&gather));
+            gpu.write(target_buf, 0, bytemuck::cast_slice(&targets));
+            model.record_head(&mut rec, acts, rows, gather_buf, target_buf, topk, head.unwrap())?;
         }
         let layers = model.layer_range();
         let what = if n_stages == 1 {

@@ -39,75 +39,104 @@ pub struct Generation {
     pub stop: StopReason,
 }
 
+/// A sequence being decoded in one slot of the KV cache.
+struct Slot {
+    req: usize,
+    /// Cache row of the sequence's position 0.
+    base: usize,
+    gen: Vec<u32>,
+}
+
 impl Engine {
-    /// lm-eval `generate_until` on token prompts, greedily. Batches of `batch_size` prompts
-    /// decode together; each sequence's tokens do not depend on its batch.
+    /// lm-eval `generate_until` on token prompts, greedily, with continuous batching: up to
+    /// `batch_size` sequences decode together, and a finished one's slot is refilled at once
+    /// with the next request (its prompt prefilled in the same pass as the others' next token).
+    /// Each sequence's tokens do not depend on its batch: every kernel computes a row the same
+    /// way whatever shares the pass.
     pub fn generate(&mut self, reqs: &[GenRequest]) -> Result<Vec<Generation>> {
         let max_len = self.max_length();
         let prefix = self.tokenizer.prefix_token()?;
         let eos: Vec<u32> = self.tokenizer.eos_id.into_iter().chain(self.model.cfg.eos_token_ids.iter().copied()).collect();
-        let mut results = Vec::with_capacity(reqs.len());
-        for chunk in reqs.chunks(self.opts.batch_size.max(1)) {
-            let prompts: Vec<Vec<u32>> = chunk.iter().map(|r| if r.prompt.is_empty() { vec![prefix] } else { r.prompt.clone() }).collect();
-            let mut bases = Vec::with_capacity(chunk.len());
-            let mut rows = 0;
-            for (i, (r, p)) in chunk.iter().zip(&prompts).enumerate() {
-                if p.len() + r.max_tokens > max_len {
-                    bail!("generation request {i}: prompt of {} tokens + {} new tokens exceeds the model's context of {max_len}", p.len(), r.max_tokens);
-                }
-                bases.push(rows);
-                rows += p.len() + r.max_tokens;
+        let prompts: Vec<Vec<u32>> = reqs.iter().map(|r| if r.prompt.is_empty() { vec![prefix] } else { r.prompt.clone() }).collect();
+        let mut slot_rows = 0;
+        for (i, (r, p)) in reqs.iter().zip(&prompts).enumerate() {
+            if p.len() + r.max_tokens > max_len {
+                bail!("generation request {i}: prompt of {} tokens + {} new tokens exceeds the model's context of {max_len}", p.len(), r.max_tokens);
             }
-            super::batch::ensure_cache(&self.gpu, &self.model, &mut self.ws, &mut self.rest, rows)?;
-            let mut gen: Vec<Vec<u32>> = vec![Vec::new(); chunk.len()];
-            let mut done: Vec<Option<StopReason>> = chunk.iter().map(|r| (r.max_tokens == 0).then_some(StopReason::MaxTokens)).collect();
-            // Prefill: only the last prompt position is scored (its argmax is the first token).
-            let segs: Vec<Segment> = prompts
-                .iter()
-                .zip(&bases)
-                .map(|(p, &base)| Segment { tokens: p, start_pos: 0, base, score: vec![(p.len() - 1, NO_TARGET)] })
-                .collect();
-            let mut next: Vec<u32> = run(&self.gpu, &self.model, &mut self.ws, &mut self.rest, &segs, 0)?.iter().map(|s| s[0].argmax).collect();
-            loop {
-                for i in 0..chunk.len() {
-                    if done[i].is_some() {
-                        continue;
-                    }
-                    if eos.contains(&next[i]) {
-                        done[i] = Some(StopReason::Eos);
-                        continue;
-                    }
-                    gen[i].push(next[i]);
-                    if cut_at_stop(&self.tokenizer.decode(&gen[i])?, &chunk[i].until).1 {
-                        done[i] = Some(StopReason::StopString);
-                    } else if gen[i].len() >= chunk[i].max_tokens {
-                        done[i] = Some(StopReason::MaxTokens);
-                    }
-                }
-                let active: Vec<usize> = (0..chunk.len()).filter(|&i| done[i].is_none()).collect();
-                if active.is_empty() {
-                    break;
-                }
-                let segs: Vec<Segment> = active
-                    .iter()
-                    .map(|&i| Segment {
-                        tokens: std::slice::from_ref(gen[i].last().unwrap()),
-                        start_pos: prompts[i].len() + gen[i].len() - 1,
-                        base: bases[i],
-                        score: vec![(0, NO_TARGET)],
-                    })
-                    .collect();
-                let out = run(&self.gpu, &self.model, &mut self.ws, &mut self.rest, &segs, 0)?;
-                for (&i, s) in active.iter().zip(out) {
-                    next[i] = s[0].argmax;
-                }
-            }
-            for (i, tokens) in gen.into_iter().enumerate() {
-                let text = cut_at_stop(&self.tokenizer.decode(&tokens)?, &chunk[i].until).0;
-                results.push(Generation { tokens, text, stop: done[i].unwrap() });
+            if r.max_tokens > 0 {
+                slot_rows = slot_rows.max(p.len() + r.max_tokens);
             }
         }
-        Ok(results)
+        let mut results: Vec<Option<Generation>> = vec![None; reqs.len()];
+        // Requests with no token budget finish without running.
+        let mut queue = std::collections::VecDeque::new();
+        for (i, r) in reqs.iter().enumerate() {
+            if r.max_tokens == 0 {
+                results[i] = Some(Generation { tokens: Vec::new(), text: String::new(), stop: StopReason::MaxTokens });
+            } else {
+                queue.push_back(i);
+            }
+        }
+        let slots = self.opts.batch_size.max(1).min(queue.len());
+        if slots == 0 {
+            return Ok(results.into_iter().map(Option::unwrap).collect());
+        }
+        super::batch::ensure_cache(&self.gpu, &self.model, &mut self.ws, &mut self.rest, slots * slot_rows)?;
+        let mut free: Vec<usize> = (0..slots).rev().map(|s| s * slot_rows).collect();
+        let mut active: Vec<Slot> = Vec::with_capacity(slots);
+        let max_prefill = self.opts.max_batch_tokens.max(1);
+        while !active.is_empty() || !queue.is_empty() {
+            // This pass: the next token of every active sequence, then prompts of new ones into
+            // free slots while the pass stays under `max_batch_tokens` (at least one prompt).
+            let last: Vec<u32> = active.iter().map(|s| *s.gen.last().unwrap()).collect();
+            let mut segs: Vec<Segment> = active
+                .iter()
+                .zip(&last)
+                .map(|(s, t)| Segment { tokens: std::slice::from_ref(t), start_pos: prompts[s.req].len() + s.gen.len() - 1, base: s.base, score: vec![(0, NO_TARGET)] })
+                .collect();
+            let mut prefill_tokens = 0;
+            while let (Some(&i), Some(&base)) = (queue.front(), free.last()) {
+                let p = &prompts[i];
+                if prefill_tokens > 0 && prefill_tokens + p.len() > max_prefill {
+                    break;
+                }
+                prefill_tokens += p.len();
+                queue.pop_front();
+                free.pop();
+                segs.push(Segment { tokens: p, start_pos: 0, base, score: vec![(p.len() - 1, NO_TARGET)] });
+                active.push(Slot { req: i, base, gen: Vec::new() });
+            }
+            let out = run(&self.gpu, &self.model, &mut self.ws, &mut self.rest, &segs, 0)?;
+            drop(segs);
+            debug_assert_eq!(out.len(), active.len());
+            let mut still = Vec::with_capacity(slots);
+            for (mut s, sc) in active.drain(..).zip(out) {
+                let next = sc[0].argmax;
+                let r = &reqs[s.req];
+                let stop = if eos.contains(&next) {
+                    Some(StopReason::Eos)
+                } else {
+                    s.gen.push(next);
+                    if cut_at_stop(&self.tokenizer.decode(&s.gen)?, &r.until).1 {
+                        Some(StopReason::StopString)
+                    } else if s.gen.len() >= r.max_tokens {
+                        Some(StopReason::MaxTokens)
+                    } else {
+                        None
+                    }
+                };
+                match stop {
+                    Some(stop) => {
+                        let text = cut_at_stop(&self.tokenizer.decode(&s.gen)?, &r.until).0;
+                        results[s.req] = Some(Generation { tokens: std::mem::take(&mut s.gen), text, stop });
+                        free.push(s.base);
+                    }
+                    None => still.push(s),
+                }
+            }
+            active = still;
+        }
+        Ok(results.into_iter().map(|g| g.expect("every request finished")).collect())
     }
 
     /// lm-eval `generate_until`: the EOS token's text joins the stop strings, the context is

@@ -12,13 +12,31 @@ use crate::tensor::Matrix;
 /// The uniform `Params` of `shaders/matvec.wgsl`: the same struct as matmul.wgsl's.
 pub type Params = super::matmul::Params;
 
-/// Weight rows per workgroup (64 invocations of 4 rows each).
-const ROWS_PER_GROUP: usize = 256;
+/// Weight rows per workgroup (32 invocations of 4 rows each; the SWIGLU variant's invocations
+/// take 2 outputs, 4 weight rows).
+const ROWS_PER_GROUP: usize = 128;
 
 /// Whether the kernel can run: it reads x as vec4, so `w.cols`, `x_offset` and `x_stride` must be
 /// multiples of 4.
 pub fn aligned(w: &Matrix, r: &Rows) -> bool {
     w.cols % 4 == 0 && r.x_offset % 4 == 0 && r.x_stride % 4 == 0
+}
+
+/// Records y[m, i] = silu(g) * u with g = x[m, :] · gate_up[i, :] and u = x[m, :] · gate_up[inter + i, :]
+/// (the dense MLP's fused gate/up projection and SwiGLU in one dispatch, the same bits as
+/// [`linear`](super::linear::linear) then [`swiglu`](super::swiglu::swiglu)). Returns false, recording
+/// nothing, where it does not apply: weights in more than one chunk, or x not read as vec4.
+pub fn record_swiglu(rec: &mut Recorder, gate_up: &Matrix, inter: usize, r: &Rows) -> Result<bool> {
+    let [c] = gate_up.chunks.as_slice() else { return Ok(false) };
+    if !aligned(gate_up, r) || c.rows != 2 * inter || r.m == 0 {
+        return Ok(false);
+    }
+    let kernel = compile(rec.gpu(), Shader::Matvec, &[c.dtype.define(), "SWIGLU"])?;
+    let mut p = Params::chunk(gate_up, c, false, r)?;
+    p.n = u("inter", inter)?;
+    // Two outputs (two gate and two up rows) per invocation.
+    rec.dispatch_linear(kernel, &p, &[r.x, &c.buf, r.y], u("workgroups", inter.div_ceil(ROWS_PER_GROUP / 2))?);
+    Ok(true)
 }
 
 /// Records y[m, :] (+)= x[m, :] · wᵀ (+ bias), x rows 4 at a time (see [`aligned`]).

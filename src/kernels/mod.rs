@@ -115,6 +115,15 @@ impl Shader {
             _ => &[],
         }
     }
+
+    /// The file stems (in `shaders/lib/`) of [`snippets`](Self::snippets), in the same order.
+    fn snippet_names(self) -> &'static [&'static str] {
+        match self {
+            Shader::Embedding | Shader::ExpertMatmul | Shader::ExpertMatvec | Shader::Matmul | Shader::Matvec => &["weights"],
+            Shader::Logprobs | Shader::LogSoftmax => &["row_lse"],
+            _ => &[],
+        }
+    }
 }
 
 /// The pipeline for `shader` with `defines`, compiled on first use and cached. Kernels that read
@@ -133,10 +142,27 @@ pub(crate) fn compile_with(gpu: &Gpu, shader: Shader, defines: &[&str], consts: 
         for (n, v) in consts {
             src.push_str(&format!("const {n}: u32 = {v}u;\n"));
         }
-        for s in shader.snippets() {
-            src.push_str(s);
+        // Kernel development only: in a debug build, PINGCE_SHADER_DIR names a folder laid out as
+        // shaders/ whose sources are read at run time, so a kernel can be changed and measured
+        // without rebuilding. Release builds (what results are published from) always run the
+        // kernels compiled in, whatever the environment says.
+        let dev_dir = if cfg!(debug_assertions) { std::env::var_os("PINGCE_SHADER_DIR") } else { None };
+        match dev_dir {
+            Some(dir) => {
+                let dir = std::path::PathBuf::from(dir);
+                let read = |f: std::path::PathBuf| std::fs::read_to_string(&f).map_err(|e| anyhow!("PINGCE_SHADER_DIR: reading {}: {e}", f.display()));
+                for s in shader.snippet_names() {
+                    src.push_str(&read(dir.join("lib").join(format!("{s}.wgsl")))?);
+                }
+                src.push_str(&read(dir.join(format!("{}.wgsl", shader.name())))?);
+            }
+            None => {
+                for s in shader.snippets() {
+                    src.push_str(s);
+                }
+                src.push_str(shader.source());
+            }
         }
-        src.push_str(shader.source());
         preprocess(&src, defines)
     })
 }

@@ -17,10 +17,10 @@ use super::split::LoadOptions;
 use super::weights::{TensorRef, TensorSource};
 use crate::device::{Gpu, Recorder};
 use crate::kernels::attention::Attention;
-use crate::kernels::linear::{linear, Rows};
+use crate::kernels::linear::{linear, Path, Rows};
 use crate::kernels::rmsnorm::{self, RmsNorm};
 use crate::kernels::rope::{rope, RopeTable};
-use crate::kernels::{embedding, kv_write, log_softmax, logprobs, swiglu};
+use crate::kernels::{embedding, kv_write, log_softmax, logprobs, matvec, swiglu};
 use crate::tensor::Matrix;
 
 pub struct Layer {
@@ -322,9 +322,13 @@ impl Decoder {
             RmsNorm { weight: &layer.post_norm, dim: hd, eps }.to(rec, tokens, &hidden, &a.h, hd, None)?;
             match &layer.mlp {
                 Mlp::Dense { gate_up, down } => {
-                    let rows = Rows { x: &a.h, x_offset: 0, x_stride: hd, y: &a.gu, y_offset: 0, y_stride: 2 * c.intermediate_size, m: tokens };
-                    linear(rec, gate_up, None, false, &rows)?;
-                    swiglu::swiglu(rec, &a.gu, &a.act, tokens, c.intermediate_size)?;
+                    // Decode: projections and SwiGLU in one dispatch (the same bits).
+                    let fused = Rows { x: &a.h, x_offset: 0, x_stride: hd, y: &a.act, y_offset: 0, y_stride: c.intermediate_size, m: tokens };
+                    if Path::for_rows(tokens) != Path::Vector || !matvec::record_swiglu(rec, gate_up, c.intermediate_size, &fused)? {
+                        let rows = Rows { x: &a.h, x_offset: 0, x_stride: hd, y: &a.gu, y_offset: 0, y_stride: 2 * c.intermediate_size, m: tokens };
+                        linear(rec, gate_up, None, false, &rows)?;
+                        swiglu::swiglu(rec, &a.gu, &a.act, tokens, c.intermediate_size)?;
+                    }
                     let rows = Rows { x: &a.act, x_offset: 0, x_stride: c.intermediate_size, y: &a.x, y_offset: 0, y_stride: hd, m: tokens };
                     linear(rec, down, None, true, &rows)?;
                 }
