@@ -386,6 +386,16 @@ fn plan_command_prints_text_and_json_and_fails_when_it_does_not_fit() {
     let o = pingce(&["plan", "--model", "docs/scaling/qwen3-235b-a22b", "--assume-dtype", "Q4_K", "--experts-on", "host", "--max-binding", "4G", "--gpu-memory-budget", "141G"]);
     assert!(o.status.success(), "{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stdout).contains("routed experts in host memory"));
+    // DeepSeek-V3's published config (docs/scaling.md quotes these plans): the KV cache holds
+    // the expanded per-head keys and values, heads × padded head size × 2 f32 per position and
+    // layer (128 × 192 × 2 × 4 bytes), not the compressed latent.
+    let o = pingce(&["plan", "--model", "docs/scaling/deepseek-v3", "--assume-dtype", "Q4_K", "--experts-on", "host", "--expert-cache", "60G", "--max-binding", "4294967295", "--gpu-memory-budget", "139G", "--context", "2048", "--batch-size", "2", "--json"]);
+    assert!(o.status.success(), "{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["architecture"], "DeepseekV3");
+    let kv = v["devices"][0]["kv_cache"].as_u64().unwrap();
+    assert_eq!(kv, 61 * 4096 * 128 * 192 * 2 * 4);
+    assert!(v["host_expert_bytes"].as_u64().unwrap() > 300 << 30);
 }
 
 #[test]
