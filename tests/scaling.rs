@@ -69,8 +69,9 @@ fn check_plan_matches_loader(path: &std::path::Path, devices: usize, max_binding
         assert_eq!(p.load, p.weights + p.rope_table + p.expert_cache);
         assert_eq!(p.weights, p.weights_by_dtype.values().sum::<u64>());
         assert!(d.weight_bytes() <= p.weights);
-        if let Some(c) = &d.expert_cache {
-            assert_eq!(c.slots, p.expert_cache_slots);
+        match &d.expert_cache {
+            Some(c) => assert_eq!(c.slots, p.expert_cache_slots),
+            None => assert_eq!(p.expert_cache, 0),
         }
     }
     if experts_on == ExpertsOn::Host {
@@ -101,6 +102,8 @@ fn plan_weight_bytes_equal_what_the_loader_allocates() {
         check_plan_matches_loader(&p, 1, None, ExpertsOn::Host, Some(CacheSize::Experts(2)));
         check_plan_matches_loader(&p, 2, Some(16384), ExpertsOn::Host, Some(CacheSize::Bytes(20_000)));
         check_plan_matches_loader(&p, 1, None, ExpertsOn::Host, None);
+        // One layer per device: the first holds only the dense layer 0, so no expert cache.
+        check_plan_matches_loader(&p, 3, None, ExpertsOn::Host, Some(CacheSize::Experts(2)));
     }
     // Quantized weights (Q4_1 and Q8_0 blocks) from a GGUF header, tied head copied when split.
     check_plan_matches_loader(&default_model(), 1, None, ExpertsOn::Gpu, None);
