@@ -472,6 +472,8 @@ fn kv_b_from_quantized_split_tensors() {
     assert!(m.contains(name));
     let t = m.tensor(name).unwrap();
     assert_eq!(t.shape, vec![heads * (nope + vhd), kvr]);
+    // The memory plan sizes the tensor the loader gets: dequantized to f32.
+    assert_eq!((t.dtype, m.dtype_of(name).unwrap()), (pingce::tensor::DType::F32, pingce::tensor::DType::F32));
     let got = t.to_f32();
     for h in 0..heads {
         for c in 0..kvr {

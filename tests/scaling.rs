@@ -27,6 +27,10 @@ fn default_model() -> PathBuf {
 
 const DENSE: [&str; 2] = ["tiny-llama", "tiny-qwen2"];
 const MOE: [&str; 2] = ["tiny-qwen2-moe", "tiny-qwen3-moe"];
+/// DeepSeek-V2 (no q LoRA, group-limited greedy, two shared experts) and V3 (q LoRA, YaRN,
+/// noaux_tc with correction bias), as safetensors folders and their GGUF twins (V3's with split
+/// attn_k_b / attn_v_b): MLA, ungated shared experts and a dense leading layer.
+const DEEPSEEK: [&str; 4] = ["tiny-deepseek-v2", "tiny-deepseek-v3", "tiny-deepseek-v2/model.gguf", "tiny-deepseek-v3/model.gguf"];
 
 fn gpus(n: usize, budget: Option<u64>) -> Vec<Gpu> {
     (0..n)
@@ -65,8 +69,9 @@ fn check_plan_matches_loader(path: &std::path::Path, devices: usize, max_binding
         assert_eq!(p.load, p.weights + p.rope_table + p.expert_cache);
         assert_eq!(p.weights, p.weights_by_dtype.values().sum::<u64>());
         assert!(d.weight_bytes() <= p.weights);
-        if let Some(c) = &d.expert_cache {
-            assert_eq!(c.slots, p.expert_cache_slots);
+        match &d.expert_cache {
+            Some(c) => assert_eq!(c.slots, p.expert_cache_slots),
+            None => assert_eq!(p.expert_cache, 0),
         }
     }
     if experts_on == ExpertsOn::Host {
@@ -89,9 +94,62 @@ fn plan_weight_bytes_equal_what_the_loader_allocates() {
         check_plan_matches_loader(&p, 2, Some(16384), ExpertsOn::Host, Some(CacheSize::Bytes(50_000)));
         check_plan_matches_loader(&p, 1, None, ExpertsOn::Host, None);
     }
+    for name in DEEPSEEK {
+        let p = fixture(name);
+        check_plan_matches_loader(&p, 1, None, ExpertsOn::Gpu, None);
+        check_plan_matches_loader(&p, 2, None, ExpertsOn::Gpu, None);
+        check_plan_matches_loader(&p, 3, Some(16384), ExpertsOn::Gpu, None);
+        check_plan_matches_loader(&p, 1, None, ExpertsOn::Host, Some(CacheSize::Experts(2)));
+        check_plan_matches_loader(&p, 2, Some(16384), ExpertsOn::Host, Some(CacheSize::Bytes(20_000)));
+        check_plan_matches_loader(&p, 1, None, ExpertsOn::Host, None);
+        // One layer per device: the first holds only the dense layer 0, so no expert cache.
+        check_plan_matches_loader(&p, 3, None, ExpertsOn::Host, Some(CacheSize::Experts(2)));
+    }
     // Quantized weights (Q4_1 and Q8_0 blocks) from a GGUF header, tied head copied when split.
     check_plan_matches_loader(&default_model(), 1, None, ExpertsOn::Gpu, None);
     check_plan_matches_loader(&default_model(), 3, None, ExpertsOn::Gpu, None);
+}
+
+#[test]
+fn plan_activation_bytes_equal_what_a_pass_allocates() {
+    use pingce::model::plan::activation_bytes;
+    for name in DENSE.iter().chain(&MOE).chain(&DEEPSEEK).chain(&["tiny-mistral", "tiny-qwen3"]) {
+        let p = fixture(name);
+        let (cfg, _, src, _) = Engine::open_model(&p).unwrap();
+        let g = Gpu::default_device().unwrap();
+        let d = Decoder::load(&g, cfg.clone(), src.as_ref()).unwrap();
+        for tokens in [1, 37, 256] {
+            let before = g.hooks.allocated();
+            let a = d.activations(&g, tokens).unwrap();
+            let got = g.hooks.allocated() - before;
+            assert_eq!(got, activation_bytes(&cfg, tokens), "{name}: activations of {tokens} tokens");
+            drop(a);
+        }
+    }
+}
+
+/// DeepSeek models load by the memory plan (not the even split the loader falls back to where
+/// no plan can be made): a budget one byte short of the plan's load is refused before anything
+/// is allocated, and the layers go where the plan puts them.
+#[test]
+fn deepseek_models_load_by_the_memory_plan() {
+    for name in DEEPSEEK {
+        let p = fixture(name);
+        let plan = plan_for(&p, &gpus(2, None), ExpertsOn::Gpu, None);
+        let e = engine(&p, 2, Placement::default(), 2);
+        let got: Vec<_> = std::iter::once(e.model.layer_range()).chain(e.rest.iter().map(|s| s.model.layer_range())).collect();
+        assert_eq!(got, plan.ranges(), "{name}");
+        let one = plan_for(&p, &gpus(1, None), ExpertsOn::Gpu, None);
+        let need = one.devices[0].load;
+        let err = match Engine::load_on(gpus(1, Some(need - 1)), &p, EngineOptions::default(), &Placement::default()) {
+            Ok(_) => panic!("{name}: loaded past the budget"),
+            Err(e) => e,
+        };
+        let msg = format!("{err:#}");
+        assert!(is_gpu_fault(&err) && msg.contains("refused before allocating") && msg.contains("short by 1 B (1 bytes)") && msg.contains("memory plan for"), "{name}: {msg}");
+        // Exactly the planned bytes load.
+        Engine::load_on(gpus(1, Some(need)), &p, EngineOptions::default(), &Placement::default()).unwrap();
+    }
 }
 
 #[test]
@@ -175,6 +233,43 @@ fn layers_split_across_devices_give_identical_logprobs() {
         let one = engine(&p, 1, Placement::default(), 2).full_logprob_rows(&toks, &[0, 5, 11]).unwrap();
         let two = engine(&p, 2, Placement::default(), 2).full_logprob_rows(&toks, &[0, 5, 11]).unwrap();
         assert!(one == two, "{name}: full rows differ when split");
+    }
+}
+
+#[test]
+fn deepseek_layers_split_across_devices_give_identical_logprobs() {
+    for name in DEEPSEEK {
+        let p = fixture(name);
+        let want = fingerprint(&mut engine(&p, 1, Placement::default(), 3));
+        for n in [2, 3] {
+            let mut e = engine(&p, n, Placement::default(), 3);
+            assert_eq!(e.rest.len(), n - 1);
+            assert!(fingerprint(&mut e) == want, "{name}: split over {n} devices differs from one device");
+        }
+        let toks: Vec<u32> = (0..12).map(|j| j * 7 + 1).collect();
+        let one = engine(&p, 1, Placement::default(), 2).full_logprob_rows(&toks, &[0, 5, 11]).unwrap();
+        let three = engine(&p, 3, Placement::default(), 2).full_logprob_rows(&toks, &[0, 5, 11]).unwrap();
+        assert!(one == three, "{name}: full rows differ when split");
+    }
+}
+
+/// DeepSeek's routers (V3: correction bias chooses, sigmoid weights) and ungated shared experts
+/// with the routed experts streamed from host memory, alone and on a split.
+#[test]
+fn deepseek_host_resident_experts_give_identical_logprobs() {
+    for name in DEEPSEEK {
+        let p = fixture(name);
+        let want = fingerprint(&mut engine(&p, 1, Placement::default(), 3));
+        for (devices, cache) in [(1, Some(CacheSize::Experts(1))), (1, None), (3, Some(CacheSize::Experts(2)))] {
+            let mut e = engine(&p, devices, Placement { experts_on: ExpertsOn::Host, expert_cache: cache, context: None }, 3);
+            let got = fingerprint(&mut e);
+            assert!(got == want, "{name}: host experts with cache {cache:?} on {devices} device(s) differ from GPU-resident experts");
+            // Layer 0 is dense: with three devices the first holds no sparse layer and no cache.
+            let caches: Vec<_> = std::iter::once(&e.model).chain(e.rest.iter().map(|s| &s.model)).filter_map(|m| m.expert_cache.as_ref()).collect();
+            assert!(!caches.is_empty());
+            let s = caches.iter().map(|c| c.stats()).fold((0, 0), |a, s| (a.0 + s.readbacks, a.1 + s.uploads));
+            assert!(s.0 > 0 && s.1 > 0, "{name}: {s:?}");
+        }
     }
 }
 
@@ -294,6 +389,16 @@ fn plan_command_prints_text_and_json_and_fails_when_it_does_not_fit() {
     let o = pingce(&["plan", "--model", "docs/scaling/qwen3-235b-a22b", "--assume-dtype", "Q4_K", "--experts-on", "host", "--max-binding", "4G", "--gpu-memory-budget", "141G"]);
     assert!(o.status.success(), "{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stdout).contains("routed experts in host memory"));
+    // DeepSeek-V3's published config (docs/scaling.md quotes these plans): the KV cache holds
+    // the expanded per-head keys and values, heads × padded head size × 2 f32 per position and
+    // layer (128 × 192 × 2 × 4 bytes), not the compressed latent.
+    let o = pingce(&["plan", "--model", "docs/scaling/deepseek-v3", "--assume-dtype", "Q4_K", "--experts-on", "host", "--expert-cache", "60G", "--max-binding", "4294967295", "--gpu-memory-budget", "139G", "--context", "2048", "--batch-size", "2", "--json"]);
+    assert!(o.status.success(), "{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["architecture"], "DeepseekV3");
+    let kv = v["devices"][0]["kv_cache"].as_u64().unwrap();
+    assert_eq!(kv, 61 * 4096 * 128 * 192 * 2 * 4);
+    assert!(v["host_expert_bytes"].as_u64().unwrap() > 300 << 30);
 }
 
 #[test]

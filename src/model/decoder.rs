@@ -157,6 +157,9 @@ impl Decoder {
         let (h, q, kv, inter) = (cfg.hidden_size, cfg.q_dim(), cfg.kv_dim(), cfg.intermediate_size);
         let embed = if opts.embedding { Some(stacked(gpu, src, &[("model.embed_tokens.weight".into(), cfg.vocab_size)], h)?) } else { None };
         let expert_cache = match (&cfg.moe, opts.experts_on) {
+            // A slice without sparse layers (DeepSeek's dense leading layers on the first device
+            // of a split) has no experts to cache, and allocates no slots (as the memory plan says).
+            (Some(m), ExpertsOn::Host) if !opts.layers.clone().any(|l| m.sparse_layers[l]) => None,
             (Some(m), ExpertsOn::Host) => Some(std::sync::Arc::new(ExpertCache::new(gpu, &cfg, m, src, opts)?)),
             (None, ExpertsOn::Host) => bail!("--experts-on host: the model has no routed experts"),
             _ => None,

@@ -709,6 +709,12 @@ impl TensorSource for GgufModel {
     }
     fn dtype_of(&self, name: &str) -> Result<DType> {
         let g = Self::gguf_name(name).with_context(|| format!("no GGUF tensor corresponds to {name}"))?;
+        if let Some((kb, vb)) = self.split_kv_b(&g) {
+            // What kv_b_from_split builds: the files' own float format when both share one,
+            // else f32 (quantized halves are dequantized).
+            let (k, v) = (self.gguf.raw(&kb)?.0.dtype, self.gguf.raw(&vb)?.0.dtype);
+            return Ok(if k == v && matches!(k, DType::F32 | DType::F16 | DType::BF16) { k } else { DType::F32 });
+        }
         Ok(self.gguf.raw(&g)?.0.dtype)
     }
     fn files(&self) -> Vec<PathBuf> {

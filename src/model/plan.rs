@@ -232,9 +232,30 @@ fn layer_size(cfg: &Config, d: &Dtypes, l: usize, mb: u64) -> Result<LayerSize> 
     if cfg.o_bias {
         norms += f32s(h);
     }
-    t.add(DType::F32, norms);
-    stacked(d, &mut t, &[(p("self_attn.q_proj.weight"), q), (p("self_attn.k_proj.weight"), kv), (p("self_attn.v_proj.weight"), kv)], h, mb)?;
-    stacked(d, &mut t, &[(p("self_attn.o_proj.weight"), h)], q, mb)?;
+    match &cfg.mla {
+        // Multi-head latent attention, as `MlaAttention::load` uploads it: [q_a | kv_a] (or
+        // [q_proj | kv_a]) stacked, the two latent norms, q_b, kv_b; o_proj reads heads × v_head_dim.
+        Some(m) => {
+            let a = |s: &str| p(&format!("self_attn.{s}"));
+            let kv_a = (a("kv_a_proj_with_mqa.weight"), m.kv_lora_rank + m.qk_rope_head_dim);
+            let qk = cfg.num_heads * m.qk_head_dim();
+            match m.q_lora_rank {
+                Some(r) => {
+                    stacked(d, &mut t, &[(a("q_a_proj.weight"), r), kv_a], h, mb)?;
+                    norms += f32s(r);
+                    stacked(d, &mut t, &[(a("q_b_proj.weight"), qk)], r, mb)?;
+                }
+                None => stacked(d, &mut t, &[(a("q_proj.weight"), qk), kv_a], h, mb)?,
+            }
+            norms += f32s(m.kv_lora_rank);
+            stacked(d, &mut t, &[(a("kv_b_proj.weight"), cfg.num_heads * (m.qk_nope_head_dim + m.v_head_dim))], m.kv_lora_rank, mb)?;
+            stacked(d, &mut t, &[(a("o_proj.weight"), h)], cfg.num_heads * m.v_head_dim, mb)?;
+        }
+        None => {
+            stacked(d, &mut t, &[(p("self_attn.q_proj.weight"), q), (p("self_attn.k_proj.weight"), kv), (p("self_attn.v_proj.weight"), kv)], h, mb)?;
+            stacked(d, &mut t, &[(p("self_attn.o_proj.weight"), h)], q, mb)?;
+        }
+    }
     let mut experts = Tally::default();
     let mut class = None;
     match &cfg.moe {
@@ -242,12 +263,26 @@ fn layer_size(cfg: &Config, d: &Dtypes, l: usize, mb: u64) -> Result<LayerSize> 
             let mp = p("mlp");
             let mut router = vec![(format!("{mp}.gate.weight"), m.num_experts)];
             if let Some(si) = m.shared_intermediate {
-                router.push((format!("{mp}.shared_expert_gate.weight"), 1));
-                let sp = |s: &str| format!("{mp}.shared_expert.{s}_proj.weight");
+                // DeepSeek's shared experts are ungated (`shared_experts`, no gate row in the
+                // router); Qwen2-MoE's one shared expert has a sigmoid gate row.
+                let sp = |s: &str| {
+                    if m.router.ungated_shared {
+                        format!("{mp}.shared_experts.{s}_proj.weight")
+                    } else {
+                        format!("{mp}.shared_expert.{s}_proj.weight")
+                    }
+                };
+                if !m.router.ungated_shared {
+                    router.push((format!("{mp}.shared_expert_gate.weight"), 1));
+                }
                 stacked(d, &mut t, &[(sp("gate"), si), (sp("up"), si)], h, mb)?;
                 stacked(d, &mut t, &[(sp("down"), h)], si, mb)?;
             }
             stacked(d, &mut t, &router, h, mb)?;
+            if m.router.correction_bias {
+                // DeepSeek-V3's e_score_correction_bias, uploaded as f32.
+                norms += f32s(m.num_experts);
+            }
             let c = bank_class(d, &mp)?;
             check_blocks(&format!("{mp}.experts (gate/up)"), c.gate_up, h)?;
             check_blocks(&format!("{mp}.experts (down)"), c.down, m.expert_intermediate)?;
@@ -260,6 +295,7 @@ fn layer_size(cfg: &Config, d: &Dtypes, l: usize, mb: u64) -> Result<LayerSize> 
             stacked(d, &mut t, &[(p("mlp.down_proj.weight"), h)], inter, mb)?;
         }
     }
+    t.add(DType::F32, norms);
     Ok(LayerSize { gpu: t, experts, class })
 }
 
@@ -600,6 +636,16 @@ pub fn activation_bytes(c: &Config, tokens: usize) -> u64 {
         n += g(t * (e + 1)) + 2 * g(t * k) + g(e) + g(e * t) + g(t * k * 2 * i) + g(t * k * i) + g(t * k * h);
         if let Some(s) = m.shared_intermediate {
             n += g(t * 2 * s as u64) + g(t * s as u64) + g(t * h);
+        }
+    }
+    if let Some(m) = &c.mla {
+        // `MlaActivations`: the stacked latent, q_b's output (with q LoRA), kv_b's output and
+        // the unpadded attention output.
+        let heads = c.num_heads;
+        let first = m.q_lora_rank.unwrap_or(heads * m.qk_head_dim());
+        n += f(first + m.kv_lora_rank + m.qk_rope_head_dim) + f(heads * (m.qk_nope_head_dim + m.v_head_dim)) + f(heads * m.v_head_dim);
+        if m.q_lora_rank.is_some() {
+            n += f(heads * m.qk_head_dim());
         }
     }
     n
