@@ -68,10 +68,12 @@ pub struct Activations {
     moe: Option<MoeActivations>,
 }
 
-/// The KV cache buffers of one layer, `[rows, kv_dim]` each.
+/// The KV cache of one layer: keys and values, `[rows, kv_dim]` each, split in chunks of
+/// `chunk_rows` rows (one buffer per chunk; see `engine::kv_cache`).
 pub struct LayerCache<'a> {
-    pub k: &'a wgpu::Buffer,
-    pub v: &'a wgpu::Buffer,
+    pub k: &'a [wgpu::Buffer],
+    pub v: &'a [wgpu::Buffer],
+    pub chunk_rows: usize,
 }
 
 fn norm_buf(gpu: &Gpu, src: &dyn TensorSource, name: &str, dim: usize) -> Result<wgpu::Buffer> {
@@ -234,8 +236,8 @@ impl Decoder {
             }
             // q heads and k heads sit next to each other in the qkv row: rotate them together.
             rope(rec, &a.qkv, 0, qkv_dim, tokens, c.num_heads + c.num_kv_heads, &self.rope, &a.meta)?;
-            kv_write::kv_write(rec, &a.qkv, qkv_dim, q_dim, q_dim + kv_dim, kv_dim, tokens, &a.meta, lc.k, lc.v)?;
-            layer.attention.record(rec, &a.qkv, 0, qkv_dim, tokens, &a.meta, lc.k, lc.v, &a.att)?;
+            kv_write::kv_write(rec, &a.qkv, qkv_dim, q_dim, q_dim + kv_dim, kv_dim, tokens, &a.meta, lc)?;
+            layer.attention.record(rec, &a.qkv, 0, qkv_dim, tokens, &a.meta, lc, &a.att)?;
             let rows = Rows { x: &a.att, x_offset: 0, x_stride: q_dim, y: &a.x, y_offset: 0, y_stride: hd, m: tokens };
             linear(rec, &layer.o, layer.o_bias.as_ref(), true, &rows)?;
             // MLP block.
