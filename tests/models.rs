@@ -146,10 +146,10 @@ fn chunked_kv_cache_is_bit_identical() {
         let mut e = engine(name, 16);
         let (whole, whole_choices) = (bits(&mut e), choices(&mut e));
         let total: usize = reqs.iter().map(|q| q.tokens.len()).sum();
-        // At most 4 chunks of an awkward size for the scoring batch; 70 rows (of 256) for the choices.
+        // At most 4 chunks of an awkward size for the scoring batch; 131 rows (of 512) for the choices.
         e.set_kv_chunk_rows(Some(total.next_multiple_of(256).div_ceil(4) + 7));
         assert_eq!(bits(&mut e), whole, "{name}: scores from a chunked cache");
-        e.set_kv_chunk_rows(Some(70));
+        e.set_kv_chunk_rows(Some(131));
         assert_eq!(choices(&mut e), whole_choices, "{name}: shared contexts from a chunked cache");
     }
 }
