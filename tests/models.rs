@@ -151,6 +151,10 @@ fn chunked_kv_cache_is_bit_identical() {
         assert_eq!(bits(&mut e), whole, "{name}: scores from a chunked cache");
         e.set_kv_chunk_rows(Some(131));
         assert_eq!(choices(&mut e), whole_choices, "{name}: shared contexts from a chunked cache");
+        // More chunks than the attention kernel binds: a clear error, not a wrong answer.
+        e.set_kv_chunk_rows(Some(16));
+        let err = format!("{:#}", e.score(&reqs, 0).unwrap_err());
+        assert!(err.contains("chunks of 16 positions") && err.contains("above the 4 the attention kernel binds"), "{err}");
     }
 }
 
