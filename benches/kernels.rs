@@ -8,6 +8,7 @@ use pingce::engine::{Engine, EngineOptions, ScoreRequest};
 use pingce::kernels::attention::Attention;
 use pingce::kernels::kv_write::kv_write;
 use pingce::kernels::linear::{linear_path, Path, Rows};
+use pingce::model::decoder::LayerCache;
 use pingce::model::weights::MemoryTensors;
 use pingce::model::{Config, Decoder, Tokenizer};
 use pingce::tensor::{DType, Matrix};
@@ -95,16 +96,17 @@ fn bench_attention(c: &mut Criterion) {
     let qkv = gpu().upload("qkv", bytemuck::cast_slice(&values(t * stride, 1))).unwrap();
     let meta: Vec<u32> = (0..t as u32).flat_map(|p| [p, 0]).collect();
     let meta = gpu().upload("meta", bytemuck::cast_slice(&meta)).unwrap();
-    let kc = gpu().storage("k", (t * hkv * d * 4) as u64).unwrap();
-    let vc = gpu().storage("v", (t * hkv * d * 4) as u64).unwrap();
+    let kc = [gpu().storage("k", (t * hkv * d * 4) as u64).unwrap()];
+    let vc = [gpu().storage("v", (t * hkv * d * 4) as u64).unwrap()];
+    let cache = LayerCache { k: &kc, v: &vc, chunk_rows: t };
     let out = gpu().storage("out", (t * hq * d * 4) as u64).unwrap();
     let att = Attention { heads_q: hq, heads_kv: hkv, head_dim: d, window: None };
     g.throughput(Throughput::Elements(t as u64));
     g.bench_function("prefill 512 tokens, 9/3 heads x 64", |b| {
         b.iter(|| {
             let mut rec = gpu().recorder();
-            kv_write(&mut rec, &qkv, stride, hq * d, (hq + hkv) * d, hkv * d, t, &meta, &kc, &vc).unwrap();
-            att.record(&mut rec, &qkv, 0, stride, t, &meta, &kc, &vc, &out).unwrap();
+            kv_write(&mut rec, &qkv, stride, hq * d, (hq + hkv) * d, hkv * d, t, &meta, &cache).unwrap();
+            att.record(&mut rec, &qkv, 0, stride, t, &meta, &cache, &out).unwrap();
             rec.submit("bench").unwrap();
         })
     });

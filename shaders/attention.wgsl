@@ -1,60 +1,184 @@
-// Causal attention with grouped-query heads over the KV cache. Each invocation owns one
-// (query head, token): it walks the keys of the token's own sequence from the first allowed
-// position (0, or pos + 1 - window with Mistral's sliding window) to its own position, one at a
-// time, with an online softmax. Every sum is taken in key order and depends only on the token's
-// position, never on the batch; no barriers and no shared memory. Neighbouring invocations are
-// neighbouring tokens of one head, so they read the same cached keys. Specialised for the head
-// size: `const D4: u32` (head_dim / 4) is prepended, and rows are read as vec4.
+// Causal attention with grouped-query heads over the KV cache, tiled flash-attention style.
+//
+// The arithmetic of one (query token, head) is fixed by its position alone: keys are taken in
+// blocks of KB positions aligned to multiples of KB (block b holds positions b*KB .. b*KB+KB-1,
+// clipped to the query's allowed range: 0, or pos + 1 - window with Mistral's sliding window, to
+// pos), blocks in ascending order. Per block: each score is one fma chain over the head in
+// order (q pre-scaled), the block max m_b, m' = max(m, m_b), c = exp(m - m'), then
+// l = l*c + e_j and acc = acc*c + e_j*v_j for e_j = exp(s_j - m') in ascending j, and at the end
+// out = acc / l. Which workgroup, tile, slot or lane computes it, what else is in the batch, and
+// whether it is a prefill or a decode pass never enter (`tests/kernels.rs` has the CPU version).
+//
+// A workgroup takes QT consecutive tokens of one query head, LANES invocations per token. Its
+// tokens may belong to several sequences (packed batches, decoding): it serves them one cache
+// base at a time, staging each key block (then its value block) of that sequence in workgroup
+// memory once for all of its tokens. Lanes share a token's scores (lane k scores keys k, k+LANES
+// ..) and split its output (lane k owns the vec4s k, k+LANES, ..).
+//
+// The cache of a layer may be split in up to 4 chunks of `chunk_rows` rows (`CHUNKED`: bindings
+// k1..k3 / v1..v3; unused ones repeat the last), read row by row, so chunking changes no number.
+// Specialised for the head size: `const D4: u32` (head_dim / 4) is prepended; rows are vec4.
+const KB: u32 = 16u;
+const QT: u32 = 8u;
+const LANES: u32 = 8u;
+const A4: u32 = (D4 + LANES - 1u) / LANES;
+
 struct Params {
     tokens: u32, heads_q: u32, heads_kv: u32, head_dim: u32,
     q_stride: u32, q_offset: u32, out_stride: u32, window: u32,
-    scale: f32,
+    scale: f32, chunk_rows: u32, pad0: u32, pad1: u32,
 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> q: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> kc: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> vc: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> k0: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> v0: array<vec4<f32>>;
 // Per token: [position, cache row of position 0].
 @group(0) @binding(4) var<storage, read> tok: array<u32>;
 @group(0) @binding(5) var<storage, read_write> out: array<vec4<f32>>;
+//#if CHUNKED
+@group(0) @binding(6) var<storage, read> k1: array<vec4<f32>>;
+@group(0) @binding(7) var<storage, read> v1: array<vec4<f32>>;
+@group(0) @binding(8) var<storage, read> k2: array<vec4<f32>>;
+@group(0) @binding(9) var<storage, read> v2: array<vec4<f32>>;
+@group(0) @binding(10) var<storage, read> k3: array<vec4<f32>>;
+@group(0) @binding(11) var<storage, read> v3: array<vec4<f32>>;
+//#endif
+
+// One block of keys, then of values, of the sequence being served.
+var<workgroup> kv: array<vec4<f32>, KB * D4>;
+// The block's scores, per slot.
+var<workgroup> sc: array<f32, QT * KB>;
+// Per slot: the cache base it still waits for (0xffffffff: none), and its first / last position.
+var<workgroup> want: array<vec4<u32>, QT>;
+// The sequence served next: [base, first block, last position, any].
+var<workgroup> sel: vec4<u32>;
+
+// Element `i` (vec4) of kv head `kvh` at cache row `row`, from keys (`val` false) or values.
+fn cache(row: u32, kvh: u32, i: u32, val: bool) -> vec4<f32> {
+    let kv4 = p.heads_kv * D4;
+//#if CHUNKED
+    let c = row / p.chunk_rows;
+    let idx = (row - c * p.chunk_rows) * kv4 + kvh * D4 + i;
+    if (val) {
+        switch c {
+            case 0u: { return v0[idx]; }
+            case 1u: { return v1[idx]; }
+            case 2u: { return v2[idx]; }
+            default: { return v3[idx]; }
+        }
+    }
+    switch c {
+        case 0u: { return k0[idx]; }
+        case 1u: { return k1[idx]; }
+        case 2u: { return k2[idx]; }
+        default: { return k3[idx]; }
+    }
+//#else
+    let idx = row * kv4 + kvh * D4 + i;
+    if (val) { return v0[idx]; }
+    return k0[idx];
+//#endif
+}
 
 @compute @workgroup_size(64)
 fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,
         @builtin(num_workgroups) nwg: vec3<u32>) {
-    let g = (wid.x + wid.y * nwg.x) * 64u + lid.x;
-    if (g >= p.tokens * p.heads_q) { return; }
-    let h = g / p.tokens;
-    let t = g % p.tokens;
+    let tiles = (p.tokens + QT - 1u) / QT;
+    let wg = wid.x + wid.y * nwg.x;
+    if (wg >= tiles * p.heads_q) { return; }
+    let h = wg / tiles;
+    let slot = lid.x / LANES;
+    let lane = lid.x % LANES;
+    let t = (wg % tiles) * QT + slot;
     let kvh = h / (p.heads_q / p.heads_kv);
-    let kv4 = p.heads_kv * D4;
-    let pos = tok[2u * t];
-    let base = tok[2u * t + 1u];
+    let live = t < p.tokens;
+
+    var pos = 0u;
+    var base = 0xffffffffu;
     var start = 0u;
-    if (p.window > 0u && pos + 1u > p.window) { start = pos + 1u - p.window; }
     var qv: array<vec4<f32>, D4>;
-    var acc: array<vec4<f32>, D4>;
-    let qb = (p.q_offset + t * p.q_stride) / 4u + h * D4;
-    for (var i = 0u; i < D4; i++) {
-        qv[i] = q[qb + i] * p.scale;
-        acc[i] = vec4<f32>(0.0);
+    var acc: array<vec4<f32>, A4>;
+    for (var k = 0u; k < A4; k++) { acc[k] = vec4<f32>(0.0); }
+    if (live) {
+        pos = tok[2u * t];
+        base = tok[2u * t + 1u];
+        if (p.window > 0u && pos + 1u > p.window) { start = pos + 1u - p.window; }
+        let qb = (p.q_offset + t * p.q_stride) / 4u + h * D4;
+        for (var i = 0u; i < D4; i++) { qv[i] = q[qb + i] * p.scale; }
     }
     var m = -1e30;
     var l = 0.0;
-    for (var j = start; j <= pos; j++) {
-        let kb = (base + j) * kv4 + kvh * D4;
-        var d4 = vec4<f32>(0.0);
-        for (var i = 0u; i < D4; i++) { d4 = fma(qv[i], kc[kb + i], d4); }
-        let s = (d4.x + d4.y) + (d4.z + d4.w);
-        if (s > m) {
-            let corr = exp(m - s);
-            l = l * corr;
-            for (var i = 0u; i < D4; i++) { acc[i] = acc[i] * corr; }
-            m = s;
+    var pending = live;
+
+    loop {
+        if (lane == 0u) {
+            if (pending) { want[slot] = vec4<u32>(base, start, pos, 1u); }
+            else { want[slot] = vec4<u32>(0u, 0u, 0u, 0u); }
         }
-        let e = exp(s - m);
-        l = l + e;
-        for (var i = 0u; i < D4; i++) { acc[i] = fma(vec4<f32>(e), vc[kb + i], acc[i]); }
+        workgroupBarrier();
+        if (lid.x == 0u) {
+            // The first waiting slot's sequence, and the span its waiting tokens need.
+            var s = vec4<u32>(0u, 0xffffffffu, 0u, 0u);
+            for (var i = 0u; i < QT; i++) {
+                let w = want[i];
+                if (w.w == 1u && (s.w == 0u || w.x == s.x)) {
+                    s = vec4<u32>(w.x, min(s.y, w.y), max(s.z, w.z), 1u);
+                }
+            }
+            sel = s;
+        }
+        let cur = workgroupUniformLoad(&sel);
+        if (cur.w == 0u) { break; }
+        let mine = pending && base == cur.x;
+        for (var b = cur.y / KB; b <= cur.z / KB; b++) {
+            let p0 = b * KB;
+            let n = min(KB, cur.z + 1u - p0);
+            // This token's keys in the block: j in [jlo, jhi) (none unless use_block).
+            let jlo = max(start, p0) - p0;
+            let jhi = min(pos + 1u, p0 + KB) - p0;
+            let use_block = mine && max(start, p0) < min(pos + 1u, p0 + KB);
+            for (var x = lid.x; x < n * D4; x += 64u) {
+                kv[x] = cache(cur.x + p0 + x / D4, kvh, x % D4, false);
+            }
+            workgroupBarrier();
+            if (use_block) {
+                for (var j = jlo + (lane + LANES - jlo % LANES) % LANES; j < jhi; j += LANES) {
+                    var d4 = vec4<f32>(0.0);
+                    for (var i = 0u; i < D4; i++) { d4 = fma(qv[i], kv[j * D4 + i], d4); }
+                    sc[slot * KB + j] = (d4.x + d4.y) + (d4.z + d4.w);
+                }
+            }
+            workgroupBarrier();
+            for (var x = lid.x; x < n * D4; x += 64u) {
+                kv[x] = cache(cur.x + p0 + x / D4, kvh, x % D4, true);
+            }
+            workgroupBarrier();
+            if (use_block) {
+                var mb = -1e30;
+                for (var j = jlo; j < jhi; j++) { mb = max(mb, sc[slot * KB + j]); }
+                let mn = max(m, mb);
+                let corr = exp(m - mn);
+                l = l * corr;
+                for (var k = 0u; k < A4; k++) { acc[k] = acc[k] * corr; }
+                for (var j = jlo; j < jhi; j++) {
+                    let e = exp(sc[slot * KB + j] - mn);
+                    l = l + e;
+                    for (var k = 0u; k < A4; k++) {
+                        let i = lane + k * LANES;
+                        if (i < D4) { acc[k] = fma(vec4<f32>(e), kv[j * D4 + i], acc[k]); }
+                    }
+                }
+                m = mn;
+            }
+            workgroupBarrier();
+        }
+        if (mine) { pending = false; }
     }
-    let ob = (t * p.out_stride) / 4u + h * D4;
-    for (var i = 0u; i < D4; i++) { out[ob + i] = acc[i] / l; }
+    if (live) {
+        let ob = (t * p.out_stride) / 4u + h * D4;
+        for (var k = 0u; k < A4; k++) {
+            let i = lane + k * LANES;
+            if (i < D4) { out[ob + i] = acc[k] / l; }
+        }
+    }
 }

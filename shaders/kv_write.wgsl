@@ -1,8 +1,9 @@
 // Stores each token's key and value heads (from the fused qkv projection) into the KV cache at
-// row base + position.
+// row base + position. The cache may be split in chunks: a dispatch writes the rows in
+// [lo, hi) of the chunk bound, at row - lo.
 struct Params {
     tokens: u32, kv_dim: u32, row_stride: u32, k_offset: u32,
-    v_offset: u32,
+    v_offset: u32, lo: u32, hi: u32,
 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> qkv: array<f32>;
@@ -18,6 +19,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     let e = g % p.kv_dim;
     let t = g / p.kv_dim;
     let row = tok[2u * t + 1u] + tok[2u * t];
-    kc[row * p.kv_dim + e] = qkv[t * p.row_stride + p.k_offset + e];
-    vc[row * p.kv_dim + e] = qkv[t * p.row_stride + p.v_offset + e];
+    if (row < p.lo || row >= p.hi) { return; }
+    kc[(row - p.lo) * p.kv_dim + e] = qkv[t * p.row_stride + p.k_offset + e];
+    vc[(row - p.lo) * p.kv_dim + e] = qkv[t * p.row_stride + p.v_offset + e];
 }

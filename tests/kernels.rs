@@ -7,7 +7,8 @@ use pingce::device::Gpu;
 use pingce::kernels::attention::Attention;
 use pingce::kernels::linear::{linear_path, Path, Rows};
 use pingce::kernels::rmsnorm::{self, RmsNorm};
-use pingce::kernels::{embedding, kv_write, logprobs, rope, swiglu};
+use pingce::kernels::{embedding, kv_copy, kv_write, logprobs, rope, swiglu};
+use pingce::model::decoder::LayerCache;
 use pingce::tensor::{DType, Matrix};
 
 fn f32_buf(gpu: &Gpu, v: &[f32]) -> wgpu::Buffer {
@@ -271,7 +272,8 @@ fn rope_matches_rotate_half_reference() {
     assert_close("rope", &g.read_f32(&xb, 0, tokens * stride).unwrap(), &want, 1e-6);
 }
 
-/// CPU attention over per-sequence K/V (positions 0..=pos), with an optional sliding window.
+/// CPU attention over per-sequence K/V (positions 0..=pos), with an optional sliding window,
+/// in f64 with a plain softmax.
 fn cpu_attention(q: &[f32], k: &[f32], v: &[f32], pos: usize, hq: usize, hkv: usize, d: usize, window: Option<usize>) -> Vec<f32> {
     let mut out = vec![0f32; hq * d];
     let start = window.map_or(0, |w| (pos + 1).saturating_sub(w));
@@ -289,48 +291,144 @@ fn cpu_attention(q: &[f32], k: &[f32], v: &[f32], pos: usize, hq: usize, hkv: us
     out
 }
 
-#[test]
-fn attention_with_cache_gqa_and_sliding_window() {
-    let mut rng = Rng::new(6);
-    let g = gpu();
-    let (hq, hkv, d) = (6, 2, 20);
-    let kv_dim = hkv * d;
-    let q_dim = hq * d;
-    let stride = q_dim + 2 * kv_dim + 4; // a fused qkv row with some slack
-    // Two sequences of awkward lengths packed together, cache rows allocated apart.
-    let lens = [70usize, 131];
-    let bases = [5usize, 100];
-    let tokens: usize = lens.iter().sum();
-    let qkv = rng.vec(tokens * stride, 1.0);
-    let mut meta = Vec::new();
-    for (s, &l) in lens.iter().enumerate() {
-        for p in 0..l {
-            meta.extend([p as u32, bases[s] as u32]);
+/// The shader's order in f32: key blocks of KEY_BLOCK positions aligned to its multiples, per
+/// block the max, the rescale of the running sum and accumulator, then e_j in ascending j; each
+/// score one fma chain per vec4 lane, lanes summed (x+y)+(z+w). Only `exp` differs from the GPU's.
+fn cpu_attention_blockwise(q: &[f32], k: &[f32], v: &[f32], pos: usize, hq: usize, hkv: usize, d: usize, window: Option<usize>) -> Vec<f32> {
+    let kb = pingce::kernels::attention::KEY_BLOCK;
+    let scale = 1.0 / (d as f32).sqrt();
+    let start = window.map_or(0, |w| (pos + 1).saturating_sub(w));
+    let mut out = vec![0f32; hq * d];
+    for h in 0..hq {
+        let kh = h / (hq / hkv);
+        let qs: Vec<f32> = q[h * d..(h + 1) * d].iter().map(|x| x * scale).collect();
+        let (mut m, mut l) = (-1e30f32, 0f32);
+        let mut acc = vec![0f32; d];
+        for b in start / kb..=pos / kb {
+            let (lo, hi) = (start.max(b * kb), (pos + 1).min(b * kb + kb));
+            let s: Vec<f32> = (lo..hi)
+                .map(|j| {
+                    let kr = &k[j * hkv * d + kh * d..][..d];
+                    let mut d4 = [0f32; 4];
+                    for i in 0..d {
+                        d4[i % 4] = qs[i].mul_add(kr[i], d4[i % 4]);
+                    }
+                    (d4[0] + d4[1]) + (d4[2] + d4[3])
+                })
+                .collect();
+            let mn = s.iter().fold(m, |a, &x| a.max(x));
+            let corr = (m - mn).exp();
+            l *= corr;
+            acc.iter_mut().for_each(|a| *a *= corr);
+            for (j, sj) in (lo..hi).zip(&s) {
+                let e = (sj - mn).exp();
+                l += e;
+                let vr = &v[j * hkv * d + kh * d..][..d];
+                for i in 0..d {
+                    acc[i] = e.mul_add(vr[i], acc[i]);
+                }
+            }
+            m = mn;
+        }
+        for i in 0..d {
+            out[h * d + i] = acc[i] / l;
         }
     }
-    let cache_rows = 240;
-    let qb = f32_buf(g, &qkv);
-    let mb = u32_buf(g, &meta);
-    let kc = f32_buf(g, &vec![0.0; cache_rows * kv_dim]);
-    let vc = f32_buf(g, &vec![0.0; cache_rows * kv_dim]);
-    for window in [None, Some(9)] {
-        let out = f32_buf(g, &vec![0.0; tokens * q_dim]);
-        let att = Attention { heads_q: hq, heads_kv: hkv, head_dim: d, window };
-        let mut rec = g.recorder();
-        kv_write::kv_write(&mut rec, &qb, stride, q_dim, q_dim + kv_dim, kv_dim, tokens, &mb, &kc, &vc).unwrap();
-        att.record(&mut rec, &qb, 0, stride, tokens, &mb, &kc, &vc, &out).unwrap();
-        rec.submit("attention").unwrap();
-        let got = g.read_f32(&out, 0, tokens * q_dim).unwrap();
-        let mut t0 = 0;
-        for &l in &lens {
-            let ks: Vec<f32> = (0..l).flat_map(|p| qkv[(t0 + p) * stride + q_dim..(t0 + p) * stride + q_dim + kv_dim].to_vec()).collect();
-            let vs: Vec<f32> = (0..l).flat_map(|p| qkv[(t0 + p) * stride + q_dim + kv_dim..(t0 + p) * stride + q_dim + 2 * kv_dim].to_vec()).collect();
-            for p in [0, 1, 8, 9, 63, 64, 65, l - 1] {
-                let t = t0 + p;
-                let want = cpu_attention(&qkv[t * stride..t * stride + q_dim], &ks, &vs, p, hq, hkv, d, window);
-                assert_close(&format!("attention pos {p} window {window:?}"), &got[t * q_dim..(t + 1) * q_dim], &want, 2e-5);
+    out
+}
+
+/// A KV cache of `rows` rows in chunks of `chunk` rows.
+fn chunked_cache(g: &Gpu, rows: usize, kv_dim: usize, chunk: usize) -> (Vec<wgpu::Buffer>, Vec<wgpu::Buffer>) {
+    let n = rows.div_ceil(chunk);
+    let mk = |c: usize| f32_buf(g, &vec![0.0; chunk.min(rows - c * chunk) * kv_dim]);
+    ((0..n).map(mk).collect(), (0..n).map(mk).collect())
+}
+
+/// Tiled attention against a plain f64 softmax and the same blockwise order on the CPU, at head
+/// sizes 20, 64, 96 and 128, with GQA, a sliding window, two sequences of awkward lengths packed
+/// in one pass; then bit-identical outputs for the same queries run as decode passes of other
+/// compositions, from a cache split in chunks, and from a shared context copied across chunks.
+#[test]
+fn attention_tiled_matches_cpu_and_is_invariant() {
+    let mut rng = Rng::new(6);
+    let g = gpu();
+    for (hq, hkv, d) in [(6, 2, 20), (4, 4, 64), (3, 1, 96), (4, 2, 128)] {
+        let kv_dim = hkv * d;
+        let q_dim = hq * d;
+        let stride = q_dim + 2 * kv_dim + 4; // a fused qkv row with some slack
+        // Two sequences of awkward lengths packed together, cache rows allocated apart.
+        let lens = [70usize, 131];
+        let bases = [5usize, 100];
+        let tokens: usize = lens.iter().sum();
+        let qkv = rng.vec(tokens * stride, 1.0);
+        let mut meta = Vec::new();
+        for (s, &l) in lens.iter().enumerate() {
+            for p in 0..l {
+                meta.extend([p as u32, bases[s] as u32]);
             }
-            t0 += l;
+        }
+        let cache_rows = 400;
+        let qb = f32_buf(g, &qkv);
+        let mb = u32_buf(g, &meta);
+        let (k1, v1) = chunked_cache(g, cache_rows, kv_dim, cache_rows);
+        let whole = LayerCache { k: &k1, v: &v1, chunk_rows: cache_rows };
+        let (k4, v4) = chunked_cache(g, cache_rows, kv_dim, 101);
+        let chunked = LayerCache { k: &k4, v: &v4, chunk_rows: 101 };
+        for window in [None, Some(9), Some(40)] {
+            let att = Attention { heads_q: hq, heads_kv: hkv, head_dim: d, window };
+            let run = |cache: &LayerCache, q: &wgpu::Buffer, meta: &wgpu::Buffer, n: usize, write: bool| {
+                let out = f32_buf(g, &vec![0.0; n * q_dim]);
+                let mut rec = g.recorder();
+                if write {
+                    kv_write::kv_write(&mut rec, q, stride, q_dim, q_dim + kv_dim, kv_dim, n, meta, cache).unwrap();
+                }
+                att.record(&mut rec, q, 0, stride, n, meta, cache, &out).unwrap();
+                rec.submit("attention").unwrap();
+                g.read_f32(&out, 0, n * q_dim).unwrap()
+            };
+            let got = run(&whole, &qb, &mb, tokens, true);
+            let mut t0 = 0;
+            let mut picked = Vec::new();
+            for &l in &lens {
+                let ks: Vec<f32> = (0..l).flat_map(|p| qkv[(t0 + p) * stride + q_dim..(t0 + p) * stride + q_dim + kv_dim].to_vec()).collect();
+                let vs: Vec<f32> = (0..l).flat_map(|p| qkv[(t0 + p) * stride + q_dim + kv_dim..(t0 + p) * stride + q_dim + 2 * kv_dim].to_vec()).collect();
+                for p in [0, 1, 8, 9, 15, 16, 17, 39, 40, 63, 64, 65, l - 1] {
+                    let t = t0 + p;
+                    let q = &qkv[t * stride..t * stride + q_dim];
+                    let what = format!("attention d {d} pos {p} window {window:?}");
+                    assert_close(&what, &got[t * q_dim..(t + 1) * q_dim], &cpu_attention(q, &ks, &vs, p, hq, hkv, d, window), 2e-5);
+                    assert_close(&what, &got[t * q_dim..(t + 1) * q_dim], &cpu_attention_blockwise(q, &ks, &vs, p, hq, hkv, d, window), 2e-6);
+                    picked.push(t);
+                }
+                t0 += l;
+            }
+            // The same cache written chunk by chunk: bit-identical.
+            assert_eq!(run(&chunked, &qb, &mb, tokens, true), got, "chunked cache, d {d} window {window:?}");
+            // Decode-style passes over the written cache: the picked tokens alone, in reverse
+            // order (so each shares its tile with other sequences' tokens), bit-identical.
+            let rev: Vec<usize> = picked.iter().rev().copied().collect();
+            let q2: Vec<f32> = rev.iter().flat_map(|&t| qkv[t * stride..(t + 1) * stride].to_vec()).collect();
+            let m2: Vec<u32> = rev.iter().flat_map(|&t| [meta[2 * t], meta[2 * t + 1]]).collect();
+            let (q2b, m2b) = (f32_buf(g, &q2), u32_buf(g, &m2));
+            for cache in [&whole, &chunked] {
+                let dec = run(cache, &q2b, &m2b, rev.len(), false);
+                for (i, &t) in rev.iter().enumerate() {
+                    assert_eq!(&dec[i * q_dim..(i + 1) * q_dim], &got[t * q_dim..(t + 1) * q_dim], "decode pass, token {t}, d {d} window {window:?}");
+                }
+            }
+            // The second sequence (rows 100..231, across chunk boundaries 101 and 202 of the
+            // chunked cache) copied to base 250 (across 303), then decoded from there.
+            let m3: Vec<u32> = rev.iter().flat_map(|&t| [meta[2 * t], if meta[2 * t + 1] == 100 { 250 } else { meta[2 * t + 1] }]).collect();
+            let m3b = u32_buf(g, &m3);
+            for cache in [&whole, &chunked] {
+                let mut rec = g.recorder();
+                kv_copy::kv_copy(&mut rec, cache, kv_dim, 131, 100, 250).unwrap();
+                rec.submit("kv copy").unwrap();
+                let dec = run(cache, &q2b, &m3b, rev.len(), false);
+                for (i, &t) in rev.iter().enumerate() {
+                    assert_eq!(&dec[i * q_dim..(i + 1) * q_dim], &got[t * q_dim..(t + 1) * q_dim], "copied context, token {t}, d {d} window {window:?}");
+                }
+            }
         }
     }
 }

@@ -130,6 +130,49 @@ fn batch_invariance(name: &str) {
     assert_eq!(got[reqs.len()][..], alone[5][2..29], "{name}: prefix request");
 }
 
+/// A KV cache split in chunks (as a long context on a real adapter is: here made small by the
+/// setting) changes no bit: packed scoring, and shared contexts copied across chunk boundaries.
+#[test]
+fn chunked_kv_cache_is_bit_identical() {
+    for name in ["tiny-llama", "tiny-mistral"] {
+        let r = reference(name);
+        let reqs: Vec<ScoreRequest> = r["texts"].as_array().unwrap().iter().map(|t| ScoreRequest { tokens: ids(&t["ids"]), score_from: 1 }).collect();
+        let bits = |e: &mut Engine| -> Vec<Vec<u32>> { e.score(&reqs, 0).unwrap().iter().map(|s| s.iter().map(|x| x.logprob.to_bits()).collect()).collect() };
+        let items: Vec<(String, Vec<String>)> = vec![
+            ("Question: Which animal says moo? A long context that spans the small chunks of the cache.\nAnswer:".into(), vec![" cow".into(), " a big green frog".into(), " dog".into()]),
+            ("The long context of an item, long enough to cross the sliding window of eight tokens. It".into(), vec![" ends".into(), " goes on and on and on".into()]),
+        ];
+        let choices = |e: &mut Engine| -> Vec<Vec<u32>> { e.loglikelihood_choices(&items).unwrap().iter().flatten().map(|s| s.logprobs.iter().map(|x| x.to_bits()).collect()).collect() };
+        let mut e = engine(name, 16);
+        let (whole, whole_choices) = (bits(&mut e), choices(&mut e));
+        let total: usize = reqs.iter().map(|q| q.tokens.len()).sum();
+        // At most 4 chunks of an awkward size for the scoring batch; 131 rows (of 512) for the choices.
+        e.set_kv_chunk_rows(Some(total.next_multiple_of(256).div_ceil(4) + 7));
+        assert_eq!(bits(&mut e), whole, "{name}: scores from a chunked cache");
+        e.set_kv_chunk_rows(Some(131));
+        assert_eq!(choices(&mut e), whole_choices, "{name}: shared contexts from a chunked cache");
+        // More chunks than the attention kernel binds: a clear error, not a wrong answer.
+        e.set_kv_chunk_rows(Some(16));
+        let err = format!("{:#}", e.score(&reqs, 0).unwrap_err());
+        assert!(err.contains("chunks of 16 positions") && err.contains("above the 4 the attention kernel binds"), "{err}");
+    }
+}
+
+/// A request longer than a pass holds is scored in consecutive passes over its cache, with the
+/// same bits as in one pass (so contexts beyond what one pass's activations allow still score).
+#[test]
+fn long_requests_split_over_passes_are_bit_identical() {
+    for name in ["tiny-llama", "tiny-mistral"] {
+        let r = reference(name);
+        let reqs: Vec<ScoreRequest> = r["texts"].as_array().unwrap().iter().map(|t| ScoreRequest { tokens: ids(&t["ids"]), score_from: 2 }).collect();
+        let bits = |e: &mut Engine| -> Vec<Vec<u32>> { e.score(&reqs, 0).unwrap().iter().map(|s| s.iter().map(|x| x.logprob.to_bits()).collect()).collect() };
+        let whole = bits(&mut engine(name, 16));
+        let mut e = Engine::load(Gpu::default_device().unwrap(), &dir(name), EngineOptions { batch_size: 16, max_batch_tokens: 13 }).unwrap();
+        assert!(reqs.iter().any(|q| q.tokens.len() > 3 * 13));
+        assert_eq!(bits(&mut e), whole, "{name}: passes of 13 tokens");
+    }
+}
+
 #[test]
 fn prefill_and_incremental_decode_agree() {
     for name in MODELS {

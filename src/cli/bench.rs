@@ -30,6 +30,9 @@ pub struct BenchArgs {
     /// Sequences decoded together, one measurement each.
     #[arg(long, value_delimiter = ',', default_value = "1,16")]
     decode_batch: Vec<usize>,
+    /// Prompt tokens before decoding starts (the context each decoded token attends to).
+    #[arg(long, default_value_t = 16)]
+    decode_context: usize,
     /// Also measure multiple-choice items per second on the fixed suite (200 items each of
     /// ARC-Challenge, HellaSwag, MMLU and C-Eval) read from this folder, laid out as
     /// ../shared/datasets is (the suite uses its dev/validation splits).
@@ -81,8 +84,9 @@ fn cpu_seconds() -> Option<f64> {
     Some(ticks / 100.0)
 }
 
-fn decode(engine: &mut Engine, batch: usize, steps_asked: usize, next: &mut impl FnMut() -> u32) -> Result<Value> {
-    let prompt: Vec<u32> = (0..16).map(|_| next()).collect();
+fn decode(engine: &mut Engine, batch: usize, steps_asked: usize, context: usize, next: &mut impl FnMut() -> u32) -> Result<Value> {
+    let context = context.clamp(1, engine.max_length().saturating_sub(steps_asked + 1).max(1));
+    let prompt: Vec<u32> = (0..context).map(|_| next()).collect();
     let gen = |n: usize| -> Vec<GenRequest> { (0..batch).map(|_| GenRequest { prompt: prompt.clone(), until: vec![], max_tokens: n }).collect() };
     engine.generate(&gen(2))?;
     let (t, c) = (Instant::now(), cpu_seconds());
@@ -96,7 +100,7 @@ fn decode(engine: &mut Engine, batch: usize, steps_asked: usize, next: &mut impl
     let cpu = total_cpu.zip(first_cpu).map(|(b, a)| b - a);
     // Weights read once per step: the bandwidth decode achieves (KV reads left out).
     let gbps = engine.weight_bytes() as f64 * steps as f64 / s / 1e9;
-    Ok(json!({"sequences": batch, "steps": steps, "seconds": s, "tokens_per_s": (steps * batch) as f64 / s, "ms_per_step": s * 1e3 / steps as f64, "weight_gb_per_s": gbps,
+    Ok(json!({"sequences": batch, "context": context, "steps": steps, "seconds": s, "tokens_per_s": (steps * batch) as f64 / s, "ms_per_step": s * 1e3 / steps as f64, "weight_gb_per_s": gbps,
         "cpu_ms_per_step": cpu.map(|c| c * 1e3 / steps as f64)}))
 }
 
@@ -141,7 +145,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
     let file_bytes: u64 = engine.files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
     engine.opts.batch_size = a.prefill_batch.max(a.decode_batch.iter().copied().max().unwrap_or(1));
     let prefill = prefill(&mut engine, &a, &mut next)?;
-    let decodes: Vec<Value> = a.decode_batch.iter().map(|&b| decode(&mut engine, b, a.decode_tokens, &mut next)).collect::<Result<_>>()?;
+    let decodes: Vec<Value> = a.decode_batch.iter().map(|&b| decode(&mut engine, b, a.decode_tokens, a.decode_context, &mut next)).collect::<Result<_>>()?;
     let suite = match &a.mc_suite {
         Some(d) => Some(mc_suite(&mut engine, d)?),
         None => None,
@@ -175,9 +179,10 @@ pub fn run(a: BenchArgs) -> Result<()> {
     );
     for d in report["decode"].as_array().into_iter().flatten() {
         println!(
-            "decode: {} sequence(s) x {} steps in {:.2} s = {:.1} tokens/s ({:.1} ms per step, {:.2} GB/s of weights)",
+            "decode: {} sequence(s) x {} steps after {} context tokens in {:.2} s = {:.1} tokens/s ({:.1} ms per step, {:.2} GB/s of weights)",
             d["sequences"],
             d["steps"],
+            d["context"],
             d["seconds"].as_f64().unwrap_or(0.0),
             d["tokens_per_s"].as_f64().unwrap_or(0.0),
             d["ms_per_step"].as_f64().unwrap_or(0.0),

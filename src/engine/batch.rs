@@ -33,6 +33,8 @@ pub struct Workspace {
     /// The scored rows' indices and targets (u32 each), written each pass rather than created.
     score_rows: Option<(usize, wgpu::Buffer, wgpu::Buffer)>,
     pub cache: Option<KvCache>,
+    /// Rows per KV cache chunk when smaller than the adapter's largest binding allows (tests).
+    pub kv_chunk_rows: Option<usize>,
 }
 
 impl Workspace {
@@ -41,7 +43,7 @@ impl Workspace {
     pub fn ensure_cache(&mut self, gpu: &Gpu, model: &Decoder, rows: usize) -> Result<()> {
         if self.cache.as_ref().is_none_or(|c| c.rows < rows) {
             self.cache = None;
-            self.cache = Some(KvCache::new(gpu, model.layer_range().len(), model.cfg.kv_dim(), rows.next_multiple_of(256))?);
+            self.cache = Some(KvCache::with_chunk_rows(gpu, model.layer_range().len(), model.cfg.kv_dim(), rows.next_multiple_of(256), self.kv_chunk_rows)?);
         }
         Ok(())
     }

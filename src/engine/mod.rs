@@ -94,6 +94,17 @@ impl Engine {
         Engine { gpu, model, tokenizer, opts, files, ws: batch::Workspace::default(), rest: Vec::new() }
     }
 
+    /// Splits the KV cache in chunks of at most `rows` positions (normally only when it outgrows
+    /// the adapter's largest binding): results are bit-identical either way, which tests check.
+    pub fn set_kv_chunk_rows(&mut self, rows: Option<usize>) {
+        self.ws.kv_chunk_rows = rows;
+        self.ws.cache = None;
+        for s in &mut self.rest {
+            s.ws.kv_chunk_rows = rows;
+            s.ws.cache = None;
+        }
+    }
+
     /// The model's context length.
     pub fn max_length(&self) -> usize {
         self.model.cfg.max_position_embeddings

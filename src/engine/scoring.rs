@@ -65,6 +65,27 @@ impl Engine {
         let mut results: Vec<Vec<TokenScore>> = vec![Vec::new(); reqs.len()];
         let mut k = 0;
         while k < order.len() {
+            // A request longer than a pass holds (its activations would outgrow the adapter's
+            // bindings) runs alone, in consecutive passes over its KV cache: each token's
+            // attention reads the same keys in the same order as in one pass, so the scores are
+            // bit-identical (tests/models.rs).
+            let r = &reqs[order[k]];
+            let pass = self.opts.max_batch_tokens.max(1);
+            if r.tokens.len() - 1 > pass {
+                super::batch::ensure_cache(&self.gpu, &self.model, &mut self.ws, &mut self.rest, r.tokens.len())?;
+                let mut out = Vec::with_capacity(r.tokens.len() - r.score_from);
+                let mut s = 0;
+                while s < r.tokens.len() - 1 {
+                    let e = (s + pass).min(r.tokens.len() - 1);
+                    let score = (r.score_from.max(s + 1)..=e).map(|p| (p - 1 - s, r.tokens[p])).collect();
+                    let seg = Segment { tokens: &r.tokens[s..e], start_pos: s, base: 0, score };
+                    out.extend(run(&self.gpu, &self.model, &mut self.ws, &mut self.rest, std::slice::from_ref(&seg), topk)?.remove(0));
+                    s = e;
+                }
+                results[order[k]] = out;
+                k += 1;
+                continue;
+            }
             let mut batch = vec![order[k]];
             let mut total = reqs[order[k]].tokens.len();
             k += 1;

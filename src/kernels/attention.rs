@@ -1,10 +1,20 @@
-//! `shaders/attention.wgsl`: causal grouped-query attention over the KV cache.
+//! `shaders/attention.wgsl`: causal grouped-query attention over the KV cache, tiled with an
+//! online softmax over key blocks of [`KEY_BLOCK`] positions in a fixed order (see the shader).
 
 use anyhow::{bail, Result};
 use bytemuck::{Pod, Zeroable};
 
 use super::{compile_with, u, Shader};
 use crate::device::Recorder;
+use crate::model::decoder::LayerCache;
+
+/// Keys per block of the online softmax (`KB` in the shader): blocks start at multiples of it.
+pub const KEY_BLOCK: usize = 16;
+/// Query tokens per workgroup (`QT`) and invocations per token (`LANES`).
+const QUERY_TILE: usize = 8;
+const LANES: usize = 8;
+/// Most chunks a layer's cache may be split in (bindings k0..k3, v0..v3 of the shader).
+pub const MAX_CHUNKS: usize = 4;
 
 /// The uniform `Params` of `shaders/attention.wgsl`.
 #[repr(C)]
@@ -19,6 +29,8 @@ pub struct Params {
     pub out_stride: u32,
     pub window: u32,
     pub scale: f32,
+    pub chunk_rows: u32,
+    pub pad: [u32; 2],
 }
 
 pub struct Attention {
@@ -30,16 +42,41 @@ pub struct Attention {
 }
 
 impl Attention {
-    /// out[t, h*d..] = softmax(q·kᵀ / sqrt(d)) · v for query rows at `q_offset + t * q_stride`.
+    /// out[t, h*d..] = softmax(q·kᵀ / sqrt(d)) · v for query rows at `q_offset + t * q_stride`,
+    /// keys and values from `cache` (one or several chunks of rows).
     #[allow(clippy::too_many_arguments)]
-    pub fn record(&self, rec: &mut Recorder, q: &wgpu::Buffer, q_offset: usize, q_stride: usize, tokens: usize, meta: &wgpu::Buffer, k_cache: &wgpu::Buffer, v_cache: &wgpu::Buffer, out: &wgpu::Buffer) -> Result<()> {
-        if self.head_dim > 256 || self.head_dim % 4 != 0 || self.heads_q % self.heads_kv != 0 {
+    pub fn record(&self, rec: &mut Recorder, q: &wgpu::Buffer, q_offset: usize, q_stride: usize, tokens: usize, meta: &wgpu::Buffer, cache: &LayerCache, out: &wgpu::Buffer) -> Result<()> {
+        if self.head_dim > 256 || self.head_dim % 4 != 0 || self.heads_kv == 0 || self.heads_q % self.heads_kv != 0 {
             bail!("attention: head_dim {} (a multiple of 4, at most 256) / heads {} over kv heads {}", self.head_dim, self.heads_q, self.heads_kv);
         }
         if q_offset % 4 != 0 || q_stride % 4 != 0 {
             bail!("attention: query rows must start on multiples of 4 floats");
         }
-        let k = compile_with(rec.gpu(), Shader::Attention, &[], &[("D4", u("D4", self.head_dim / 4)?)])?;
+        let chunks = cache.k.len();
+        if chunks == 0 || chunks != cache.v.len() || chunks > MAX_CHUNKS {
+            bail!("attention: the KV cache has {chunks} chunks of keys and {} of values (1 to {MAX_CHUNKS} expected)", cache.v.len());
+        }
+        if tokens == 0 {
+            return Ok(());
+        }
+        let gpu = rec.gpu();
+        let shared = (KEY_BLOCK * self.head_dim + QUERY_TILE * KEY_BLOCK + QUERY_TILE * 4 + 4) * 4;
+        if shared as u64 > gpu.limits.max_compute_workgroup_storage_size as u64 {
+            bail!(
+                "attention: head_dim {} needs {shared} bytes of workgroup memory, above the adapter's {}",
+                self.head_dim,
+                gpu.limits.max_compute_workgroup_storage_size
+            );
+        }
+        let chunked = chunks > 1;
+        if chunked && gpu.limits.max_storage_buffers_per_shader_stage < 11 {
+            bail!(
+                "attention: a KV cache in {chunks} chunks needs 11 storage buffers per shader stage, the adapter allows {}: lower --batch-size or the context length",
+                gpu.limits.max_storage_buffers_per_shader_stage
+            );
+        }
+        let defines: &[&str] = if chunked { &["CHUNKED"] } else { &[] };
+        let k = compile_with(gpu, Shader::Attention, defines, &[("D4", u("D4", self.head_dim / 4)?)])?;
         let p = Params {
             tokens: u("tokens", tokens)?,
             heads_q: u("heads_q", self.heads_q)?,
@@ -50,8 +87,19 @@ impl Attention {
             out_stride: u("out_stride", self.heads_q * self.head_dim)?,
             window: u("window", self.window.unwrap_or(0))?,
             scale: 1.0 / (self.head_dim as f32).sqrt(),
+            chunk_rows: u("chunk_rows", cache.chunk_rows)?,
+            pad: [0; 2],
         };
-        rec.dispatch_linear(k, &p, &[q, k_cache, v_cache, meta, out], u("workgroups", (tokens * self.heads_q).div_ceil(64))?);
+        let mut bufs: Vec<&wgpu::Buffer> = vec![q, &cache.k[0], &cache.v[0], meta, out];
+        if chunked {
+            for c in 1..MAX_CHUNKS {
+                let c = c.min(chunks - 1);
+                bufs.extend([&cache.k[c], &cache.v[c]]);
+            }
+        }
+        let groups = tokens.div_ceil(QUERY_TILE) * self.heads_q;
+        debug_assert_eq!(QUERY_TILE * LANES, 64);
+        rec.dispatch_linear(k, &p, &bufs, u("workgroups", groups)?);
         Ok(())
     }
 }

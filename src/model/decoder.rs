@@ -83,10 +83,12 @@ pub struct Activations {
     mla: Option<MlaActivations>,
 }
 
-/// The KV cache buffers of one layer, `[rows, kv_dim]` each.
+/// The KV cache of one layer: keys and values, `[rows, kv_dim]` each, split in chunks of
+/// `chunk_rows` rows (one buffer per chunk; see `engine::kv_cache`).
 pub struct LayerCache<'a> {
-    pub k: &'a wgpu::Buffer,
-    pub v: &'a wgpu::Buffer,
+    pub k: &'a [wgpu::Buffer],
+    pub v: &'a [wgpu::Buffer],
+    pub chunk_rows: usize,
 }
 
 fn norm_buf(gpu: &Gpu, src: &dyn TensorSource, name: &str, dim: usize) -> Result<wgpu::Buffer> {
@@ -312,8 +314,8 @@ impl Decoder {
                 // q heads and k heads sit next to each other in the qkv row: rotate them together.
                 rope(rec, &a.qkv, 0, qkv_dim, tokens, c.num_heads + c.num_kv_heads, &self.rope, &a.meta)?;
             }
-            kv_write::kv_write(rec, &a.qkv, qkv_dim, q_dim, q_dim + kv_dim, kv_dim, tokens, &a.meta, lc.k, lc.v)?;
-            layer.attention.record(rec, &a.qkv, 0, qkv_dim, tokens, &a.meta, lc.k, lc.v, &a.att)?;
+            kv_write::kv_write(rec, &a.qkv, qkv_dim, q_dim, q_dim + kv_dim, kv_dim, tokens, &a.meta, lc)?;
+            layer.attention.record(rec, &a.qkv, 0, qkv_dim, tokens, &a.meta, lc, &a.att)?;
             // MLA: o_proj reads the value columns of the padded heads.
             let (att, att_stride) = match (&layer.mla, &a.mla) {
                 (Some(mla), Some(ma)) => mla.output(rec, &a.att, tokens, ma)?,
