@@ -38,13 +38,17 @@ pub struct BenchArgs {
     /// ../shared/datasets is (the suite uses its dev/validation splits).
     #[arg(long, value_name = "DATA_DIR")]
     mc_suite: Option<PathBuf>,
+    /// Items per suite member for `--mc-suite` (200 is the reference suite; fewer for a quick look,
+    /// recorded in the output).
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..))]
+    mc_items: u64,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
 }
 
-/// The suite `--mc-suite` runs: (task or group, smoke split, items).
-const SUITE: [(&str, &str, usize); 4] = [("arc_challenge", "validation", 200), ("hellaswag", "validation", 200), ("mmlu", "validation", 200), ("ceval-valid", "dev", 200)];
+/// The suite `--mc-suite` runs: (task or group, smoke split); `--mc-items` items of each.
+const SUITE: [(&str, &str); 4] = [("arc_challenge", "validation"), ("hellaswag", "validation"), ("mmlu", "validation"), ("ceval-valid", "dev")];
 
 /// Deterministic pseudo-random token ids below `vocab`.
 fn tokens(vocab: u64) -> impl FnMut() -> u32 {
@@ -104,15 +108,15 @@ fn decode(engine: &mut Engine, batch: usize, steps_asked: usize, context: usize,
         "cpu_ms_per_step": cpu.map(|c| c * 1e3 / steps as f64)}))
 }
 
-fn mc_suite(engine: &mut Engine, data: &std::path::Path) -> Result<Value> {
+fn mc_suite(engine: &mut Engine, data: &std::path::Path, per_member: usize) -> Result<Value> {
     let specs: Vec<String> = SUITE.iter().map(|s| s.0.to_string()).collect();
     let mut tasks = plan::select_tasks(std::path::Path::new("evals"), &specs, false)?;
-    let splits: Vec<String> = SUITE.iter().map(|(t, s, _)| format!("{t}={s}")).collect();
+    let splits: Vec<String> = SUITE.iter().map(|(t, s)| format!("{t}={s}")).collect();
     plan::apply_splits(&mut tasks, &splits)?;
-    let mut runs = plan::prepare(&tasks, &PlanOptions { data_dir: data.to_path_buf(), limit: Some(200), ..Default::default() })?;
-    // 200 items per suite member: a group's subtasks in order until 200.
-    for (name, _, n) in SUITE {
-        let mut left = n;
+    let mut runs = plan::prepare(&tasks, &PlanOptions { data_dir: data.to_path_buf(), limit: Some(per_member), ..Default::default() })?;
+    // `per_member` items per suite member: a group's subtasks in order until that many.
+    for (name, _) in SUITE {
+        let mut left = per_member;
         for r in runs.iter_mut().filter(|r| r.name == name || r.groups.iter().any(|g| g == name)) {
             r.items.truncate(left);
             left -= r.items.len();
@@ -134,7 +138,7 @@ fn mc_suite(engine: &mut Engine, data: &std::path::Path) -> Result<Value> {
             Some((name.to_string(), json!(v)))
         })
         .collect();
-    Ok(json!({"items": items, "seconds": s, "items_per_s": items as f64 / s, "acc": acc}))
+    Ok(json!({"items_per_member": per_member, "items": items, "seconds": s, "items_per_s": items as f64 / s, "acc": acc}))
 }
 
 pub fn run(a: BenchArgs) -> Result<()> {
@@ -147,7 +151,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
     let prefill = prefill(&mut engine, &a, &mut next)?;
     let decodes: Vec<Value> = a.decode_batch.iter().map(|&b| decode(&mut engine, b, a.decode_tokens, a.decode_context, &mut next)).collect::<Result<_>>()?;
     let suite = match &a.mc_suite {
-        Some(d) => Some(mc_suite(&mut engine, d)?),
+        Some(d) => Some(mc_suite(&mut engine, d, a.mc_items as usize)?),
         None => None,
     };
     let report = json!({
