@@ -7,7 +7,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{assert_close, gpu, Rng};
+use common::{assert_close, fixture_dir as dir, floats, gpu, ids, reference, Rng};
 use pingce::device::Gpu;
 use pingce::engine::requests::Encode;
 use pingce::engine::{Engine, EngineOptions, GenRequest, ScoreRequest};
@@ -16,9 +16,6 @@ use serde_json::Value;
 
 const MODELS: [&str; 2] = ["tiny-deepseek-v3", "tiny-deepseek-v2"];
 
-fn dir(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
-}
 
 fn load(path: &Path, batch_size: usize) -> Engine {
     Engine::load(Gpu::default_device().unwrap(), path, EngineOptions { batch_size, max_batch_tokens: 4096 }).unwrap()
@@ -26,18 +23,6 @@ fn load(path: &Path, batch_size: usize) -> Engine {
 
 fn engine(name: &str, batch_size: usize) -> Engine {
     load(&dir(name), batch_size)
-}
-
-fn reference(name: &str) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(dir(name).join("reference.json")).unwrap()).unwrap()
-}
-
-fn ids(v: &Value) -> Vec<u32> {
-    v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()
-}
-
-fn floats(v: &Value) -> Vec<f32> {
-    v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect()
 }
 
 fn requests(name: &str) -> Vec<ScoreRequest> {

@@ -3,37 +3,22 @@
 
 mod common;
 
-use std::path::PathBuf;
+use common::{fixture_dir as dir, floats, ids, reference};
+
 
 use pingce::device::Gpu;
 use pingce::engine::requests::Encode;
 use pingce::engine::{Engine, EngineOptions, GenRequest, ScoreRequest};
-use serde_json::Value;
 
 const MODELS: [&str; 6] = ["tiny-llama", "tiny-mistral", "tiny-qwen2", "tiny-qwen3", "tiny-qwen2-moe", "tiny-qwen3-moe"];
 
 /// The mixture-of-experts fixtures (tools/gen_moe_fixtures.py).
 const MOE_MODELS: [&str; 2] = ["tiny-qwen2-moe", "tiny-qwen3-moe"];
 
-fn dir(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
-}
 
 fn engine(name: &str, batch_size: usize) -> Engine {
     let gpu = Gpu::default_device().unwrap();
     Engine::load(gpu, &dir(name), EngineOptions { batch_size, max_batch_tokens: 4096 }).unwrap()
-}
-
-fn reference(name: &str) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(dir(name).join("reference.json")).unwrap()).unwrap()
-}
-
-fn ids(v: &Value) -> Vec<u32> {
-    v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()
-}
-
-fn floats(v: &Value) -> Vec<f32> {
-    v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect()
 }
 
 #[test]

@@ -114,13 +114,7 @@ impl ChatArgs {
         if let Some(d) = &self.chat_date {
             template = template.with_date(Date::parse(d)?);
         }
-        let kwargs = match &self.chat_template_args {
-            None => Default::default(),
-            Some(j) => match serde_json::from_str(j) {
-                Ok(serde_json::Value::Object(m)) => m,
-                _ => anyhow::bail!("--chat-template-args {j:?}: expected a JSON object, e.g. '{{\"enable_thinking\": false}}'"),
-            },
-        };
+        let kwargs = chat_template_args(self.chat_template_args.as_deref())?;
         Ok(Some(ChatOptions { template: std::sync::Arc::new(template), system_instruction: self.system_instruction.clone(), multiturn: self.fewshot_as_multiturn, kwargs }))
     }
 }
@@ -226,4 +220,15 @@ pub fn run(a: EvalArgs) -> Result<()> {
     println!("{}", runner::summary(&results));
     eprintln!("results: {}", a.output.join("results.json").display());
     Ok(())
+}
+
+/// `--chat-template-args JSON`: extra template variables, a JSON object.
+pub(super) fn chat_template_args(json: Option<&str>) -> anyhow::Result<serde_json::Map<String, serde_json::Value>> {
+    match json {
+        None => Ok(Default::default()),
+        Some(j) => match serde_json::from_str(j) {
+            Ok(serde_json::Value::Object(m)) => Ok(m),
+            _ => anyhow::bail!("--chat-template-args {j:?}: expected a JSON object, e.g. '{{\"enable_thinking\": false}}'"),
+        },
+    }
 }

@@ -69,13 +69,7 @@ impl SafetyChatArgs {
         if let Some(d) = &self.chat_date {
             template = template.with_date(Date::parse(d)?);
         }
-        let kwargs = match &self.chat_template_args {
-            None => Default::default(),
-            Some(j) => match serde_json::from_str(j) {
-                Ok(serde_json::Value::Object(m)) => m,
-                _ => bail!("--chat-template-args {j:?}: expected a JSON object"),
-            },
-        };
+        let kwargs = super::eval::chat_template_args(self.chat_template_args.as_deref())?;
         Ok(ChatOptions { template: std::sync::Arc::new(template), system_instruction: self.system_instruction.clone(), multiturn: true, kwargs })
     }
 }

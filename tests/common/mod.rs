@@ -4,6 +4,27 @@
 use std::sync::OnceLock;
 
 use pingce::device::Gpu;
+use serde_json::Value;
+
+/// A committed fixture folder under tests/fixtures.
+pub fn fixture_dir(name: &str) -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+}
+
+/// A fixture's reference.json (written by its generator in tools/).
+pub fn reference(name: &str) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(fixture_dir(name).join("reference.json")).unwrap()).unwrap()
+}
+
+/// A JSON array of token ids.
+pub fn ids(v: &Value) -> Vec<u32> {
+    v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()
+}
+
+/// A JSON array of floats, as f32.
+pub fn floats(v: &Value) -> Vec<f32> {
+    v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect()
+}
 
 /// One device per test binary (the software adapter in CI).
 pub fn gpu() -> &'static Gpu {
