@@ -19,6 +19,14 @@ fn dot4(xv: vec4<f32>, v: vec4<f32>, acc: f32) -> f32 {
     return fma(xv.w, v.w, fma(xv.z, v.z, fma(xv.y, v.y, fma(xv.x, v.x, acc))));
 }
 
+//#if X_SUBGROUP
+//#if W_BLOCK32
+// One quad of x into the chains of four weight rows: s.x .. s.w continued with quad t of b0 .. b3.
+fn dot_rows(xv: vec4<f32>, b0: WBlock, b1: WBlock, b2: WBlock, b3: WBlock, t: u32, s: vec4<f32>) -> vec4<f32> {
+    return vec4<f32>(dot4(xv, wb_quad(b0, t), s.x), dot4(xv, wb_quad(b1, t), s.y), dot4(xv, wb_quad(b2, t), s.z), dot4(xv, wb_quad(b3, t), s.w));
+}
+//#endif
+//#endif
 // Writes acc[r][j] (weight row n0 + r, x row m0 + j, j < rows): + bias, + y, or SwiGLU.
 fn store4(n0: u32, m0: u32, rows: u32, a0: vec4<f32>, a1: vec4<f32>, a2: vec4<f32>, a3: vec4<f32>) {
 //#if SWIGLU
@@ -52,36 +60,57 @@ fn store4(n0: u32, m0: u32, rows: u32, a0: vec4<f32>, a1: vec4<f32>, a2: vec4<f3
 //#endif
 }
 
+// Rows of x per workgroup (z): a multiple of 8.
+const M_CHUNK: u32 = 64u;
+
 // 32 invocations (128 weight rows) per workgroup: more workgroups for the narrow projections
 // (576 rows make 5, not 3), so a few CPU threads of a software adapter share them evenly.
+// X_SUBGROUP (CPU adapters, subgroups of at least 8): a software adapter runs the 8 lanes of a
+// subgroup as one SIMD vector and loads a value that is the same for every lane one lane at a
+// time, with a bounds check each. So the x quads a step needs (one per x row, or the 8 of a block
+// for a single row) are loaded by lanes 0..7, one each, and shared by subgroupBroadcast: the same
+// values in the same order, so the same bits. Every invocation then runs to the end (broadcasts
+// need their whole subgroup); those past the last weight row read the last row and store nothing.
 @compute @workgroup_size(32)
+//#if X_SUBGROUP
+fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,
+        @builtin(num_workgroups) nwg: vec3<u32>, @builtin(subgroup_invocation_id) sl: u32) {
+//#else
 fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,
         @builtin(num_workgroups) nwg: vec3<u32>) {
+//#endif
     // Four weight rows per invocation: four independent accumulation chains per x row.
 //#if SWIGLU
     // y[m, n] = silu(g) * u for the stacked gate (rows 0 .. n) and up (rows n .. 2n) projections:
     // gate rows n0, n0 + 1 and up rows n0, n0 + 1, so the activation is written directly.
     let n0 = ((wid.x + wid.y * nwg.x) * 32u + lid.x) * 2u;
+//#if !X_SUBGROUP
     if (n0 >= p.n) { return; }
+//#endif
+    let nr = min(n0, p.n - 1u);
     let n1 = min(n0 + 1u, p.n - 1u);
-    let w0 = n0 * p.w_stride;
+    let w0 = nr * p.w_stride;
     let w1 = n1 * p.w_stride;
-    let w2 = (p.n + n0) * p.w_stride;
+    let w2 = (p.n + nr) * p.w_stride;
     let w3 = (p.n + n1) * p.w_stride;
 //#else
     let n0 = ((wid.x + wid.y * nwg.x) * 32u + lid.x) * 4u;
+//#if !X_SUBGROUP
     if (n0 >= p.n) { return; }
+//#endif
     let last = p.n - 1u;
-    let w0 = n0 * p.w_stride;
+    let w0 = min(n0, last) * p.w_stride;
     let w1 = min(n0 + 1u, last) * p.w_stride;
     let w2 = min(n0 + 2u, last) * p.w_stride;
     let w3 = min(n0 + 3u, last) * p.w_stride;
 //#endif
     let xs = p.x_stride >> 2u;
-    var m0 = 0u;
+    // Rows of x in chunks of M_CHUNK, one chunk per workgroup z (prefill on a CPU adapter).
+    let m_end = min(p.m, (wid.z + 1u) * M_CHUNK);
+    var m0 = wid.z * M_CHUNK;
 //#if W_BLOCK32
     // Groups of 8 x rows: each quad of weights decoded once for all 8.
-    for (; m0 + 8u <= p.m; m0 += 8u) {
+    for (; m0 + 8u <= m_end; m0 += 8u) {
         var a0 = vec4<f32>(0.0);
         var a1 = vec4<f32>(0.0);
         var a2 = vec4<f32>(0.0);
@@ -102,18 +131,30 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 let v1 = wb_quad(b1, t);
                 let v2 = wb_quad(b2, t);
                 let v3 = wb_quad(b3, t);
+//#if X_SUBGROUP
+                let xl = x[xk + (sl & 7u) * xs + t];
+                let x0 = subgroupBroadcast(xl, 0u);
+                let x1 = subgroupBroadcast(xl, 1u);
+                let x2 = subgroupBroadcast(xl, 2u);
+                let x3 = subgroupBroadcast(xl, 3u);
+                let x4 = subgroupBroadcast(xl, 4u);
+                let x5 = subgroupBroadcast(xl, 5u);
+                let x6 = subgroupBroadcast(xl, 6u);
+                let x7 = subgroupBroadcast(xl, 7u);
+//#else
                 let x0 = x[xk + t];
                 let x1 = x[xk + xs + t];
                 let x2 = x[xk + 2u * xs + t];
                 let x3 = x[xk + 3u * xs + t];
-                a0 = vec4<f32>(dot4(x0, v0, a0.x), dot4(x1, v0, a0.y), dot4(x2, v0, a0.z), dot4(x3, v0, a0.w));
-                a1 = vec4<f32>(dot4(x0, v1, a1.x), dot4(x1, v1, a1.y), dot4(x2, v1, a1.z), dot4(x3, v1, a1.w));
-                a2 = vec4<f32>(dot4(x0, v2, a2.x), dot4(x1, v2, a2.y), dot4(x2, v2, a2.z), dot4(x3, v2, a2.w));
-                a3 = vec4<f32>(dot4(x0, v3, a3.x), dot4(x1, v3, a3.y), dot4(x2, v3, a3.z), dot4(x3, v3, a3.w));
                 let x4 = x[xk + 4u * xs + t];
                 let x5 = x[xk + 5u * xs + t];
                 let x6 = x[xk + 6u * xs + t];
                 let x7 = x[xk + 7u * xs + t];
+//#endif
+                a0 = vec4<f32>(dot4(x0, v0, a0.x), dot4(x1, v0, a0.y), dot4(x2, v0, a0.z), dot4(x3, v0, a0.w));
+                a1 = vec4<f32>(dot4(x0, v1, a1.x), dot4(x1, v1, a1.y), dot4(x2, v1, a1.z), dot4(x3, v1, a1.w));
+                a2 = vec4<f32>(dot4(x0, v2, a2.x), dot4(x1, v2, a2.y), dot4(x2, v2, a2.z), dot4(x3, v2, a2.w));
+                a3 = vec4<f32>(dot4(x0, v3, a3.x), dot4(x1, v3, a3.y), dot4(x2, v3, a3.z), dot4(x3, v3, a3.w));
                 c0 = vec4<f32>(dot4(x4, v0, c0.x), dot4(x5, v0, c0.y), dot4(x6, v0, c0.z), dot4(x7, v0, c0.w));
                 c1 = vec4<f32>(dot4(x4, v1, c1.x), dot4(x5, v1, c1.y), dot4(x6, v1, c1.z), dot4(x7, v1, c1.w));
                 c2 = vec4<f32>(dot4(x4, v2, c2.x), dot4(x5, v2, c2.y), dot4(x6, v2, c2.z), dot4(x7, v2, c2.w));
@@ -124,8 +165,8 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
         store4(n0, m0 + 4u, 4u, c0, c1, c2, c3);
     }
 //#endif
-    for (; m0 < p.m; m0 += 4u) {
-        let rows = min(4u, p.m - m0);
+    for (; m0 < m_end; m0 += 4u) {
+        let rows = min(4u, m_end - m0);
         // acc[r][j]: weight row n0 + r, x row m0 + j.
         var a0 = vec4<f32>(0.0);
         var a1 = vec4<f32>(0.0);
@@ -148,10 +189,18 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                     let v1 = wb_quad(b1, t);
                     let v2 = wb_quad(b2, t);
                     let v3 = wb_quad(b3, t);
+//#if X_SUBGROUP
+                    let xl = x[xk + (sl & 3u) * xs + t];
+                    let x0 = subgroupBroadcast(xl, 0u);
+                    let x1 = subgroupBroadcast(xl, 1u);
+                    let x2 = subgroupBroadcast(xl, 2u);
+                    let x3 = subgroupBroadcast(xl, 3u);
+//#else
                     let x0 = x[xk + t];
                     let x1 = x[xk + xs + t];
                     let x2 = x[xk + 2u * xs + t];
                     let x3 = x[xk + 3u * xs + t];
+//#endif
                     a0 = vec4<f32>(dot4(x0, v0, a0.x), dot4(x1, v0, a0.y), dot4(x2, v0, a0.z), dot4(x3, v0, a0.w));
                     a1 = vec4<f32>(dot4(x0, v1, a1.x), dot4(x1, v1, a1.y), dot4(x2, v1, a1.z), dot4(x3, v1, a1.w));
                     a2 = vec4<f32>(dot4(x0, v2, a2.x), dot4(x1, v2, a2.y), dot4(x2, v2, a2.z), dot4(x3, v2, a2.w));
@@ -169,6 +218,23 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 let b2 = w_block(w2 + k);
                 let b3 = w_block(w3 + k);
                 let xk = xq + (k >> 2u);
+//#if X_SUBGROUP
+                // The block's 8 x quads, one per lane.
+                let xl = x[xk + (sl & 7u)];
+                var s = vec4<f32>(s0, s1, s2, s3);
+                s = dot_rows(subgroupBroadcast(xl, 0u), b0, b1, b2, b3, 0u, s);
+                s = dot_rows(subgroupBroadcast(xl, 1u), b0, b1, b2, b3, 1u, s);
+                s = dot_rows(subgroupBroadcast(xl, 2u), b0, b1, b2, b3, 2u, s);
+                s = dot_rows(subgroupBroadcast(xl, 3u), b0, b1, b2, b3, 3u, s);
+                s = dot_rows(subgroupBroadcast(xl, 4u), b0, b1, b2, b3, 4u, s);
+                s = dot_rows(subgroupBroadcast(xl, 5u), b0, b1, b2, b3, 5u, s);
+                s = dot_rows(subgroupBroadcast(xl, 6u), b0, b1, b2, b3, 6u, s);
+                s = dot_rows(subgroupBroadcast(xl, 7u), b0, b1, b2, b3, 7u, s);
+                s0 = s.x;
+                s1 = s.y;
+                s2 = s.z;
+                s3 = s.w;
+//#else
                 for (var t = 0u; t < 8u; t++) {
                     let x0 = x[xk + t];
                     s0 = dot4(x0, wb_quad(b0, t), s0);
@@ -176,6 +242,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                     s2 = dot4(x0, wb_quad(b2, t), s2);
                     s3 = dot4(x0, wb_quad(b3, t), s3);
                 }
+//#endif
             }
             a0.x = s0;
             a1.x = s1;

@@ -715,7 +715,7 @@ fn fused_gate_up_swiglu_is_bit_identical_to_projection_then_swiglu() {
             q => random_blocks(&mut rng, q, 2 * inter * k),
         };
         let w = Matrix::upload(gpu(), "gate_up", dtype, 2 * inter, k, &bytes).unwrap();
-        for m in [1, 3, 4, 5] {
+        for m in [1, 3, 4, 5, 8, 13, 67, 130] {
             let x = rng.vec(m * k, 1.0);
             let xb = f32_buf(gpu(), &x);
             let act = f32_buf(gpu(), &vec![0.0; m * inter]);
@@ -733,6 +733,48 @@ fn fused_gate_up_swiglu_is_bit_identical_to_projection_then_swiglu() {
                 assert_eq!(fused, gpu().read_f32(&out, 0, m * inter).unwrap(), "{dtype:?} {path:?} m={m}");
             }
             assert!(fused.iter().all(|v| v.is_finite()) && fused.iter().any(|v| *v != 0.0));
+        }
+    }
+}
+
+/// The matrix-vector kernel's two ways of reading x (each invocation loading the quads itself, or
+/// lanes 0..7 of a subgroup loading them once and broadcasting: `Gpu::subgroup_x`, on for CPU
+/// adapters) give the same bits, plain and fused with SwiGLU, for an output count that leaves
+/// a subgroup partly past the last row and row counts that take every path (1, 2, 4, groups of 8,
+/// several chunks of 64 rows).
+#[test]
+fn matvec_subgroup_and_plain_x_reads_give_the_same_bits() {
+    let other = {
+        let mut g = Gpu::default_device().unwrap();
+        g.subgroup_x = !gpu().subgroup_x;
+        g
+    };
+    if !other.device.features().contains(wgpu::Features::SUBGROUP) && other.subgroup_x {
+        return;
+    }
+    let mut rng = Rng::new(31);
+    let n = 37;
+    for dtype in [DType::F32, DType::Q4_1, DType::Q8_0] {
+        let k = if dtype == DType::F32 { 44 } else { 2 * dtype.block_size() };
+        let bytes = match dtype {
+            DType::F32 => encode(&rng.vec(2 * n * k, 0.5), dtype).0,
+            q => random_blocks(&mut rng, q, 2 * n * k),
+        };
+        let (wa, wb) = (Matrix::upload(gpu(), "w", dtype, 2 * n, k, &bytes).unwrap(), Matrix::upload(&other, "w", dtype, 2 * n, k, &bytes).unwrap());
+        for m in [1, 2, 4, 9, 67, 130] {
+            let x = rng.vec(m * k, 1.0);
+            let a = run_linear(gpu(), Path::Vector, &wa, None, &x, m, None);
+            assert_eq!(a, run_linear(&other, Path::Vector, &wb, None, &x, m, None), "{dtype:?} m={m}");
+            assert_eq!(a, run_linear(gpu(), Path::Tiled, &wa, None, &x, m, None), "{dtype:?} m={m} tiled");
+            let fused = |g: &Gpu, w: &Matrix| {
+                let (xb, act) = (f32_buf(g, &x), f32_buf(g, &vec![0.0; m * n]));
+                let mut rec = g.recorder();
+                let rows = Rows { x: &xb, x_offset: 0, x_stride: k, y: &act, y_offset: 0, y_stride: n, m };
+                assert!(pingce::kernels::matvec::record_swiglu(&mut rec, w, n, &rows).unwrap());
+                rec.submit("fused").unwrap();
+                g.read_f32(&act, 0, m * n).unwrap()
+            };
+            assert_eq!(fused(gpu(), &wa), fused(&other, &wb), "{dtype:?} m={m} fused");
         }
     }
 }

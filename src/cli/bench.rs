@@ -2,6 +2,7 @@
 //! multiple-choice items per second on a fixed suite of real data, as text or JSON (`--json`,
 //! for comparing commits and devices).
 
+use pingce::device::recorder::profile;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -148,12 +149,26 @@ pub fn run(a: BenchArgs) -> Result<()> {
     let path = a.model.path()?;
     let file_bytes: u64 = engine.files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
     engine.opts.batch_size = a.prefill_batch.max(a.decode_batch.iter().copied().max().unwrap_or(1));
+    // With PINGCE_PROFILE set, each measurement's kernel times go to stderr after it.
+    let profiled = |what: &str| {
+        if profile::enabled() {
+            eprintln!("{what}: {}", profile::report());
+            profile::reset();
+        }
+    };
+    profile::reset();
     let prefill = prefill(&mut engine, &a, &mut next)?;
-    let decodes: Vec<Value> = a.decode_batch.iter().map(|&b| decode(&mut engine, b, a.decode_tokens, a.decode_context, &mut next)).collect::<Result<_>>()?;
+    profiled("prefill");
+    let mut decodes = Vec::new();
+    for &b in &a.decode_batch {
+        decodes.push(decode(&mut engine, b, a.decode_tokens, a.decode_context, &mut next)?);
+        profiled(&format!("decode of {b}"));
+    }
     let suite = match &a.mc_suite {
         Some(d) => Some(mc_suite(&mut engine, d, a.mc_items as usize)?),
         None => None,
     };
+    profiled("multiple choice");
     let report = json!({
         "pingce_version": pingce::VERSION,
         "git_commit": pingce::GIT_COMMIT,

@@ -34,6 +34,10 @@ pub struct Gpu {
     failures: Arc<Mutex<Vec<String>>>,
     /// A memory budget and an injected device loss (tests; `--gpu-memory-budget`).
     pub hooks: FaultHooks,
+    /// The matrix-vector kernel shares x through subgroup broadcasts (`X_SUBGROUP` in
+    /// `shaders/matvec.wgsl`): on CPU adapters with subgroups of at least 8 lanes, where it is
+    /// faster. The same bits either way; tests switch it off to check the other variant.
+    pub subgroup_x: bool,
 }
 
 impl Gpu {
@@ -46,6 +50,12 @@ impl Gpu {
         Ok((gpu, note))
     }
 
+    /// Whether this is a CPU (software) adapter such as lavapipe: kernels whose speed differs
+    /// between CPUs and GPUs choose by it (never changing results).
+    pub fn is_software(&self) -> bool {
+        self.info.device_type == wgpu::DeviceType::Cpu
+    }
+
     /// The default adapter (a hardware GPU if any, else the software one), quietly.
     pub fn default_device() -> Result<Gpu> {
         Ok(Gpu::open(&DeviceOptions::default())?.0)
@@ -56,7 +66,8 @@ impl Gpu {
         let limits = adapter.limits();
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("pingce"),
-            required_features: wgpu::Features::empty(),
+            // Subgroups where there are any: the matrix-vector kernel's X_SUBGROUP variant.
+            required_features: adapter.features() & wgpu::Features::SUBGROUP,
             required_limits: limits.clone(),
             experimental_features: wgpu::ExperimentalFeatures::disabled(),
             memory_hints: wgpu::MemoryHints::Performance,
@@ -73,7 +84,8 @@ impl Gpu {
             f.lock().unwrap().push(format!("device lost ({reason:?}): {msg}"));
         });
         let max_binding = (limits.max_storage_buffer_binding_size as u64).min(limits.max_buffer_size);
-        Ok(Gpu { device, queue, info, limits, max_binding, kernels: Mutex::new(HashMap::new()), failures, hooks: FaultHooks::default() })
+        let subgroup_x = device.features().contains(wgpu::Features::SUBGROUP) && info.subgroup_min_size >= 8 && info.device_type == wgpu::DeviceType::Cpu;
+        Ok(Gpu { device, queue, info, limits, max_binding, kernels: Mutex::new(HashMap::new()), failures, hooks: FaultHooks::default(), subgroup_x })
     }
 
     /// Lowers the chunking threshold (tests use it to exercise chunked bindings on small tensors).

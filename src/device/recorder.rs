@@ -124,7 +124,75 @@ impl<'g> Recorder<'g> {
     /// Encodes, submits and waits; `what` names the work in any error.
     pub fn submit(self, what: &str) -> Result<()> {
         let gpu = self.gpu;
+        if profile::enabled() {
+            return self.submit_profiled(what);
+        }
         let cmd = self.finish()?;
         gpu.submit_wait(cmd, what)
+    }
+
+    /// `PINGCE_PROFILE` set: each dispatch submitted and waited for on its own, its wall time
+    /// added to its kernel's total (see [`profile::report`]). Results are the same; only slower.
+    fn submit_profiled(self, what: &str) -> Result<()> {
+        let gpu = self.gpu;
+        let Recorder { params, dispatches, .. } = self;
+        for d in dispatches {
+            let mut one = Recorder::new(gpu);
+            one.params = params[d.param_offset as usize..(d.param_offset + d.param_size) as usize].to_vec();
+            let name = format!("{} {:?}", d.kernel.name, d.groups);
+            one.dispatches.push(Dispatch { param_offset: 0, ..d });
+            let cmd = one.finish()?;
+            let t = std::time::Instant::now();
+            gpu.submit_wait(cmd, what)?;
+            profile::add(name, t.elapsed());
+        }
+        Ok(())
+    }
+}
+
+/// Wall time per kernel (and grid) when `PINGCE_PROFILE` is set: a developer's view of where a
+/// pass spends its time. Dispatches are then serialised, so totals include per-submit overhead.
+pub mod profile {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    static TIMES: Mutex<Option<HashMap<String, (u64, Duration)>>> = Mutex::new(None);
+
+    pub fn enabled() -> bool {
+        std::env::var_os("PINGCE_PROFILE").is_some_and(|v| !v.is_empty() && v != "0")
+    }
+
+    pub fn add(name: String, t: Duration) {
+        let mut g = TIMES.lock().unwrap_or_else(|e| e.into_inner());
+        let e = g.get_or_insert_with(HashMap::new).entry(name).or_default();
+        e.0 += 1;
+        e.1 += t;
+    }
+
+    /// Clears the totals (after warm-up).
+    pub fn reset() {
+        *TIMES.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    /// Kernels by total time, longest first: name and grid, count, total and mean.
+    pub fn report() -> String {
+        let g = TIMES.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(m) = g.as_ref() else { return String::new() };
+        let mut v: Vec<_> = m.iter().collect();
+        v.sort_by(|a, b| b.1 .1.cmp(&a.1 .1));
+        let total: Duration = v.iter().map(|x| x.1 .1).sum();
+        let mut s = format!("kernel profile (PINGCE_PROFILE): {:.3} s in all\n", total.as_secs_f64());
+        for (name, (n, t)) in v {
+            s += &format!(
+                "{:>6.2}% {:>9.3} ms {:>7} x {:>8.3} ms  {}\n",
+                100.0 * t.as_secs_f64() / total.as_secs_f64().max(1e-12),
+                t.as_secs_f64() * 1e3,
+                n,
+                t.as_secs_f64() * 1e3 / *n as f64,
+                name
+            );
+        }
+        s
     }
 }

@@ -5,7 +5,7 @@
 use anyhow::Result;
 
 use super::{matmul, matvec};
-use crate::device::Recorder;
+use crate::device::{Gpu, Recorder};
 use crate::tensor::Matrix;
 
 /// Which kernel computes a linear layer. Both accumulate every output in the same order and give
@@ -27,20 +27,24 @@ pub struct Rows<'a> {
     pub m: usize,
 }
 
-/// Rows up to which the matrix-vector kernel beats the tiled one (it streams the weights once per
-/// 4 rows; the tiled kernel computes tiles of [`matmul::TILE`] rows).
+/// Rows up to which the matrix-vector kernel beats the tiled one on a GPU (it streams the weights
+/// once per 8 rows; the tiled kernel computes tiles of [`matmul::TILE`] rows).
 pub const VECTOR_MAX_ROWS: usize = 32;
 
 impl Path {
-    pub fn for_rows(m: usize) -> Path {
-        if m <= VECTOR_MAX_ROWS { Path::Vector } else { Path::Tiled }
+    /// The faster kernel for `m` rows on `gpu`. On a software adapter (lavapipe) the vector kernel
+    /// wins at every size: its weight rows differ per lane but its x reads are the same for all
+    /// lanes (one load, broadcast), while the tiled kernel's workgroup-memory reads differ per lane
+    /// and a CPU driver serves those one lane at a time. Either way the bits are the same.
+    pub fn for_rows(gpu: &Gpu, m: usize) -> Path {
+        if m <= VECTOR_MAX_ROWS || gpu.is_software() { Path::Vector } else { Path::Tiled }
     }
 }
 
 /// Records y[m, :] (+)= x[m, :] · wᵀ (+ bias) with the faster kernel for `m` rows.
 /// `accumulate` adds onto what y holds (the residual add).
 pub fn linear(rec: &mut Recorder, w: &Matrix, bias: Option<&wgpu::Buffer>, accumulate: bool, r: &Rows) -> Result<()> {
-    linear_path(rec, Path::for_rows(r.m), w, bias, accumulate, r)
+    linear_path(rec, Path::for_rows(rec.gpu(), r.m), w, bias, accumulate, r)
 }
 
 /// [`linear`] with the kernel chosen by the caller. The vector kernel reads x four floats at a

@@ -6,6 +6,7 @@ use anyhow::{bail, Result};
 use super::linear::Rows;
 use super::matmul::{buffers, defines};
 use super::{compile, u, Shader};
+use crate::device::recorder::grid;
 use crate::device::Recorder;
 use crate::tensor::Matrix;
 
@@ -31,11 +32,15 @@ pub fn record_swiglu(rec: &mut Recorder, gate_up: &Matrix, inter: usize, r: &Row
     if !aligned(gate_up, r) || c.rows != 2 * inter || r.m == 0 {
         return Ok(false);
     }
-    let kernel = compile(rec.gpu(), Shader::Matvec, &[c.dtype.define(), "SWIGLU"])?;
+    let mut defs = vec![c.dtype.define(), "SWIGLU"];
+    if rec.gpu().subgroup_x {
+        defs.push("X_SUBGROUP");
+    }
+    let kernel = compile(rec.gpu(), Shader::Matvec, &defs)?;
     let mut p = Params::chunk(gate_up, c, false, r)?;
     p.n = u("inter", inter)?;
     // Two outputs (two gate and two up rows) per invocation.
-    rec.dispatch_linear(kernel, &p, &[r.x, &c.buf, r.y], u("workgroups", inter.div_ceil(ROWS_PER_GROUP / 2))?);
+    dispatch(rec, kernel, &p, &[r.x, &c.buf, r.y], inter.div_ceil(ROWS_PER_GROUP / 2), r.m)?;
     Ok(true)
 }
 
@@ -45,9 +50,24 @@ pub fn record(rec: &mut Recorder, w: &Matrix, bias: Option<&wgpu::Buffer>, accum
         bail!("matvec: cols {}, x_offset {} and x_stride {} must be multiples of 4", w.cols, r.x_offset, r.x_stride);
     }
     for c in &w.chunks {
-        let kernel = compile(rec.gpu(), Shader::Matvec, &defines(c, bias.is_some()))?;
+        let mut defs = defines(c, bias.is_some());
+        if rec.gpu().subgroup_x {
+            defs.push("X_SUBGROUP");
+        }
+        let kernel = compile(rec.gpu(), Shader::Matvec, &defs)?;
         let p = Params::chunk(w, c, accumulate, r)?;
-        rec.dispatch_linear(kernel, &p, &buffers(c, bias, r), u("workgroups", c.rows.div_ceil(ROWS_PER_GROUP))?);
+        dispatch(rec, kernel, &p, &buffers(c, bias, r), c.rows.div_ceil(ROWS_PER_GROUP), r.m)?;
     }
+    Ok(())
+}
+
+/// Rows of x per workgroup along z (`M_CHUNK` in the shader).
+const M_CHUNK: usize = 64;
+
+/// `groups` workgroups of weight rows (over x and y) times the chunks of `m` rows of x (over z).
+fn dispatch(rec: &mut Recorder, kernel: std::sync::Arc<crate::device::Kernel>, p: &Params, buffers: &[&wgpu::Buffer], groups: usize, m: usize) -> Result<()> {
+    let mut g = grid(u("workgroups", groups)?, rec.gpu().limits.max_compute_workgroups_per_dimension);
+    g[2] = u("row chunks", m.div_ceil(M_CHUNK))?;
+    rec.dispatch(kernel, p, buffers, g);
     Ok(())
 }
