@@ -778,3 +778,47 @@ fn matvec_subgroup_and_plain_x_reads_give_the_same_bits() {
         }
     }
 }
+
+/// The two attention kernels (tiled over workgroup memory, and one token per invocation with
+/// subgroup broadcasts: `Gpu::subgroup_x`, on for CPU adapters) give the same bits: packed
+/// sequences of awkward lengths, GQA, head sizes 20 and 64, with and without a sliding window,
+/// the cache whole and in chunks.
+#[test]
+fn attention_lanes_and_tiled_kernels_give_the_same_bits() {
+    let other = {
+        let mut g = Gpu::default_device().unwrap();
+        g.subgroup_x = !gpu().subgroup_x;
+        g
+    };
+    if !other.device.features().contains(wgpu::Features::SUBGROUP) && other.subgroup_x {
+        return;
+    }
+    let mut rng = Rng::new(41);
+    for (hq, hkv, d) in [(6, 2, 20), (4, 2, 64)] {
+        let (kv_dim, q_dim) = (hkv * d, hq * d);
+        let stride = q_dim + 2 * kv_dim;
+        let (lens, bases) = ([37usize, 70], [3usize, 60]);
+        let tokens: usize = lens.iter().sum();
+        let qkv = rng.vec(tokens * stride, 1.0);
+        let meta: Vec<u32> = lens.iter().zip(bases).flat_map(|(&l, b)| (0..l).flat_map(move |p| [p as u32, b as u32])).collect();
+        for window in [None, Some(9)] {
+            for chunk in [200, 53] {
+                let att = Attention { heads_q: hq, heads_kv: hkv, head_dim: d, window };
+                let run = |g: &Gpu| {
+                    let (k, v) = chunked_cache(g, 200, kv_dim, chunk);
+                    let cache = LayerCache { k: &k, v: &v, chunk_rows: chunk };
+                    let (qb, mb) = (f32_buf(g, &qkv), u32_buf(g, &meta));
+                    let out = f32_buf(g, &vec![0.0; tokens * q_dim]);
+                    let mut rec = g.recorder();
+                    kv_write::kv_write(&mut rec, &qb, stride, q_dim, q_dim + kv_dim, kv_dim, tokens, &mb, &cache).unwrap();
+                    att.record(&mut rec, &qb, 0, stride, tokens, &mb, &cache, &out).unwrap();
+                    rec.submit("attention").unwrap();
+                    g.read_f32(&out, 0, tokens * q_dim).unwrap()
+                };
+                let a = run(gpu());
+                assert!(a.iter().all(|x| x.is_finite()));
+                assert_eq!(a, run(&other), "d {d} window {window:?} chunk {chunk}");
+            }
+        }
+    }
+}

@@ -1,5 +1,7 @@
 //! `shaders/attention.wgsl`: causal grouped-query attention over the KV cache, tiled with an
 //! online softmax over key blocks of [`KEY_BLOCK`] positions in a fixed order (see the shader).
+//! On CPU adapters with subgroups (`Gpu::subgroup_x`) `shaders/attention_lanes.wgsl` runs
+//! instead: one query token per invocation, the same arithmetic and bits.
 
 use anyhow::{bail, Result};
 use bytemuck::{Pod, Zeroable};
@@ -60,8 +62,9 @@ impl Attention {
             return Ok(());
         }
         let gpu = rec.gpu();
+        let lanes = gpu.subgroup_x;
         let shared = (KEY_BLOCK * self.head_dim + QUERY_TILE * KEY_BLOCK + QUERY_TILE * 4 + 4) * 4;
-        if shared as u64 > gpu.limits.max_compute_workgroup_storage_size as u64 {
+        if !lanes && shared as u64 > gpu.limits.max_compute_workgroup_storage_size as u64 {
             bail!(
                 "attention: head_dim {} needs {shared} bytes of workgroup memory, above the adapter's {}",
                 self.head_dim,
@@ -76,7 +79,8 @@ impl Attention {
             );
         }
         let defines: &[&str] = if chunked { &["CHUNKED"] } else { &[] };
-        let k = compile_with(gpu, Shader::Attention, defines, &[("D4", u("D4", self.head_dim / 4)?)])?;
+        let shader = if lanes { Shader::AttentionLanes } else { Shader::Attention };
+        let k = compile_with(gpu, shader, defines, &[("D4", u("D4", self.head_dim / 4)?)])?;
         let p = Params {
             tokens: u("tokens", tokens)?,
             heads_q: u("heads_q", self.heads_q)?,
@@ -97,6 +101,7 @@ impl Attention {
                 bufs.extend([&cache.k[c], &cache.v[c]]);
             }
         }
+        // Both kernels: QUERY_TILE tokens of one head per workgroup.
         let groups = tokens.div_ceil(QUERY_TILE) * self.heads_q;
         debug_assert_eq!(QUERY_TILE * LANES, 64);
         rec.dispatch_linear(k, &p, &bufs, u("workgroups", groups)?);

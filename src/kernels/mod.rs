@@ -39,6 +39,7 @@ const ROW_LSE: &str = include_str!("../../shaders/lib/row_lse.wgsl");
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Shader {
     Attention,
+    AttentionLanes,
     Embedding,
     ExpertMatmul,
     ExpertMatvec,
@@ -63,6 +64,7 @@ impl Shader {
     pub fn name(self) -> &'static str {
         match self {
             Shader::Attention => "attention",
+            Shader::AttentionLanes => "attention_lanes",
             Shader::Embedding => "embedding",
             Shader::ExpertMatmul => "expert_matmul",
             Shader::ExpertMatvec => "expert_matvec",
@@ -87,6 +89,7 @@ impl Shader {
     fn source(self) -> &'static str {
         match self {
             Shader::Attention => include_str!("../../shaders/attention.wgsl"),
+            Shader::AttentionLanes => include_str!("../../shaders/attention_lanes.wgsl"),
             Shader::Embedding => include_str!("../../shaders/embedding.wgsl"),
             Shader::ExpertMatmul => include_str!("../../shaders/expert_matmul.wgsl"),
             Shader::ExpertMatvec => include_str!("../../shaders/expert_matvec.wgsl"),

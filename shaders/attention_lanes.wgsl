@@ -1,0 +1,156 @@
+// attention.wgsl's arithmetic, laid out for CPU adapters (`Gpu::subgroup_x`): one query token per
+// invocation, a workgroup of 8 tokens of one head forming one subgroup. A software adapter runs
+// the 8 as one SIMD vector and loads a value that differs per lane one lane at a time, so every
+// key and value row is read once for the 8 tokens: lane c loads quads c, c + 8, .. of the row and
+// subgroupBroadcast hands each quad to all. No workgroup memory, no barriers.
+//
+// Per (query token, head) the numbers are those of attention.wgsl (see its header): keys in
+// blocks of KB positions aligned to multiples of KB, blocks ascending; per block each score is
+// one fma chain over the head in order, (d.x + d.y) + (d.z + d.w); the block max m_b over the
+// token's keys, m' = max(m, m_b), c = exp(m - m'), l = l*c, acc = acc*c, then l = l + e_j and
+// acc = fma(e_j, v_j, acc) for e_j = exp(s_j - m') in ascending j; out = acc / l. Scores are
+// computed twice (for the max, then for e_j), the same expression both times, so the same bits.
+//
+// Tokens of a workgroup may belong to several sequences (packed batches, decoding): they are
+// served one cache base at a time (the smallest waiting first), each token skipping keys outside
+// its own range. Same bindings and Params as attention.wgsl; `const D4` (head_dim / 4) is prepended.
+const KB: u32 = 16u;
+const R8: u32 = (D4 + 7u) / 8u;
+
+struct Params {
+    tokens: u32, heads_q: u32, heads_kv: u32, head_dim: u32,
+    q_stride: u32, q_offset: u32, out_stride: u32, window: u32,
+    scale: f32, chunk_rows: u32, pad0: u32, pad1: u32,
+}
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> q: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> k0: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> v0: array<vec4<f32>>;
+// Per token: [position, cache row of position 0].
+@group(0) @binding(4) var<storage, read> tok: array<u32>;
+@group(0) @binding(5) var<storage, read_write> out: array<vec4<f32>>;
+//#if CHUNKED
+@group(0) @binding(6) var<storage, read> k1: array<vec4<f32>>;
+@group(0) @binding(7) var<storage, read> v1: array<vec4<f32>>;
+@group(0) @binding(8) var<storage, read> k2: array<vec4<f32>>;
+@group(0) @binding(9) var<storage, read> v2: array<vec4<f32>>;
+@group(0) @binding(10) var<storage, read> k3: array<vec4<f32>>;
+@group(0) @binding(11) var<storage, read> v3: array<vec4<f32>>;
+//#endif
+
+// Element `i` (vec4) of kv head `kvh` at cache row `row`, from keys (`val` false) or values.
+fn cache(row: u32, kvh: u32, i: u32, val: bool) -> vec4<f32> {
+    let kv4 = p.heads_kv * D4;
+//#if CHUNKED
+    let c = row / p.chunk_rows;
+    let idx = (row - c * p.chunk_rows) * kv4 + kvh * D4 + i;
+    if (val) {
+        switch c {
+            case 0u: { return v0[idx]; }
+            case 1u: { return v1[idx]; }
+            case 2u: { return v2[idx]; }
+            default: { return v3[idx]; }
+        }
+    }
+    switch c {
+        case 0u: { return k0[idx]; }
+        case 1u: { return k1[idx]; }
+        case 2u: { return k2[idx]; }
+        default: { return k3[idx]; }
+    }
+//#else
+    let idx = row * kv4 + kvh * D4 + i;
+    if (val) { return v0[idx]; }
+    return k0[idx];
+//#endif
+}
+
+// q · k for the key at cache row `row` (q pre-scaled): one fma chain over the quads in order.
+fn score(qv: ptr<function, array<vec4<f32>, D4>>, row: u32, kvh: u32, sl: u32) -> f32 {
+    var d4 = vec4<f32>(0.0);
+    for (var r = 0u; r < R8; r++) {
+        let kq = cache(row, kvh, min(r * 8u + sl, D4 - 1u), false);
+        for (var c = 0u; c < 8u; c++) {
+            let kc = subgroupShuffle(kq, c);
+            if (r * 8u + c < D4) { d4 = fma((*qv)[r * 8u + c], kc, d4); }
+        }
+    }
+    return (d4.x + d4.y) + (d4.z + d4.w);
+}
+
+@compute @workgroup_size(8)
+fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: vec3<u32>,
+        @builtin(num_workgroups) nwg: vec3<u32>, @builtin(subgroup_invocation_id) sl: u32) {
+    let tiles = (p.tokens + 7u) / 8u;
+    let wg = wid.x + wid.y * nwg.x;
+    if (wg >= tiles * p.heads_q) { return; }
+    let h = wg / tiles;
+    let t = (wg % tiles) * 8u + li;
+    let kvh = h / (p.heads_q / p.heads_kv);
+    let live = t < p.tokens;
+
+    var pos = 0u;
+    var base = 0xffffffffu;
+    var start = 0u;
+    var qv: array<vec4<f32>, D4>;
+    var acc: array<vec4<f32>, D4>;
+    for (var i = 0u; i < D4; i++) {
+        qv[i] = vec4<f32>(0.0);
+        acc[i] = vec4<f32>(0.0);
+    }
+    if (live) {
+        pos = tok[2u * t];
+        base = tok[2u * t + 1u];
+        if (p.window > 0u && pos + 1u > p.window) { start = pos + 1u - p.window; }
+        let qb = (p.q_offset + t * p.q_stride) / 4u + h * D4;
+        for (var i = 0u; i < D4; i++) { qv[i] = q[qb + i] * p.scale; }
+    }
+    var m = -1e30;
+    var l = 0.0;
+    var pending = live;
+
+    loop {
+        // The smallest cache base still waiting, and the span its tokens need.
+        let cb = subgroupMin(select(0xffffffffu, base, pending));
+        if (cb == 0xffffffffu) { break; }
+        let mine = pending && base == cb;
+        let lo = subgroupMin(select(0xffffffffu, start, mine));
+        let hi = subgroupMax(select(0u, pos, mine));
+        for (var b = lo / KB; b <= hi / KB; b++) {
+            let p0 = b * KB;
+            let n = min(KB, hi + 1u - p0);
+            let use_block = mine && max(start, p0) < min(pos + 1u, p0 + KB);
+            var mb = -1e30;
+            for (var j = 0u; j < n; j++) {
+                let s = score(&qv, cb + p0 + j, kvh, sl);
+                if (use_block && p0 + j >= start && p0 + j <= pos) { mb = max(mb, s); }
+            }
+            let mn = max(m, mb);
+            let corr = exp(m - mn);
+            if (use_block) {
+                l = l * corr;
+                for (var i = 0u; i < D4; i++) { acc[i] = acc[i] * corr; }
+            }
+            for (var j = 0u; j < n; j++) {
+                let row = cb + p0 + j;
+                let ok = use_block && p0 + j >= start && p0 + j <= pos;
+                let e = exp(score(&qv, row, kvh, sl) - mn);
+                if (ok) { l = l + e; }
+                for (var r = 0u; r < R8; r++) {
+                    let vq = cache(row, kvh, min(r * 8u + sl, D4 - 1u), true);
+                    for (var c = 0u; c < 8u; c++) {
+                        let vc = subgroupShuffle(vq, c);
+                        let i = r * 8u + c;
+                        if (ok && i < D4) { acc[i] = fma(vec4<f32>(e), vc, acc[i]); }
+                    }
+                }
+            }
+            if (use_block) { m = mn; }
+        }
+        if (mine) { pending = false; }
+    }
+    if (live) {
+        let ob = (t * p.out_stride) / 4u + h * D4;
+        for (var i = 0u; i < D4; i++) { out[ob + i] = acc[i] / l; }
+    }
+}
