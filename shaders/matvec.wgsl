@@ -27,6 +27,73 @@ fn dot_rows(xv: vec4<f32>, b0: WBlock, b1: WBlock, b2: WBlock, b3: WBlock, t: u3
 }
 //#endif
 //#endif
+//#if WV
+// Word `j` (0..11) of the 12 words in a, b, c.
+fn word12(a: vec4<u32>, b: vec4<u32>, c: vec4<u32>, j: u32) -> u32 {
+    let v = select(select(a, b, j >= 4u), c, j >= 8u);
+    let e = j & 3u;
+    return select(select(v.x, v.y, e == 1u), select(v.z, v.w, e == 3u), e >= 2u);
+}
+// w_block(i) read as whole aligned vec4s (WV: weights.wgsl binds them as vec4; buffers are
+// allocated in multiples of 16 bytes): a block's words in two or three loads instead of five or
+// nine, the same words, so the same WBlock.
+fn wv_block(i: u32) -> WBlock {
+//#if W_Q4_1
+    let a = (i >> 5u) * 5u;
+    let r = a & 3u;
+    let q0 = wv[a >> 2u];
+    let q1 = wv[(a >> 2u) + 1u];
+    let z = vec4<u32>(0u);
+    let dm = unpack2x16float(word12(q0, q1, z, r));
+    return WBlock(dm.x, dm.y, vec4<u32>(word12(q0, q1, z, r + 1u), word12(q0, q1, z, r + 2u), word12(q0, q1, z, r + 3u), word12(q0, q1, z, r + 4u)), vec4<u32>(0u));
+//#endif
+//#if W_Q4_0
+    let o = (i >> 5u) * 18u;
+    let a = o >> 2u;
+    let r = a & 3u;
+    let odd = (o & 2u) != 0u;
+    let q0 = wv[a >> 2u];
+    let q1 = wv[(a >> 2u) + 1u];
+    let z = vec4<u32>(0u);
+    let u0 = word12(q0, q1, z, r);
+    let u1 = word12(q0, q1, z, r + 1u);
+    let u2 = word12(q0, q1, z, r + 2u);
+    let u3 = word12(q0, q1, z, r + 3u);
+    let u4 = word12(q0, q1, z, r + 4u);
+    let h = unpack2x16float(u0);
+    let q = vec4<u32>(word_at(u0, u1, odd), word_at(u1, u2, odd), word_at(u2, u3, odd), word_at(u3, u4, odd));
+    return WBlock(select(h.x, h.y, odd), 0.0, q, vec4<u32>(0u));
+//#endif
+//#if W_Q8_0
+    let o = (i >> 5u) * 34u;
+    let a = o >> 2u;
+    let r = a & 3u;
+    let odd = (o & 2u) != 0u;
+    let q0 = wv[a >> 2u];
+    let q1 = wv[(a >> 2u) + 1u];
+    let q2 = wv[(a >> 2u) + 2u];
+    let u0 = word12(q0, q1, q2, r);
+    let u1 = word12(q0, q1, q2, r + 1u);
+    let u2 = word12(q0, q1, q2, r + 2u);
+    let u3 = word12(q0, q1, q2, r + 3u);
+    let u4 = word12(q0, q1, q2, r + 4u);
+    let u5 = word12(q0, q1, q2, r + 5u);
+    let u6 = word12(q0, q1, q2, r + 6u);
+    let u7 = word12(q0, q1, q2, r + 7u);
+    let u8 = word12(q0, q1, q2, r + 8u);
+    let h = unpack2x16float(u0);
+    let lo = vec4<u32>(word_at(u0, u1, odd), word_at(u1, u2, odd), word_at(u2, u3, odd), word_at(u3, u4, odd));
+    let hi = vec4<u32>(word_at(u4, u5, odd), word_at(u5, u6, odd), word_at(u6, u7, odd), word_at(u7, u8, odd));
+    return WBlock(select(h.x, h.y, odd), 0.0, lo, hi);
+//#endif
+}
+//#else
+//#if W_BLOCK32
+fn wv_block(i: u32) -> WBlock {
+    return w_block(i);
+}
+//#endif
+//#endif
 // Writes acc[r][j] (weight row n0 + r, x row m0 + j, j < rows): + bias, + y, or SwiGLU.
 fn store4(n0: u32, m0: u32, rows: u32, a0: vec4<f32>, a1: vec4<f32>, a2: vec4<f32>, a3: vec4<f32>) {
 //#if SWIGLU
@@ -121,10 +188,10 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
         var c3 = vec4<f32>(0.0);
         let xq = (p.x_offset + m0 * p.x_stride) >> 2u;
         for (var k = 0u; k < p.k; k += 32u) {
-            let b0 = w_block(w0 + k);
-            let b1 = w_block(w1 + k);
-            let b2 = w_block(w2 + k);
-            let b3 = w_block(w3 + k);
+            let b0 = wv_block(w0 + k);
+            let b1 = wv_block(w1 + k);
+            let b2 = wv_block(w2 + k);
+            let b3 = wv_block(w3 + k);
             let xk = xq + (k >> 2u);
             for (var t = 0u; t < 8u; t++) {
                 let v0 = wb_quad(b0, t);
@@ -179,10 +246,10 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
         // rows (decode of one sequence) index the accumulators with constants.
         if (rows == 4u) {
             for (var k = 0u; k < p.k; k += 32u) {
-                let b0 = w_block(w0 + k);
-                let b1 = w_block(w1 + k);
-                let b2 = w_block(w2 + k);
-                let b3 = w_block(w3 + k);
+                let b0 = wv_block(w0 + k);
+                let b1 = wv_block(w1 + k);
+                let b2 = wv_block(w2 + k);
+                let b3 = wv_block(w3 + k);
                 let xk = xq + (k >> 2u);
                 for (var t = 0u; t < 8u; t++) {
                     let v0 = wb_quad(b0, t);
@@ -213,10 +280,10 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
             var s2 = 0.0;
             var s3 = 0.0;
             for (var k = 0u; k < p.k; k += 32u) {
-                let b0 = w_block(w0 + k);
-                let b1 = w_block(w1 + k);
-                let b2 = w_block(w2 + k);
-                let b3 = w_block(w3 + k);
+                let b0 = wv_block(w0 + k);
+                let b1 = wv_block(w1 + k);
+                let b2 = wv_block(w2 + k);
+                let b3 = wv_block(w3 + k);
                 let xk = xq + (k >> 2u);
 //#if X_SUBGROUP
                 // The block's 8 x quads, one per lane.
@@ -250,10 +317,10 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
             a3.x = s3;
         } else {
             for (var k = 0u; k < p.k; k += 32u) {
-                let b0 = w_block(w0 + k);
-                let b1 = w_block(w1 + k);
-                let b2 = w_block(w2 + k);
-                let b3 = w_block(w3 + k);
+                let b0 = wv_block(w0 + k);
+                let b1 = wv_block(w1 + k);
+                let b2 = wv_block(w2 + k);
+                let b3 = wv_block(w3 + k);
                 let xk = xq + (k >> 2u);
                 for (var t = 0u; t < 8u; t++) {
                     let v0 = wb_quad(b0, t);

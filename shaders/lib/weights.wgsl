@@ -71,13 +71,27 @@ fn w_quad(i: u32) -> vec4<f32> {
 }
 //#endif
 //#if W_BLOCKS
+//#if WV
+// WV (the matrix-vector kernel on CPU adapters): the same words bound as vec4, so whole aligned
+// quads of words can be loaded at once (matvec.wgsl's wv_block); w_word picks one.
+@group(0) @binding(2) var<storage, read> wv: array<vec4<u32>>;
+fn w_word(i: u32) -> u32 {
+    let v = wv[i >> 2u];
+    let e = i & 3u;
+    return select(select(v.x, v.y, e == 1u), select(v.z, v.w, e == 3u), e >= 2u);
+}
+//#else
 @group(0) @binding(2) var<storage, read> w: array<u32>;
+fn w_word(i: u32) -> u32 {
+    return w[i];
+}
+//#endif
 fn byte_at(o: u32) -> u32 {
-    return (w[o >> 2u] >> ((o & 3u) * 8u)) & 0xffu;
+    return (w_word(o >> 2u) >> ((o & 3u) * 8u)) & 0xffu;
 }
 // f16 at an even byte offset.
 fn half_at(o: u32) -> f32 {
-    let p = unpack2x16float(w[o >> 2u]);
+    let p = unpack2x16float(w_word(o >> 2u));
     return select(p.x, p.y, (o & 2u) != 0u);
 }
 fn w_pair(i: u32) -> vec2<f32> {
@@ -128,15 +142,15 @@ fn w_quad(i: u32) -> vec4<f32> {
 fn w_at(i: u32) -> f32 {
     let o = (i >> 5u) * 20u;
     let j = i & 31u;
-    let dm = unpack2x16float(w[o >> 2u]);
+    let dm = unpack2x16float(w_word(o >> 2u));
     let q = byte_at(o + 4u + (j & 15u));
     return fma(dm.x, f32(select(q & 15u, q >> 4u, j >= 16u)), dm.y);
 }
 fn w_quad(i: u32) -> vec4<f32> {
     let o = (i >> 5u) * 20u;
     let j = i & 31u;
-    let dm = unpack2x16float(w[o >> 2u]);
-    let q = w[(o + 4u + (j & 15u)) >> 2u];
+    let dm = unpack2x16float(w_word(o >> 2u));
+    let q = w_word((o + 4u + (j & 15u)) >> 2u);
     return fma(vec4<f32>(dm.x), nibbles(q, select(0u, 4u, j >= 16u)), vec4<f32>(dm.y));
 }
 //#endif
@@ -144,7 +158,7 @@ fn w_quad(i: u32) -> vec4<f32> {
 fn w_at(i: u32) -> f32 {
     let o = (i >> 8u) * 144u;
     let j = i & 255u;
-    let dm = unpack2x16float(w[o >> 2u]);
+    let dm = unpack2x16float(w_word(o >> 2u));
     let g = j >> 6u;
     let hi = (j >> 5u) & 1u;
     let sm = scale_min_k4(o + 4u, 2u * g + hi);
@@ -156,7 +170,7 @@ fn w_at(i: u32) -> f32 {
 fn w_at(i: u32) -> f32 {
     let o = (i >> 8u) * 176u;
     let j = i & 255u;
-    let dm = unpack2x16float(w[o >> 2u]);
+    let dm = unpack2x16float(w_word(o >> 2u));
     let g = j >> 6u;
     let hi = (j >> 5u) & 1u;
     let l = j & 31u;
@@ -208,15 +222,15 @@ fn w_block(i: u32) -> WBlock {
     let o = (i >> 5u) * 34u;
     let a = o >> 2u;
     let odd = (o & 2u) != 0u;
-    let u0 = w[a];
-    let u1 = w[a + 1u];
-    let u2 = w[a + 2u];
-    let u3 = w[a + 3u];
-    let u4 = w[a + 4u];
-    let u5 = w[a + 5u];
-    let u6 = w[a + 6u];
-    let u7 = w[a + 7u];
-    let u8 = w[a + 8u];
+    let u0 = w_word(a);
+    let u1 = w_word(a + 1u);
+    let u2 = w_word(a + 2u);
+    let u3 = w_word(a + 3u);
+    let u4 = w_word(a + 4u);
+    let u5 = w_word(a + 5u);
+    let u6 = w_word(a + 6u);
+    let u7 = w_word(a + 7u);
+    let u8 = w_word(a + 8u);
     let h = unpack2x16float(u0);
     let q0 = vec4<u32>(word_at(u0, u1, odd), word_at(u1, u2, odd), word_at(u2, u3, odd), word_at(u3, u4, odd));
     let q1 = vec4<u32>(word_at(u4, u5, odd), word_at(u5, u6, odd), word_at(u6, u7, odd), word_at(u7, u8, odd));
@@ -232,11 +246,11 @@ fn w_block(i: u32) -> WBlock {
     let o = (i >> 5u) * 18u;
     let a = o >> 2u;
     let odd = (o & 2u) != 0u;
-    let u0 = w[a];
-    let u1 = w[a + 1u];
-    let u2 = w[a + 2u];
-    let u3 = w[a + 3u];
-    let u4 = w[a + 4u];
+    let u0 = w_word(a);
+    let u1 = w_word(a + 1u);
+    let u2 = w_word(a + 2u);
+    let u3 = w_word(a + 3u);
+    let u4 = w_word(a + 4u);
     let h = unpack2x16float(u0);
     let q0 = vec4<u32>(word_at(u0, u1, odd), word_at(u1, u2, odd), word_at(u2, u3, odd), word_at(u3, u4, odd));
     return WBlock(select(h.x, h.y, odd), 0.0, q0, vec4<u32>(0u));
@@ -248,8 +262,8 @@ fn wb_quad(b: WBlock, t: u32) -> vec4<f32> {
 //#if W_Q4_1
 fn w_block(i: u32) -> WBlock {
     let a = (i >> 5u) * 5u;
-    let dm = unpack2x16float(w[a]);
-    return WBlock(dm.x, dm.y, vec4<u32>(w[a + 1u], w[a + 2u], w[a + 3u], w[a + 4u]), vec4<u32>(0u));
+    let dm = unpack2x16float(w_word(a));
+    return WBlock(dm.x, dm.y, vec4<u32>(w_word(a + 1u), w_word(a + 2u), w_word(a + 3u), w_word(a + 4u)), vec4<u32>(0u));
 }
 fn wb_quad(b: WBlock, t: u32) -> vec4<f32> {
     return fma(vec4<f32>(b.d), nibbles(b.q0[t & 3u], select(0u, 4u, t >= 4u)), vec4<f32>(b.m));

@@ -131,7 +131,8 @@ impl Gpu {
     }
 
     pub fn buffer(&self, label: &str, size: u64, usage: wgpu::BufferUsages) -> Result<wgpu::Buffer> {
-        let size = size.max(4).next_multiple_of(4);
+        // Multiples of 16 bytes, so a buffer can also be read as vec4 to its last byte.
+        let size = size.max(16).next_multiple_of(16);
         if size > self.limits.max_buffer_size {
             bail!(
                 "buffer {label:?} needs {} MiB, above the adapter's largest buffer ({} MiB)",
@@ -200,7 +201,10 @@ impl Gpu {
     pub fn submit_wait(&self, cmd: wgpu::CommandBuffer, what: &str) -> Result<()> {
         self.hooks.submit(what)?;
         let idx = self.queue.submit([cmd]);
-        self.device.poll(wgpu::PollType::Wait { submission_index: Some(idx), timeout: None }).map_err(|e| poll_error(what, e))?;
+        let polled = self.device.poll(wgpu::PollType::Wait { submission_index: Some(idx), timeout: None });
+        // A rejected submission fails the wait too: report what wgpu said about it first.
+        self.check(what)?;
+        polled.map_err(|e| poll_error(what, e))?;
         self.check(what)
     }
 

@@ -111,7 +111,7 @@ pub struct PlanOptions {
 
 /// Bytes of a storage buffer of `n` bytes as [`Gpu::buffer`](crate::device::Gpu::buffer) rounds it.
 fn buf(n: u64) -> u64 {
-    n.max(4).next_multiple_of(4)
+    n.max(16).next_multiple_of(16)
 }
 
 /// Elements per stored row: padded to even for 16-bit dtypes (as `Matrix::append`).
