@@ -717,11 +717,12 @@ mod tests {
 
     #[test]
     fn chunked_sizes_follow_the_binding() {
-        // 10 rows of 6 f16 (12 bytes each) with a 48-byte binding: chunks of 4, 4 and 2 rows.
-        assert_eq!(matrix_bytes(DType::F16, 10, 6, 48), 48 + 48 + 24);
-        // Odd 16-bit rows are padded: 3 cols → 4 stored → 8 bytes per row.
-        assert_eq!(matrix_bytes(DType::BF16, 3, 3, 1 << 20), 24);
+        // 10 rows of 6 f16 (12 bytes each) with a 48-byte binding: chunks of 4, 4 and 2 rows
+        // (each buffer rounded up to 16 bytes).
+        assert_eq!(matrix_bytes(DType::F16, 10, 6, 48), 48 + 48 + 32);
+        // Odd 16-bit rows are padded: 3 cols → 4 stored → 8 bytes per row; 24 → 32.
+        assert_eq!(matrix_bytes(DType::BF16, 3, 3, 1 << 20), 32);
         // 5 experts of 2 rows × 32 Q8_0 (34 bytes per row): 68 bytes each, 2 per 150-byte binding.
-        assert_eq!(bank_bytes(DType::Q8_0, 5, 2, 32, 150), 136 + 136 + 68);
+        assert_eq!(bank_bytes(DType::Q8_0, 5, 2, 32, 150), 144 + 144 + 80);
     }
 }
