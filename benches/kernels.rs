@@ -74,6 +74,21 @@ fn bench_matmul(c: &mut Criterion) {
     g.finish();
 }
 
+/// The linear layer at prefill shapes through the matrix-vector kernel: what a CPU adapter runs
+/// for every row count (`Path::for_rows`), so on lavapipe this is the prefill matmul's figure.
+fn bench_linear_vector(c: &mut Criterion) {
+    let mut g = c.benchmark_group("linear, vector path");
+    g.sample_size(10);
+    for (m, n, k, dtype) in [(512, 1536, 576, DType::F32), (512, 1536, 576, DType::Q4_1), (512, 576, 1536, DType::Q4_1)] {
+        let w = matrix(n, k, dtype);
+        let x = gpu().upload("x", bytemuck::cast_slice(&values(m * k, 3))).unwrap();
+        let y = gpu().storage("y", (m * n * 4) as u64).unwrap();
+        g.throughput(Throughput::Elements((2 * m * n * k) as u64));
+        g.bench_function(BenchmarkId::new(format!("{dtype:?}"), format!("{m}x{n}x{k}")), |b| b.iter(|| run_linear(Path::Vector, &w, &x, &y, m, 1)));
+    }
+    g.finish();
+}
+
 fn bench_matvec(c: &mut Criterion) {
     let mut g = c.benchmark_group("matvec");
     g.sample_size(10);
@@ -165,5 +180,5 @@ fn bench_forward(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_matmul, bench_matvec, bench_attention, bench_forward);
+criterion_group!(benches, bench_matmul, bench_linear_vector, bench_matvec, bench_attention, bench_forward);
 criterion_main!(benches);

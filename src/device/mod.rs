@@ -50,12 +50,6 @@ impl Gpu {
         Ok((gpu, note))
     }
 
-    /// Whether this is a CPU (software) adapter such as lavapipe: kernels whose speed differs
-    /// between CPUs and GPUs choose by it (never changing results).
-    pub fn is_software(&self) -> bool {
-        self.info.device_type == wgpu::DeviceType::Cpu
-    }
-
     /// The default adapter (a hardware GPU if any, else the software one), quietly.
     pub fn default_device() -> Result<Gpu> {
         Ok(Gpu::open(&DeviceOptions::default())?.0)

@@ -6,7 +6,7 @@ use anyhow::Result;
 
 use super::{matmul, matvec};
 use crate::device::{Gpu, Recorder};
-use crate::tensor::Matrix;
+use crate::tensor::{DType, Matrix};
 
 /// Which kernel computes a linear layer. Both accumulate every output in the same order and give
 /// bit-identical results (tests/kernels.rs), so the choice is only about speed.
@@ -32,19 +32,22 @@ pub struct Rows<'a> {
 pub const VECTOR_MAX_ROWS: usize = 32;
 
 impl Path {
-    /// The faster kernel for `m` rows on `gpu`. On a software adapter (lavapipe) the vector kernel
-    /// wins at every size: its weight rows differ per lane but its x reads are the same for all
-    /// lanes (one load, broadcast), while the tiled kernel's workgroup-memory reads differ per lane
-    /// and a CPU driver serves those one lane at a time. Either way the bits are the same.
-    pub fn for_rows(gpu: &Gpu, m: usize) -> Path {
-        if m <= VECTOR_MAX_ROWS || gpu.is_software() { Path::Vector } else { Path::Tiled }
+    /// The faster kernel for `m` rows of `w` on `gpu`. On a software adapter (lavapipe) with
+    /// ggml 32-weight blocks the vector kernel wins at every size: its weight rows differ per lane
+    /// but its x reads are shared through subgroups, while the tiled kernel's workgroup-memory
+    /// reads differ per lane and a CPU driver serves those one lane at a time (Q4_1 512x1536x576:
+    /// 37 vs 12 GFLOP/s; float weights, read a word at a time, still favour the tiled kernel).
+    /// Either way the bits are the same.
+    pub fn for_rows(gpu: &Gpu, m: usize, w: &Matrix) -> Path {
+        let blocks32 = w.chunks.iter().all(|c| matches!(c.dtype, DType::Q8_0 | DType::Q4_0 | DType::Q4_1));
+        if m <= VECTOR_MAX_ROWS || (gpu.subgroup_x && blocks32) { Path::Vector } else { Path::Tiled }
     }
 }
 
 /// Records y[m, :] (+)= x[m, :] · wᵀ (+ bias) with the faster kernel for `m` rows.
 /// `accumulate` adds onto what y holds (the residual add).
 pub fn linear(rec: &mut Recorder, w: &Matrix, bias: Option<&wgpu::Buffer>, accumulate: bool, r: &Rows) -> Result<()> {
-    linear_path(rec, Path::for_rows(rec.gpu(), r.m), w, bias, accumulate, r)
+    linear_path(rec, Path::for_rows(rec.gpu(), r.m, w), w, bias, accumulate, r)
 }
 
 /// [`linear`] with the kernel chosen by the caller. The vector kernel reads x four floats at a

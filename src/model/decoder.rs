@@ -329,7 +329,7 @@ impl Decoder {
                 Mlp::Dense { gate_up, down } => {
                     // Decode: projections and SwiGLU in one dispatch (the same bits).
                     let fused = Rows { x: &a.h, x_offset: 0, x_stride: hd, y: &a.act, y_offset: 0, y_stride: c.intermediate_size, m: tokens };
-                    if Path::for_rows(rec.gpu(), tokens) != Path::Vector || !matvec::record_swiglu(rec, gate_up, c.intermediate_size, &fused)? {
+                    if Path::for_rows(rec.gpu(), tokens, gate_up) != Path::Vector || !matvec::record_swiglu(rec, gate_up, c.intermediate_size, &fused)? {
                         let rows = Rows { x: &a.h, x_offset: 0, x_stride: hd, y: &a.gu, y_offset: 0, y_stride: 2 * c.intermediate_size, m: tokens };
                         linear(rec, gate_up, None, false, &rows)?;
                         swiglu::swiglu(rec, &a.gu, &a.act, tokens, c.intermediate_size)?;
