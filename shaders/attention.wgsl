@@ -18,31 +18,11 @@
 // The cache of a layer may be split in up to 4 chunks of `chunk_rows` rows (`CHUNKED`: bindings
 // k1..k3 / v1..v3; unused ones repeat the last), read row by row, so chunking changes no number.
 // Specialised for the head size: `const D4: u32` (head_dim / 4) is prepended; rows are vec4.
+// Params, bindings and cache(): shaders/lib/kv_cache.wgsl.
 const KB: u32 = 16u;
 const QT: u32 = 8u;
 const LANES: u32 = 8u;
 const A4: u32 = (D4 + LANES - 1u) / LANES;
-
-struct Params {
-    tokens: u32, heads_q: u32, heads_kv: u32, head_dim: u32,
-    q_stride: u32, q_offset: u32, out_stride: u32, window: u32,
-    scale: f32, chunk_rows: u32, pad0: u32, pad1: u32,
-}
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> q: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> k0: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> v0: array<vec4<f32>>;
-// Per token: [position, cache row of position 0].
-@group(0) @binding(4) var<storage, read> tok: array<u32>;
-@group(0) @binding(5) var<storage, read_write> out: array<vec4<f32>>;
-//#if CHUNKED
-@group(0) @binding(6) var<storage, read> k1: array<vec4<f32>>;
-@group(0) @binding(7) var<storage, read> v1: array<vec4<f32>>;
-@group(0) @binding(8) var<storage, read> k2: array<vec4<f32>>;
-@group(0) @binding(9) var<storage, read> v2: array<vec4<f32>>;
-@group(0) @binding(10) var<storage, read> k3: array<vec4<f32>>;
-@group(0) @binding(11) var<storage, read> v3: array<vec4<f32>>;
-//#endif
 
 // One block of keys, then of values, of the sequence being served.
 var<workgroup> kv: array<vec4<f32>, KB * D4>;
@@ -53,32 +33,6 @@ var<workgroup> want: array<vec4<u32>, QT>;
 // The sequence served next: [base, first block, last position, any].
 var<workgroup> sel: vec4<u32>;
 
-// Element `i` (vec4) of kv head `kvh` at cache row `row`, from keys (`val` false) or values.
-fn cache(row: u32, kvh: u32, i: u32, val: bool) -> vec4<f32> {
-    let kv4 = p.heads_kv * D4;
-//#if CHUNKED
-    let c = row / p.chunk_rows;
-    let idx = (row - c * p.chunk_rows) * kv4 + kvh * D4 + i;
-    if (val) {
-        switch c {
-            case 0u: { return v0[idx]; }
-            case 1u: { return v1[idx]; }
-            case 2u: { return v2[idx]; }
-            default: { return v3[idx]; }
-        }
-    }
-    switch c {
-        case 0u: { return k0[idx]; }
-        case 1u: { return k1[idx]; }
-        case 2u: { return k2[idx]; }
-        default: { return k3[idx]; }
-    }
-//#else
-    let idx = row * kv4 + kvh * D4 + i;
-    if (val) { return v0[idx]; }
-    return k0[idx];
-//#endif
-}
 
 @compute @workgroup_size(64)
 fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,

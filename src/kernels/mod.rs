@@ -33,6 +33,8 @@ use crate::device::{Gpu, Kernel};
 const WEIGHTS: &str = include_str!("../../shaders/lib/weights.wgsl");
 /// `shaders/lib/row_lse.wgsl`: the max, argmax and log-sum-exp of a logits row.
 const ROW_LSE: &str = include_str!("../../shaders/lib/row_lse.wgsl");
+/// `shaders/lib/kv_cache.wgsl`: the attention kernels' Params, bindings and chunked cache reads.
+const KV_CACHE: &str = include_str!("../../shaders/lib/kv_cache.wgsl");
 
 /// The kernels in `shaders/`, one per `.wgsl` file there (the snippets in `shaders/lib/` are not
 /// kernels: they are prepended to the kernels that use them).
@@ -115,6 +117,7 @@ impl Shader {
         match self {
             Shader::Embedding | Shader::ExpertMatmul | Shader::ExpertMatvec | Shader::Matmul | Shader::Matvec => &[WEIGHTS],
             Shader::Logprobs | Shader::LogSoftmax => &[ROW_LSE],
+            Shader::Attention | Shader::AttentionLanes => &[KV_CACHE],
             _ => &[],
         }
     }
@@ -124,6 +127,7 @@ impl Shader {
         match self {
             Shader::Embedding | Shader::ExpertMatmul | Shader::ExpertMatvec | Shader::Matmul | Shader::Matvec => &["weights"],
             Shader::Logprobs | Shader::LogSoftmax => &["row_lse"],
+            Shader::Attention | Shader::AttentionLanes => &["kv_cache"],
             _ => &[],
         }
     }

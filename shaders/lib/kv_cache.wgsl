@@ -1,0 +1,51 @@
+// Snippet, not a kernel: prepended (src/kernels/mod.rs) to attention.wgsl and
+// attention_lanes.wgsl, after `const D4` (head_dim / 4). Their Params, bindings, and the KV
+// cache read row by row from up to 4 chunks of `chunk_rows` rows (CHUNKED), so chunking
+// changes no number.
+struct Params {
+    tokens: u32, heads_q: u32, heads_kv: u32, head_dim: u32,
+    q_stride: u32, q_offset: u32, out_stride: u32, window: u32,
+    scale: f32, chunk_rows: u32, pad0: u32, pad1: u32,
+}
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> q: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> k0: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> v0: array<vec4<f32>>;
+// Per token: [position, cache row of position 0].
+@group(0) @binding(4) var<storage, read> tok: array<u32>;
+@group(0) @binding(5) var<storage, read_write> out: array<vec4<f32>>;
+//#if CHUNKED
+@group(0) @binding(6) var<storage, read> k1: array<vec4<f32>>;
+@group(0) @binding(7) var<storage, read> v1: array<vec4<f32>>;
+@group(0) @binding(8) var<storage, read> k2: array<vec4<f32>>;
+@group(0) @binding(9) var<storage, read> v2: array<vec4<f32>>;
+@group(0) @binding(10) var<storage, read> k3: array<vec4<f32>>;
+@group(0) @binding(11) var<storage, read> v3: array<vec4<f32>>;
+//#endif
+
+// Element `i` (vec4) of kv head `kvh` at cache row `row`, from keys (`val` false) or values.
+fn cache(row: u32, kvh: u32, i: u32, val: bool) -> vec4<f32> {
+    let kv4 = p.heads_kv * D4;
+//#if CHUNKED
+    let c = row / p.chunk_rows;
+    let idx = (row - c * p.chunk_rows) * kv4 + kvh * D4 + i;
+    if (val) {
+        switch c {
+            case 0u: { return v0[idx]; }
+            case 1u: { return v1[idx]; }
+            case 2u: { return v2[idx]; }
+            default: { return v3[idx]; }
+        }
+    }
+    switch c {
+        case 0u: { return k0[idx]; }
+        case 1u: { return k1[idx]; }
+        case 2u: { return k2[idx]; }
+        default: { return k3[idx]; }
+    }
+//#else
+    let idx = row * kv4 + kvh * D4 + i;
+    if (val) { return v0[idx]; }
+    return k0[idx];
+//#endif
+}
