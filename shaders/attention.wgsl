@@ -18,7 +18,7 @@
 // The cache of a layer may be split in up to 4 chunks of `chunk_rows` rows (`CHUNKED`: bindings
 // k1..k3 / v1..v3; unused ones repeat the last), read row by row, so chunking changes no number.
 // Specialised for the head size: `const D4: u32` (head_dim / 4) is prepended; rows are vec4.
-// Params, bindings and cache(): shaders/lib/kv_cache.wgsl.
+// Params, bindings, token_span, query_quad and cache(): shaders/lib/kv_cache.wgsl.
 const KB: u32 = 16u;
 const QT: u32 = 8u;
 const LANES: u32 = 8u;
@@ -54,11 +54,11 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     var acc: array<vec4<f32>, A4>;
     for (var k = 0u; k < A4; k++) { acc[k] = vec4<f32>(0.0); }
     if (live) {
-        pos = tok[2u * t];
-        base = tok[2u * t + 1u];
-        if (p.window > 0u && pos + 1u > p.window) { start = pos + 1u - p.window; }
-        let qb = (p.q_offset + t * p.q_stride) / 4u + h * D4;
-        for (var i = 0u; i < D4; i++) { qv[i] = q[qb + i] * p.scale; }
+        let s = token_span(t);
+        pos = s.x;
+        base = s.y;
+        start = s.z;
+        for (var i = 0u; i < D4; i++) { qv[i] = query_quad(t, h, i); }
     }
     var m = -1e30;
     var l = 0.0;

@@ -17,7 +17,7 @@
 const KB: u32 = 16u;
 const R8: u32 = (D4 + 7u) / 8u;
 
-// Params, bindings and cache(): shaders/lib/kv_cache.wgsl.
+// Params, bindings, token_span, query_quad and cache(): shaders/lib/kv_cache.wgsl.
 
 // q · k for the key at cache row `row` (q pre-scaled): one fma chain over the quads in order.
 fn score(qv: ptr<function, array<vec4<f32>, D4>>, row: u32, kvh: u32, sl: u32) -> f32 {
@@ -53,11 +53,11 @@ fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: ve
         acc[i] = vec4<f32>(0.0);
     }
     if (live) {
-        pos = tok[2u * t];
-        base = tok[2u * t + 1u];
-        if (p.window > 0u && pos + 1u > p.window) { start = pos + 1u - p.window; }
-        let qb = (p.q_offset + t * p.q_stride) / 4u + h * D4;
-        for (var i = 0u; i < D4; i++) { qv[i] = q[qb + i] * p.scale; }
+        let s = token_span(t);
+        pos = s.x;
+        base = s.y;
+        start = s.z;
+        for (var i = 0u; i < D4; i++) { qv[i] = query_quad(t, h, i); }
     }
     var m = -1e30;
     var l = 0.0;

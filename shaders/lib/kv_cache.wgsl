@@ -1,7 +1,7 @@
 // Snippet, not a kernel: prepended (src/kernels/mod.rs) to attention.wgsl and
-// attention_lanes.wgsl, after `const D4` (head_dim / 4). Their Params, bindings, and the KV
-// cache read row by row from up to 4 chunks of `chunk_rows` rows (CHUNKED), so chunking
-// changes no number.
+// attention_lanes.wgsl, after `const D4` (head_dim / 4). Their Params and bindings, a query
+// token's span and query (token_span, query_quad), and the KV cache read row by row from up to 4
+// chunks of `chunk_rows` rows (CHUNKED), so chunking changes no number.
 struct Params {
     tokens: u32, heads_q: u32, heads_kv: u32, head_dim: u32,
     q_stride: u32, q_offset: u32, out_stride: u32, window: u32,
@@ -48,4 +48,18 @@ fn cache(row: u32, kvh: u32, i: u32, val: bool) -> vec4<f32> {
     if (val) { return v0[idx]; }
     return k0[idx];
 //#endif
+}
+
+// Query token t: its position, the cache row of its position 0, and its first key position (0, or
+// pos + 1 - window with Mistral's sliding window).
+fn token_span(t: u32) -> vec3<u32> {
+    let pos = tok[2u * t];
+    var start = 0u;
+    if (p.window > 0u && pos + 1u > p.window) { start = pos + 1u - p.window; }
+    return vec3<u32>(pos, tok[2u * t + 1u], start);
+}
+
+// Quad i of query token t's head h, pre-scaled.
+fn query_quad(t: u32, h: u32, i: u32) -> vec4<f32> {
+    return q[(p.q_offset + t * p.q_stride) / 4u + h * D4 + i] * p.scale;
 }

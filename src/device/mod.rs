@@ -34,9 +34,10 @@ pub struct Gpu {
     failures: Arc<Mutex<Vec<String>>>,
     /// A memory budget and an injected device loss (tests; `--gpu-memory-budget`).
     pub hooks: FaultHooks,
-    /// The matrix-vector kernel shares x through subgroup broadcasts (`X_SUBGROUP` in
-    /// `shaders/matvec.wgsl`): on CPU adapters with subgroups of at least 8 lanes, where it is
-    /// faster. The same bits either way; tests switch it off to check the other variant.
+    /// Kernels laid out for a CPU adapter with subgroups of at least 8 lanes: the matrix-vector
+    /// kernel shares x through subgroup broadcasts (`X_SUBGROUP`, and `WV` for 32-weight blocks),
+    /// takes every row count for those blocks, and attention runs `attention_lanes.wgsl`. The same
+    /// bits either way; tests switch it off to check the other variants.
     pub subgroup_x: bool,
 }
 
@@ -60,7 +61,7 @@ impl Gpu {
         let limits = adapter.limits();
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("pingce"),
-            // Subgroups where there are any: the matrix-vector kernel's X_SUBGROUP variant.
+            // Subgroups where there are any: the CPU-adapter kernels (see `subgroup_x`).
             required_features: adapter.features() & wgpu::Features::SUBGROUP,
             required_limits: limits.clone(),
             experimental_features: wgpu::ExperimentalFeatures::disabled(),

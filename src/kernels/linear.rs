@@ -6,7 +6,7 @@ use anyhow::Result;
 
 use super::{matmul, matvec};
 use crate::device::{Gpu, Recorder};
-use crate::tensor::{DType, Matrix};
+use crate::tensor::Matrix;
 
 /// Which kernel computes a linear layer. Both accumulate every output in the same order and give
 /// bit-identical results (tests/kernels.rs), so the choice is only about speed.
@@ -39,7 +39,7 @@ impl Path {
     /// 37 vs 12 GFLOP/s; float weights, read a word at a time, still favour the tiled kernel).
     /// Either way the bits are the same.
     pub fn for_rows(gpu: &Gpu, m: usize, w: &Matrix) -> Path {
-        let blocks32 = w.chunks.iter().all(|c| matches!(c.dtype, DType::Q8_0 | DType::Q4_0 | DType::Q4_1));
+        let blocks32 = w.chunks.iter().all(|c| c.dtype.block_size() == 32);
         if m <= VECTOR_MAX_ROWS || (gpu.subgroup_x && blocks32) { Path::Vector } else { Path::Tiled }
     }
 }

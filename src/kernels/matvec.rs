@@ -4,7 +4,7 @@
 use anyhow::{bail, Result};
 
 use super::linear::Rows;
-use super::matmul::defines;
+use super::matmul::{buffers, defines};
 use super::{compile, u, Shader};
 use crate::device::recorder::grid;
 use crate::device::Recorder;
@@ -37,9 +37,8 @@ pub fn record_swiglu(rec: &mut Recorder, gate_up: &Matrix, inter: usize, r: &Row
     let mut p = Params::chunk(gate_up, c, false, r)?;
     p.n = u("inter", inter)?;
     // Two outputs (two gate and two up rows) per invocation.
-    let bufs: &[&wgpu::Buffer] = &[r.x, &c.buf, r.y];
     let kernel = compile(rec.gpu(), Shader::Matvec, &defs)?;
-    dispatch(rec, kernel, &p, bufs, inter.div_ceil(ROWS_PER_GROUP / 2), r.m)?;
+    dispatch(rec, kernel, &p, &buffers(c, None, r), inter.div_ceil(ROWS_PER_GROUP / 2), r.m)?;
     Ok(true)
 }
 
@@ -53,21 +52,20 @@ pub fn record(rec: &mut Recorder, w: &Matrix, bias: Option<&wgpu::Buffer>, accum
         subgroup_defines(rec, c, &mut defs);
         let kernel = compile(rec.gpu(), Shader::Matvec, &defs)?;
         let p = Params::chunk(w, c, accumulate, r)?;
-        let mut bufs = vec![r.x, &c.buf, r.y];
-        bufs.extend(bias);
-        dispatch(rec, kernel, &p, &bufs, c.rows.div_ceil(ROWS_PER_GROUP), r.m)?;
+        dispatch(rec, kernel, &p, &buffers(c, bias, r), c.rows.div_ceil(ROWS_PER_GROUP), r.m)?;
     }
     Ok(())
 }
 
-/// Adds `X_SUBGROUP` where the Gpu prefers it, and with it `WV` (ggml 32-weight blocks bound as
-/// vec4 and read a block at a time: fewer loads, the same words) for Q8_0, Q4_0 and Q4_1.
+/// Adds `X_SUBGROUP` where the Gpu prefers it, and with it `WV` (ggml 32-weight blocks, the
+/// shader's W_BLOCK32 dtypes, bound as vec4 and read a block at a time: fewer loads, the same
+/// words).
 fn subgroup_defines(rec: &Recorder, c: &crate::tensor::Chunk, defs: &mut Vec<&'static str>) {
     if !rec.gpu().subgroup_x {
         return;
     }
     defs.push("X_SUBGROUP");
-    if matches!(c.dtype, crate::tensor::DType::Q4_1 | crate::tensor::DType::Q4_0 | crate::tensor::DType::Q8_0) {
+    if c.dtype.block_size() == 32 {
         defs.push("WV");
     }
 }
