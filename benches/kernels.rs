@@ -5,7 +5,7 @@
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use pingce::device::Gpu;
 use pingce::engine::{Engine, EngineOptions, ScoreRequest};
-use pingce::kernels::attention::Attention;
+use pingce::kernels::attention::{Attention, Lanes};
 use pingce::kernels::kv_write::kv_write;
 use pingce::kernels::linear::{linear_path, Path, Rows};
 use pingce::model::decoder::LayerCache;
@@ -121,7 +121,7 @@ fn bench_attention(c: &mut Criterion) {
         b.iter(|| {
             let mut rec = gpu().recorder();
             kv_write(&mut rec, &qkv, stride, hq * d, (hq + hkv) * d, hkv * d, t, &meta, &cache).unwrap();
-            att.record(&mut rec, &qkv, 0, stride, t, &meta, &cache, &out).unwrap();
+            att.record(&mut rec, &qkv, 0, stride, t, Lanes::Tokens, &meta, &cache, &out).unwrap();
             rec.submit("bench").unwrap();
         })
     });

@@ -13,7 +13,9 @@
 //
 // Tokens of a workgroup may belong to several sequences (packed batches, decoding): they are
 // served one cache base at a time (the smallest waiting first), each token skipping keys outside
-// its own range. Same bindings and Params as attention.wgsl; `const D4` (head_dim / 4) is prepended.
+// its own range. HEADS (passes of about one token per sequence) lays the lanes over query heads
+// instead: one token per workgroup, the query heads sharing one kv head, so a key row loaded once
+// serves them all and no workgroup waits on another sequence. Same bindings and Params as attention.wgsl; `const D4` (head_dim / 4) is prepended.
 const KB: u32 = 16u;
 const R8: u32 = (D4 + 7u) / 8u;
 
@@ -35,13 +37,28 @@ fn score(qv: ptr<function, array<vec4<f32>, D4>>, row: u32, kvh: u32, sl: u32) -
 @compute @workgroup_size(8)
 fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: vec3<u32>,
         @builtin(num_workgroups) nwg: vec3<u32>, @builtin(subgroup_invocation_id) sl: u32) {
-    let tiles = (p.tokens + 7u) / 8u;
     let wg = wid.x + wid.y * nwg.x;
+//#if HEADS
+    // One token per workgroup, its query heads that share kv head kvh (8 at a time) across the
+    // lanes: the layout for passes of a token or two per sequence (decoding), where a workgroup of
+    // 8 tokens would serve up to 8 sequences one after another.
+    let g = p.heads_q / p.heads_kv;
+    let gs = (g + 7u) / 8u;
+    if (wg >= p.tokens * p.heads_kv * gs) { return; }
+    let t = wg / (p.heads_kv * gs);
+    let r = wg % (p.heads_kv * gs);
+    let kvh = r / gs;
+    let hg = (r % gs) * 8u + li;
+    let h = kvh * g + min(hg, g - 1u);
+    let live = hg < g;
+//#else
+    let tiles = (p.tokens + 7u) / 8u;
     if (wg >= tiles * p.heads_q) { return; }
     let h = wg / tiles;
     let t = (wg % tiles) * 8u + li;
     let kvh = h / (p.heads_q / p.heads_kv);
     let live = t < p.tokens;
+//#endif
 
     var pos = 0u;
     var base = 0xffffffffu;

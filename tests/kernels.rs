@@ -4,7 +4,7 @@ mod common;
 
 use common::{assert_close, gpu, Rng};
 use pingce::device::Gpu;
-use pingce::kernels::attention::Attention;
+use pingce::kernels::attention::{Attention, Lanes};
 use pingce::kernels::linear::{linear_path, Path, Rows};
 use pingce::kernels::rmsnorm::{self, RmsNorm};
 use pingce::kernels::{embedding, kv_copy, kv_write, logprobs, rope, swiglu};
@@ -382,7 +382,7 @@ fn attention_tiled_matches_cpu_and_is_invariant() {
                 if write {
                     kv_write::kv_write(&mut rec, q, stride, q_dim, q_dim + kv_dim, kv_dim, n, meta, cache).unwrap();
                 }
-                att.record(&mut rec, q, 0, stride, n, meta, cache, &out).unwrap();
+                att.record(&mut rec, q, 0, stride, n, Lanes::Tokens, meta, cache, &out).unwrap();
                 rec.submit("attention").unwrap();
                 g.read_f32(&out, 0, n * q_dim).unwrap()
             };
@@ -780,9 +780,11 @@ fn matvec_subgroup_and_plain_x_reads_give_the_same_bits() {
 }
 
 /// The two attention kernels (tiled over workgroup memory, and one token per invocation with
-/// subgroup broadcasts: `Gpu::subgroup_x`, on for CPU adapters) give the same bits: packed
-/// sequences of awkward lengths, GQA, head sizes 20 and 64, with and without a sliding window,
-/// the cache whole and in chunks.
+/// subgroup broadcasts: `Gpu::subgroup_x`, on for CPU adapters), the latter in both lane layouts
+/// (tokens, and query heads for decoding), give the same bits: packed sequences of awkward
+/// lengths, GQA with groups of 3, 2, 9 (two workgroups per kv head) and 1, head sizes 20 and 64,
+/// with and without a sliding window, the cache whole and in chunks; then a decode pass of the
+/// last token of each sequence gives the bits of the whole pass's rows.
 #[test]
 fn attention_lanes_and_tiled_kernels_give_the_same_bits() {
     let other = {
@@ -794,30 +796,47 @@ fn attention_lanes_and_tiled_kernels_give_the_same_bits() {
         return;
     }
     let mut rng = Rng::new(41);
-    for (hq, hkv, d) in [(6, 2, 20), (4, 2, 64)] {
+    for (hq, hkv, d) in [(6, 2, 20), (4, 2, 64), (18, 2, 20), (3, 3, 20)] {
         let (kv_dim, q_dim) = (hkv * d, hq * d);
         let stride = q_dim + 2 * kv_dim;
         let (lens, bases) = ([37usize, 70], [3usize, 60]);
         let tokens: usize = lens.iter().sum();
         let qkv = rng.vec(tokens * stride, 1.0);
         let meta: Vec<u32> = lens.iter().zip(bases).flat_map(|(&l, b)| (0..l).flat_map(move |p| [p as u32, b as u32])).collect();
+        // The last token of each sequence, alone in a decode pass after the whole pass.
+        let last: Vec<usize> = lens.iter().scan(0, |end, &l| { *end += l; Some(*end - 1) }).collect();
+        let qkv_last: Vec<f32> = last.iter().flat_map(|&t| qkv[t * stride..(t + 1) * stride].to_vec()).collect();
+        let meta_last: Vec<u32> = last.iter().flat_map(|&t| [meta[2 * t], meta[2 * t + 1]]).collect();
         for window in [None, Some(9)] {
             for chunk in [200, 53] {
                 let att = Attention { heads_q: hq, heads_kv: hkv, head_dim: d, window };
-                let run = |g: &Gpu| {
+                let run = |g: &Gpu, lanes: Lanes| {
                     let (k, v) = chunked_cache(g, 200, kv_dim, chunk);
                     let cache = LayerCache { k: &k, v: &v, chunk_rows: chunk };
-                    let (qb, mb) = (f32_buf(g, &qkv), u32_buf(g, &meta));
-                    let out = f32_buf(g, &vec![0.0; tokens * q_dim]);
-                    let mut rec = g.recorder();
-                    kv_write::kv_write(&mut rec, &qb, stride, q_dim, q_dim + kv_dim, kv_dim, tokens, &mb, &cache).unwrap();
-                    att.record(&mut rec, &qb, 0, stride, tokens, &mb, &cache, &out).unwrap();
-                    rec.submit("attention").unwrap();
-                    g.read_f32(&out, 0, tokens * q_dim).unwrap()
+                    let pass = |qkv: &[f32], meta: &[u32]| {
+                        let n = meta.len() / 2;
+                        let (qb, mb) = (f32_buf(g, qkv), u32_buf(g, meta));
+                        let out = f32_buf(g, &vec![0.0; n * q_dim]);
+                        let mut rec = g.recorder();
+                        kv_write::kv_write(&mut rec, &qb, stride, q_dim, q_dim + kv_dim, kv_dim, n, &mb, &cache).unwrap();
+                        att.record(&mut rec, &qb, 0, stride, n, lanes, &mb, &cache, &out).unwrap();
+                        rec.submit("attention").unwrap();
+                        g.read_f32(&out, 0, n * q_dim).unwrap()
+                    };
+                    let whole = pass(&qkv, &meta);
+                    let decode = pass(&qkv_last, &meta_last);
+                    (whole, decode)
                 };
-                let a = run(gpu());
+                let (a, a_last) = run(gpu(), Lanes::Tokens);
                 assert!(a.iter().all(|x| x.is_finite()));
-                assert_eq!(a, run(&other), "d {d} window {window:?} chunk {chunk}");
+                let want_last: Vec<f32> = last.iter().flat_map(|&t| a[t * q_dim..(t + 1) * q_dim].to_vec()).collect();
+                assert_eq!(a_last, want_last, "d {d} window {window:?} chunk {chunk}: decode pass");
+                for (g, lanes) in [(gpu(), Lanes::Heads), (&other, Lanes::Tokens), (&other, Lanes::Heads)] {
+                    let what = format!("hq {hq} hkv {hkv} d {d} window {window:?} chunk {chunk} subgroup_x {} {lanes:?}", g.subgroup_x);
+                    let (b, b_last) = run(g, lanes);
+                    assert_eq!(a, b, "{what}");
+                    assert_eq!(a_last, b_last, "{what}: decode pass");
+                }
             }
         }
     }

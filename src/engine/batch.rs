@@ -156,7 +156,7 @@ pub fn run_after_copies(gpu: &Gpu, model: &Decoder, ws: &mut Workspace, rest: &m
             }
             cache.record_copy(&mut rec, model.cfg.kv_dim(), rows, src, dst)?;
         }
-        model.record_layers(&mut rec, acts, tokens, &cache.layers())?;
+        model.record_layers(&mut rec, acts, tokens, segs.len(), &cache.layers())?;
         let head = ws.head.as_ref();
         if last && rows > 0 {
             let (_, gather_buf, target_buf) = ws.score_rows.as_ref().unwrap();

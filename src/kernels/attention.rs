@@ -35,6 +35,26 @@ pub struct Params {
     pub pad: [u32; 2],
 }
 
+/// How the CPU-adapter kernel (`attention_lanes.wgsl`) lays its lanes out. Both give the same
+/// bits (tests/kernels.rs); only the speed differs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lanes {
+    /// 8 consecutive tokens of one query head per workgroup: prefill, where they share their
+    /// sequence's keys.
+    Tokens,
+    /// One token per workgroup, lanes over the query heads of one kv head (`HEADS`): decoding,
+    /// where consecutive tokens belong to different sequences.
+    Heads,
+}
+
+impl Lanes {
+    /// The layout for a pass of `tokens` rows from `seqs` sequences: by tokens per sequence, below
+    /// 4 (a decode step has 1) the heads layout. Never changes a number.
+    pub fn for_pass(tokens: usize, seqs: usize) -> Lanes {
+        if tokens < 4 * seqs.max(1) { Lanes::Heads } else { Lanes::Tokens }
+    }
+}
+
 pub struct Attention {
     pub heads_q: usize,
     pub heads_kv: usize,
@@ -45,9 +65,10 @@ pub struct Attention {
 
 impl Attention {
     /// out[t, h*d..] = softmax(q·kᵀ / sqrt(d)) · v for query rows at `q_offset + t * q_stride`,
-    /// keys and values from `cache` (one or several chunks of rows).
+    /// keys and values from `cache` (one or several chunks of rows). `lanes` picks the layout of
+    /// the CPU adapters' kernel ([`Lanes::for_pass`]); GPUs run the tiled kernel either way.
     #[allow(clippy::too_many_arguments)]
-    pub fn record(&self, rec: &mut Recorder, q: &wgpu::Buffer, q_offset: usize, q_stride: usize, tokens: usize, meta: &wgpu::Buffer, cache: &LayerCache, out: &wgpu::Buffer) -> Result<()> {
+    pub fn record(&self, rec: &mut Recorder, q: &wgpu::Buffer, q_offset: usize, q_stride: usize, tokens: usize, lanes_layout: Lanes, meta: &wgpu::Buffer, cache: &LayerCache, out: &wgpu::Buffer) -> Result<()> {
         if self.head_dim > 256 || self.head_dim % 4 != 0 || self.heads_kv == 0 || self.heads_q % self.heads_kv != 0 {
             bail!("attention: head_dim {} (a multiple of 4, at most 256) / heads {} over kv heads {}", self.head_dim, self.heads_q, self.heads_kv);
         }
@@ -78,9 +99,16 @@ impl Attention {
                 gpu.limits.max_storage_buffers_per_shader_stage
             );
         }
-        let defines: &[&str] = if chunked { &["CHUNKED"] } else { &[] };
+        let heads = lanes && lanes_layout == Lanes::Heads;
+        let mut defines = Vec::new();
+        if chunked {
+            defines.push("CHUNKED");
+        }
+        if heads {
+            defines.push("HEADS");
+        }
         let shader = if lanes { Shader::AttentionLanes } else { Shader::Attention };
-        let k = compile_with(gpu, shader, defines, &[("D4", u("D4", self.head_dim / 4)?)])?;
+        let k = compile_with(gpu, shader, &defines, &[("D4", u("D4", self.head_dim / 4)?)])?;
         let p = Params {
             tokens: u("tokens", tokens)?,
             heads_q: u("heads_q", self.heads_q)?,
@@ -101,8 +129,13 @@ impl Attention {
                 bufs.extend([&cache.k[c], &cache.v[c]]);
             }
         }
-        // Both kernels: QUERY_TILE tokens of one head per workgroup.
-        let groups = tokens.div_ceil(QUERY_TILE) * self.heads_q;
+        // Both kernels: QUERY_TILE tokens of one head per workgroup; HEADS: one token and up to
+        // 8 query heads of one kv head.
+        let groups = if heads {
+            tokens * self.heads_kv * (self.heads_q / self.heads_kv).div_ceil(8)
+        } else {
+            tokens.div_ceil(QUERY_TILE) * self.heads_q
+        };
         debug_assert_eq!(QUERY_TILE * LANES, 64);
         rec.dispatch_linear(k, &p, &bufs, u("workgroups", groups)?);
         Ok(())

@@ -16,7 +16,7 @@ use super::plan::ExpertsOn;
 use super::split::LoadOptions;
 use super::weights::{TensorRef, TensorSource};
 use crate::device::{Gpu, Recorder};
-use crate::kernels::attention::Attention;
+use crate::kernels::attention::{Attention, Lanes};
 use crate::kernels::linear::{linear, Path, Rows};
 use crate::kernels::rmsnorm::{self, RmsNorm};
 use crate::kernels::rope::{rope, RopeTable};
@@ -285,9 +285,11 @@ impl Decoder {
         })
     }
 
-    /// Records embedding and every layer for `tokens` rows of `a` (ids and meta already written),
-    /// writing keys and values into `cache`. The final hidden states stay in `a`.
-    pub fn record_layers(&self, rec: &mut Recorder, a: &Activations, tokens: usize, cache: &[LayerCache]) -> Result<()> {
+    /// Records embedding and every layer for `tokens` rows of `a` (ids and meta already written)
+    /// from `seqs` sequences, writing keys and values into `cache`. The final hidden states stay
+    /// in `a`. `seqs` only picks kernel layouts that give the same bits.
+    pub fn record_layers(&self, rec: &mut Recorder, a: &Activations, tokens: usize, seqs: usize, cache: &[LayerCache]) -> Result<()> {
+        let lanes = Lanes::for_pass(tokens, seqs);
         let c = &self.cfg;
         let (hd, q_dim, kv_dim) = (c.hidden_size, c.q_dim(), c.kv_dim());
         let qkv_dim = q_dim + 2 * kv_dim;
@@ -315,7 +317,7 @@ impl Decoder {
                 rope(rec, &a.qkv, 0, qkv_dim, tokens, c.num_heads + c.num_kv_heads, &self.rope, &a.meta)?;
             }
             kv_write::kv_write(rec, &a.qkv, qkv_dim, q_dim, q_dim + kv_dim, kv_dim, tokens, &a.meta, lc)?;
-            layer.attention.record(rec, &a.qkv, 0, qkv_dim, tokens, &a.meta, lc, &a.att)?;
+            layer.attention.record(rec, &a.qkv, 0, qkv_dim, tokens, lanes, &a.meta, lc, &a.att)?;
             // MLA: o_proj reads the value columns of the padded heads.
             let (att, att_stride) = match (&layer.mla, &a.mla) {
                 (Some(mla), Some(ma)) => mla.output(rec, &a.att, tokens, ma)?,
