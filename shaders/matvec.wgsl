@@ -127,18 +127,26 @@ fn store4(n0: u32, m0: u32, rows: u32, a0: vec4<f32>, a1: vec4<f32>, a2: vec4<f3
 //#endif
 }
 
-// Rows of x per workgroup (z): a multiple of 8.
-const M_CHUNK: u32 = 64u;
+// Rows of x per workgroup (z): a multiple of 8 (the 8-row groups below).
+const M_CHUNK: u32 = 8u;
 
-// 32 invocations (128 weight rows) per workgroup: more workgroups for the narrow projections
-// (576 rows make 5, not 3), so a few CPU threads of a software adapter share them evenly.
+// WG invocations (4 weight rows each) per workgroup, and M_CHUNK rows of x: many small
+// workgroups, so a few CPU threads of a software adapter share even the narrow projections
+// evenly. Splitting x rows over z costs nothing: each group of 8 rows decodes its weights anyway.
 // X_SUBGROUP (CPU adapters, subgroups of at least 8): a software adapter runs the 8 lanes of a
 // subgroup as one SIMD vector and loads a value that is the same for every lane one lane at a
 // time, with a bounds check each. So the x quads a step needs (one per x row, or the 8 of a block
 // for a single row) are loaded by lanes 0..7, one each, and shared by subgroupBroadcast: the same
 // values in the same order, so the same bits. Every invocation then runs to the end (broadcasts
 // need their whole subgroup); those past the last weight row read the last row and store nothing.
-@compute @workgroup_size(32)
+//#if X_SUBGROUP
+// X_SUBGROUP: one subgroup (8 lanes, 32 weight rows) per workgroup, so that the narrow
+// projections make enough workgroups for a few CPU threads to share evenly (576 rows: 18).
+const WG: u32 = 8u;
+//#else
+const WG: u32 = 32u;
+//#endif
+@compute @workgroup_size(WG)
 //#if X_SUBGROUP
 fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,
         @builtin(num_workgroups) nwg: vec3<u32>, @builtin(subgroup_invocation_id) sl: u32) {
@@ -150,7 +158,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
 //#if SWIGLU
     // y[m, n] = silu(g) * u for the stacked gate (rows 0 .. n) and up (rows n .. 2n) projections:
     // gate rows n0, n0 + 1 and up rows n0, n0 + 1, so the activation is written directly.
-    let n0 = ((wid.x + wid.y * nwg.x) * 32u + lid.x) * 2u;
+    let n0 = ((wid.x + wid.y * nwg.x) * WG + lid.x) * 2u;
 //#if !X_SUBGROUP
     if (n0 >= p.n) { return; }
 //#endif
@@ -161,7 +169,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     let w2 = (p.n + nr) * p.w_stride;
     let w3 = (p.n + n1) * p.w_stride;
 //#else
-    let n0 = ((wid.x + wid.y * nwg.x) * 32u + lid.x) * 4u;
+    let n0 = ((wid.x + wid.y * nwg.x) * WG + lid.x) * 4u;
 //#if !X_SUBGROUP
     if (n0 >= p.n) { return; }
 //#endif

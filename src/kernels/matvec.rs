@@ -13,9 +13,11 @@ use crate::tensor::Matrix;
 /// The uniform `Params` of `shaders/matvec.wgsl`: the same struct as matmul.wgsl's.
 pub type Params = super::matmul::Params;
 
-/// Weight rows per workgroup (32 invocations of 4 rows each; the SWIGLU variant's invocations
-/// take 2 outputs, 4 weight rows).
-const ROWS_PER_GROUP: usize = 128;
+/// Weight rows per workgroup: 32 invocations of 4 rows each, or 8 with `X_SUBGROUP` (`WG` in the
+/// shader). The SWIGLU variant's invocations take 2 outputs (4 weight rows).
+fn rows_per_group(rec: &Recorder) -> usize {
+    if rec.gpu().subgroup_x { 32 } else { 128 }
+}
 
 /// Whether the kernel can run: it reads x as vec4, so `w.cols`, `x_offset` and `x_stride` must be
 /// multiples of 4.
@@ -38,7 +40,8 @@ pub fn record_swiglu(rec: &mut Recorder, gate_up: &Matrix, inter: usize, r: &Row
     p.n = u("inter", inter)?;
     // Two outputs (two gate and two up rows) per invocation.
     let kernel = compile(rec.gpu(), Shader::Matvec, &defs)?;
-    dispatch(rec, kernel, &p, &buffers(c, None, r), inter.div_ceil(ROWS_PER_GROUP / 2), r.m)?;
+    let groups = inter.div_ceil(rows_per_group(rec) / 2);
+    dispatch(rec, kernel, &p, &buffers(c, None, r), groups, r.m)?;
     Ok(true)
 }
 
@@ -52,7 +55,8 @@ pub fn record(rec: &mut Recorder, w: &Matrix, bias: Option<&wgpu::Buffer>, accum
         subgroup_defines(rec, c, &mut defs);
         let kernel = compile(rec.gpu(), Shader::Matvec, &defs)?;
         let p = Params::chunk(w, c, accumulate, r)?;
-        dispatch(rec, kernel, &p, &buffers(c, bias, r), c.rows.div_ceil(ROWS_PER_GROUP), r.m)?;
+        let groups = c.rows.div_ceil(rows_per_group(rec));
+        dispatch(rec, kernel, &p, &buffers(c, bias, r), groups, r.m)?;
     }
     Ok(())
 }
@@ -71,7 +75,7 @@ fn subgroup_defines(rec: &Recorder, c: &crate::tensor::Chunk, defs: &mut Vec<&'s
 }
 
 /// Rows of x per workgroup along z (`M_CHUNK` in the shader).
-const M_CHUNK: usize = 64;
+const M_CHUNK: usize = 8;
 
 /// `groups` workgroups of weight rows (over x and y) times the chunks of `m` rows of x (over z).
 fn dispatch(rec: &mut Recorder, kernel: std::sync::Arc<crate::device::Kernel>, p: &Params, buffers: &[&wgpu::Buffer], groups: usize, m: usize) -> Result<()> {
