@@ -272,6 +272,50 @@ fn rope_matches_rotate_half_reference() {
     assert_close("rope", &g.read_f32(&xb, 0, tokens * stride).unwrap(), &want, 1e-6);
 }
 
+/// rope_kv (rotation and the KV cache store in one dispatch) gives the bits of rope then kv_write:
+/// the rotated q/k rows, and every key and value in the cache, for tokens of two sequences at
+/// scattered positions and cache bases; a cache in two chunks is refused (the caller runs both).
+#[test]
+fn rope_kv_matches_rope_then_kv_write() {
+    let mut rng = Rng::new(15);
+    let g = gpu();
+    let (hq, hkv, hd, max_pos) = (5, 2, 12, 300);
+    let (q_dim, kv_dim) = (hq * hd, hkv * hd);
+    let stride = q_dim + 2 * kv_dim + 4;
+    let inv: Vec<f32> = (0..hd / 2).map(|i| 1.0 / 10000f32.powf(2.0 * i as f32 / hd as f32)).collect();
+    let table = rope::RopeTable::new(g, &inv, max_pos).unwrap();
+    let pos = [0u32, 1, 2, 299, 17, 100, 5];
+    let bases = [0u32, 0, 0, 0, 400, 400, 400];
+    let tokens = pos.len();
+    let x = rng.vec(tokens * stride, 1.0);
+    let meta: Vec<u32> = pos.iter().zip(bases).flat_map(|(&p, b)| [p, b]).collect();
+    let rows = 800;
+    let run = |fused: bool| {
+        let (xb, mb) = (f32_buf(g, &x), u32_buf(g, &meta));
+        let (k, v) = chunked_cache(g, rows, kv_dim, rows);
+        let cache = LayerCache { k: &k, v: &v, chunk_rows: rows };
+        let mut rec = g.recorder();
+        if fused {
+            let kv = rope::KvColumns { k_from: hq, v_offset: q_dim + kv_dim, kv_dim };
+            assert!(rope::rope_kv(&mut rec, &xb, stride, tokens, hq + hkv, &kv, &table, &mb, &cache).unwrap());
+        } else {
+            rope::rope(&mut rec, &xb, 0, stride, tokens, hq + hkv, &table, &mb).unwrap();
+            kv_write::kv_write(&mut rec, &xb, stride, q_dim, q_dim + kv_dim, kv_dim, tokens, &mb, &cache).unwrap();
+        }
+        rec.submit("rope").unwrap();
+        let read = |b: &wgpu::Buffer| g.read_f32(b, 0, rows * kv_dim).unwrap();
+        (g.read_f32(&xb, 0, tokens * stride).unwrap(), read(&k[0]), read(&v[0]))
+    };
+    let (a, b) = (run(true), run(false));
+    assert!(a.1.iter().any(|&x| x != 0.0) && a.2.iter().any(|&x| x != 0.0));
+    assert_eq!(a, b);
+    let (k, v) = chunked_cache(g, rows, kv_dim, 500);
+    let cache = LayerCache { k: &k, v: &v, chunk_rows: 500 };
+    let kv = rope::KvColumns { k_from: hq, v_offset: q_dim + kv_dim, kv_dim };
+    let mut rec = g.recorder();
+    assert!(!rope::rope_kv(&mut rec, &f32_buf(g, &x), stride, tokens, hq + hkv, &kv, &table, &u32_buf(g, &meta), &cache).unwrap());
+}
+
 /// CPU attention over per-sequence K/V (positions 0..=pos), with an optional sliding window,
 /// in f64 with a plain softmax.
 fn cpu_attention(q: &[f32], k: &[f32], v: &[f32], pos: usize, hq: usize, hkv: usize, d: usize, window: Option<usize>) -> Vec<f32> {

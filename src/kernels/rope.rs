@@ -5,6 +5,7 @@ use bytemuck::{Pod, Zeroable};
 
 use super::{compile, u, Shader};
 use crate::device::{Gpu, Recorder};
+use crate::model::decoder::LayerCache;
 
 /// The uniform `Params` of `shaders/rope.wgsl`.
 #[repr(C)]
@@ -16,6 +17,12 @@ pub struct Params {
     pub row_stride: u32,
     pub offset: u32,
     pub sin_offset: u32,
+    pub k_from: u32,
+    pub v_offset: u32,
+    pub kv_dim: u32,
+    pub lo: u32,
+    pub hi: u32,
+    pub pad: u32,
 }
 
 /// cos and sin of `position * inv_freq[i]` for every position below `max_pos`, on the GPU.
@@ -60,7 +67,55 @@ pub fn rope(rec: &mut Recorder, x: &wgpu::Buffer, offset: usize, row_stride: usi
         row_stride: u("row_stride", row_stride)?,
         offset: u("offset", offset)?,
         sin_offset: u("sin_offset", table.max_pos * table.half)?,
+        k_from: 0,
+        v_offset: 0,
+        kv_dim: 0,
+        lo: 0,
+        hi: 0,
+        pad: 0,
     };
     rec.dispatch_linear(k, &p, &[x, &table.buf, meta], u("workgroups", (tokens * heads * table.half).div_ceil(64))?);
     Ok(())
+}
+
+/// Where [`rope_kv`] finds the keys and values in each row of the fused q/k/v projection.
+pub struct KvColumns {
+    /// Heads `k_from ..` of the rotated ones are the key heads.
+    pub k_from: usize,
+    /// The value heads: `kv_dim` columns from `v_offset`.
+    pub v_offset: usize,
+    pub kv_dim: usize,
+}
+
+/// [`rope`], then [`kv_write`](super::kv_write::kv_write) of the rotated keys and the values, in
+/// one dispatch (the same numbers): for a KV cache in one chunk. Returns false, recording
+/// nothing, for a cache in several chunks (call the two instead).
+#[allow(clippy::too_many_arguments)]
+pub fn rope_kv(rec: &mut Recorder, x: &wgpu::Buffer, row_stride: usize, tokens: usize, heads: usize, kv: &KvColumns, table: &RopeTable, meta: &wgpu::Buffer, cache: &LayerCache) -> Result<bool> {
+    let ([kc], [vc]) = (cache.k, cache.v) else { return Ok(false) };
+    let head_dim = 2 * table.half;
+    if kv.kv_dim % head_dim != 0 {
+        return Ok(false);
+    }
+    if tokens == 0 {
+        return Ok(true);
+    }
+    let k = compile(rec.gpu(), Shader::Rope, &["KV"])?;
+    let p = Params {
+        tokens: u("tokens", tokens)?,
+        heads: u("heads", heads)?,
+        head_dim: u("head_dim", head_dim)?,
+        row_stride: u("row_stride", row_stride)?,
+        offset: 0,
+        sin_offset: u("sin_offset", table.max_pos * table.half)?,
+        k_from: u("k_from", kv.k_from)?,
+        v_offset: u("v_offset", kv.v_offset)?,
+        kv_dim: u("kv_dim", kv.kv_dim)?,
+        lo: 0,
+        hi: u("hi", cache.chunk_rows.min(u32::MAX as usize))?,
+        pad: 0,
+    };
+    let all = heads + kv.kv_dim / head_dim;
+    rec.dispatch_linear(k, &p, &[x, &table.buf, meta, kc, vc], u("workgroups", (tokens * all * table.half).div_ceil(64))?);
+    Ok(true)
 }

@@ -19,7 +19,7 @@ use crate::device::{Gpu, Recorder};
 use crate::kernels::attention::{Attention, Lanes};
 use crate::kernels::linear::{linear, Path, Rows};
 use crate::kernels::rmsnorm::{self, RmsNorm};
-use crate::kernels::rope::{rope, RopeTable};
+use crate::kernels::rope::{rope, rope_kv, KvColumns, RopeTable};
 use crate::kernels::{embedding, kv_write, log_softmax, logprobs, matvec, swiglu};
 use crate::tensor::Matrix;
 
@@ -304,6 +304,7 @@ impl Decoder {
             if let (Some(mla), Some(ma)) = (&layer.mla, &a.mla) {
                 // MLA builds the rotated, padded q/k/v rows itself (see model::mla).
                 mla.record_qkv(rec, &a.h, hd, tokens, ma, &self.rope, &a.meta, &a.qkv, qkv_dim)?;
+                kv_write::kv_write(rec, &a.qkv, qkv_dim, q_dim, q_dim + kv_dim, kv_dim, tokens, &a.meta, lc)?;
             } else {
                 let rows = Rows { x: &a.h, x_offset: 0, x_stride: hd, y: &a.qkv, y_offset: 0, y_stride: qkv_dim, m: tokens };
                 linear(rec, &layer.qkv, layer.qkv_bias.as_ref(), false, &rows)?;
@@ -313,10 +314,14 @@ impl Decoder {
                     let kr = rmsnorm::Rows { buf: &a.qkv, offset: q_dim, stride: qkv_dim, per: c.num_kv_heads };
                     RmsNorm { weight: kn, dim: c.head_dim, eps }.in_place(rec, tokens * c.num_kv_heads, &kr)?;
                 }
-                // q heads and k heads sit next to each other in the qkv row: rotate them together.
-                rope(rec, &a.qkv, 0, qkv_dim, tokens, c.num_heads + c.num_kv_heads, &self.rope, &a.meta)?;
+                // q heads and k heads sit next to each other in the qkv row: rotate them together,
+                // and store the keys and values in the cache in the same dispatch where it can.
+                let kv = KvColumns { k_from: c.num_heads, v_offset: q_dim + kv_dim, kv_dim };
+                if !rope_kv(rec, &a.qkv, qkv_dim, tokens, c.num_heads + c.num_kv_heads, &kv, &self.rope, &a.meta, lc)? {
+                    rope(rec, &a.qkv, 0, qkv_dim, tokens, c.num_heads + c.num_kv_heads, &self.rope, &a.meta)?;
+                    kv_write::kv_write(rec, &a.qkv, qkv_dim, q_dim, q_dim + kv_dim, kv_dim, tokens, &a.meta, lc)?;
+                }
             }
-            kv_write::kv_write(rec, &a.qkv, qkv_dim, q_dim, q_dim + kv_dim, kv_dim, tokens, &a.meta, lc)?;
             layer.attention.record(rec, &a.qkv, 0, qkv_dim, tokens, lanes, &a.meta, lc, &a.att)?;
             // MLA: o_proj reads the value columns of the padded heads.
             let (att, att_stride) = match (&layer.mla, &a.mla) {
