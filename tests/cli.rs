@@ -250,3 +250,24 @@ fn bench_json_reports_every_measurement() {
     assert_eq!(v["git_commit"].as_str().unwrap().len() >= 7 || v["git_commit"] == "unknown", true);
     assert!(v["gpu_mib_allocated"].as_f64().unwrap() > 0.0 && v["mc_suite"].is_null());
 }
+
+/// `pingce bench --repeat 3`: each figure is the best of three runs, with the median and every
+/// run's figure beside it.
+#[test]
+fn bench_repeat_reports_the_best_run_and_the_median() {
+    let o = pingce(&["bench", "--model", "tests/fixtures/tiny-llama", "--prompt-tokens", "8", "--prefill-batch", "1", "--decode-tokens", "3", "--decode-batch", "2", "--repeat", "3", "--json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["repeat"], 3);
+    for m in [&v["prefill"], &v["decode"][0]] {
+        let runs: Vec<f64> = m["runs_tokens_per_s"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+        assert_eq!(runs.len(), 3, "{m}");
+        let best = runs.iter().copied().fold(f64::MIN, f64::max);
+        assert_eq!(m["tokens_per_s"].as_f64().unwrap(), best);
+        let mut sorted = runs.clone();
+        sorted.sort_by(f64::total_cmp);
+        assert_eq!(m["median_tokens_per_s"].as_f64().unwrap(), sorted[1]);
+    }
+    let o = pingce(&["bench", "--model", "tests/fixtures/tiny-llama", "--repeat", "0"]);
+    assert!(!o.status.success());
+}

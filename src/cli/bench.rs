@@ -43,9 +43,30 @@ pub struct BenchArgs {
     /// recorded in the output).
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..))]
     mc_items: u64,
+    /// Measure prefill and each decode this many times and report the best run (and the median
+    /// and every run's figure): on a machine shared with other work, the best of several runs is
+    /// the figure least disturbed by it.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    repeat: u64,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
+}
+
+/// The best of `runs` (highest `tokens_per_s`), with `median_tokens_per_s` and `runs_tokens_per_s`
+/// (every run's figure, in order) added when there was more than one.
+fn best_of(runs: Vec<Value>) -> Value {
+    let rate = |v: &Value| v["tokens_per_s"].as_f64().unwrap_or(0.0);
+    let mut rates: Vec<f64> = runs.iter().map(rate).collect();
+    let n = runs.len();
+    let mut best = runs.into_iter().max_by(|a, b| rate(a).total_cmp(&rate(b))).unwrap_or(Value::Null);
+    if n > 1 {
+        best["runs_tokens_per_s"] = json!(rates.clone());
+        rates.sort_by(f64::total_cmp);
+        let median = if n % 2 == 1 { rates[n / 2] } else { (rates[n / 2 - 1] + rates[n / 2]) / 2.0 };
+        best["median_tokens_per_s"] = json!(median);
+    }
+    best
 }
 
 /// The suite `--mc-suite` runs: (task or group, smoke split); `--mc-items` items of each.
@@ -157,11 +178,12 @@ pub fn run(a: BenchArgs) -> Result<()> {
         }
     };
     profile::reset();
-    let prefill = prefill(&mut engine, &a, &mut next)?;
+    let repeat = a.repeat as usize;
+    let prefill = best_of((0..repeat).map(|_| prefill(&mut engine, &a, &mut next)).collect::<Result<_>>()?);
     profiled("prefill");
     let mut decodes = Vec::new();
     for &b in &a.decode_batch {
-        decodes.push(decode(&mut engine, b, a.decode_tokens, a.decode_context, &mut next)?);
+        decodes.push(best_of((0..repeat).map(|_| decode(&mut engine, b, a.decode_tokens, a.decode_context, &mut next)).collect::<Result<_>>()?));
         profiled(&format!("decode of {b}"));
     }
     let suite = match &a.mc_suite {
@@ -171,6 +193,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
     profiled("multiple choice");
     let report = json!({
         "pingce_version": pingce::VERSION,
+        "repeat": repeat,
         "git_commit": pingce::GIT_COMMIT,
         "adapter": engine.describe_devices(),
         "model": path.display().to_string(),
@@ -188,24 +211,28 @@ pub fn run(a: BenchArgs) -> Result<()> {
     println!("adapter: {}", report["adapter"].as_str().unwrap_or_default());
     println!("model: {} ({:.1} MiB of weights on the GPU; {:.1} MiB of model files)", path.display(), report["weights_mib"].as_f64().unwrap_or(0.0), report["model_files_mib"].as_f64().unwrap_or(0.0));
     let p = &report["prefill"];
+    // With --repeat: the best run, then the median of all.
+    let median = |v: &Value| v["median_tokens_per_s"].as_f64().map(|m| format!(" (best of {repeat}; median {m:.1})")).unwrap_or_default();
     println!(
-        "prefill: {} tokens ({} x {}) in {:.2} s = {:.1} tokens/s",
+        "prefill: {} tokens ({} x {}) in {:.2} s = {:.1} tokens/s{}",
         p["sequences"].as_u64().unwrap_or(0) * p["tokens_per_sequence"].as_u64().unwrap_or(0),
         p["sequences"],
         p["tokens_per_sequence"],
         p["seconds"].as_f64().unwrap_or(0.0),
-        p["tokens_per_s"].as_f64().unwrap_or(0.0)
+        p["tokens_per_s"].as_f64().unwrap_or(0.0),
+        median(p)
     );
     for d in report["decode"].as_array().into_iter().flatten() {
         println!(
-            "decode: {} sequence(s) x {} steps after {} context tokens in {:.2} s = {:.1} tokens/s ({:.1} ms per step, {:.2} GB/s of weights)",
+            "decode: {} sequence(s) x {} steps after {} context tokens in {:.2} s = {:.1} tokens/s ({:.1} ms per step, {:.2} GB/s of weights){}",
             d["sequences"],
             d["steps"],
             d["context"],
             d["seconds"].as_f64().unwrap_or(0.0),
             d["tokens_per_s"].as_f64().unwrap_or(0.0),
             d["ms_per_step"].as_f64().unwrap_or(0.0),
-            d["weight_gb_per_s"].as_f64().unwrap_or(0.0)
+            d["weight_gb_per_s"].as_f64().unwrap_or(0.0),
+            median(d)
         );
     }
     if let Some(s) = report["mc_suite"].as_object() {
