@@ -83,14 +83,19 @@ fn tokens(vocab: u64) -> impl FnMut() -> u32 {
     }
 }
 
-fn prefill(engine: &mut Engine, a: &BenchArgs, next: &mut impl FnMut() -> u32) -> Result<Value> {
+/// The prefill measurement's requests: `prefill_batch` random prompts of `prompt_tokens`.
+fn prefill_requests(engine: &Engine, a: &BenchArgs, next: &mut impl FnMut() -> u32) -> Vec<ScoreRequest> {
     let len = a.prompt_tokens.min(engine.max_length());
-    let reqs: Vec<ScoreRequest> = (0..a.prefill_batch).map(|_| ScoreRequest { tokens: (0..len).map(|_| next()).collect(), score_from: len - 1 }).collect();
+    (0..a.prefill_batch).map(|_| ScoreRequest { tokens: (0..len).map(|_| next()).collect(), score_from: len - 1 }).collect()
+}
+
+fn prefill(engine: &mut Engine, a: &BenchArgs, reqs: &[ScoreRequest]) -> Result<Value> {
+    let len = reqs[0].tokens.len();
     engine.opts.max_batch_tokens = engine.opts.max_batch_tokens.max(a.prefill_batch * len);
     // Warm-up compiles the pipelines and sizes the buffers.
     engine.score(&reqs[..1], 0)?;
     let (t, c) = (Instant::now(), cpu_seconds());
-    engine.score(&reqs, 0)?;
+    engine.score(reqs, 0)?;
     let s = t.elapsed().as_secs_f64();
     let cpu = cpu_seconds().zip(c).map(|(b, a)| b - a);
     let n = a.prefill_batch * len;
@@ -110,10 +115,17 @@ fn cpu_seconds() -> Option<f64> {
     Some(ticks / 100.0)
 }
 
-fn decode(engine: &mut Engine, batch: usize, steps_asked: usize, context: usize, next: &mut impl FnMut() -> u32) -> Result<Value> {
+/// The prompt of a decode measurement: `context` tokens (clamped to leave room for the steps).
+fn decode_prompt(engine: &Engine, steps_asked: usize, context: usize, next: &mut impl FnMut() -> u32) -> Vec<u32> {
     let context = context.clamp(1, engine.max_length().saturating_sub(steps_asked + 1).max(1));
-    let prompt: Vec<u32> = (0..context).map(|_| next()).collect();
-    let gen = |n: usize| -> Vec<GenRequest> { (0..batch).map(|_| GenRequest { prompt: prompt.clone(), until: vec![], max_tokens: n }).collect() };
+    (0..context).map(|_| next()).collect()
+}
+
+/// Decodes `steps_asked` tokens for `batch` copies of `prompt` (greedy, so every copy and every
+/// repetition does the same work, stopping where EOS comes, if it does).
+fn decode(engine: &mut Engine, batch: usize, steps_asked: usize, prompt: &[u32]) -> Result<Value> {
+    let context = prompt.len();
+    let gen = |n: usize| -> Vec<GenRequest> { (0..batch).map(|_| GenRequest { prompt: prompt.to_vec(), until: vec![], max_tokens: n }).collect() };
     engine.generate(&gen(2))?;
     let (t, c) = (Instant::now(), cpu_seconds());
     engine.generate(&gen(1))?;
@@ -179,11 +191,14 @@ pub fn run(a: BenchArgs) -> Result<()> {
     };
     profile::reset();
     let repeat = a.repeat as usize;
-    let prefill = best_of((0..repeat).map(|_| prefill(&mut engine, &a, &mut next)).collect::<Result<_>>()?);
+    // Each repetition runs the same requests.
+    let reqs = prefill_requests(&engine, &a, &mut next);
+    let prefill = best_of((0..repeat).map(|_| prefill(&mut engine, &a, &reqs)).collect::<Result<_>>()?);
     profiled("prefill");
     let mut decodes = Vec::new();
     for &b in &a.decode_batch {
-        decodes.push(best_of((0..repeat).map(|_| decode(&mut engine, b, a.decode_tokens, a.decode_context, &mut next)).collect::<Result<_>>()?));
+        let prompt = decode_prompt(&engine, a.decode_tokens, a.decode_context, &mut next);
+        decodes.push(best_of((0..repeat).map(|_| decode(&mut engine, b, a.decode_tokens, &prompt)).collect::<Result<_>>()?));
         profiled(&format!("decode of {b}"));
     }
     let suite = match &a.mc_suite {
