@@ -79,7 +79,7 @@ fn bench_matmul(c: &mut Criterion) {
 fn bench_linear_vector(c: &mut Criterion) {
     let mut g = c.benchmark_group("linear, vector path");
     g.sample_size(10);
-    for (m, n, k, dtype) in [(512, 1536, 576, DType::F32), (512, 1536, 576, DType::Q4_1), (512, 576, 1536, DType::Q4_1)] {
+    for (m, n, k, dtype) in [(512, 1536, 576, DType::F32), (512, 1536, 576, DType::BF16), (512, 1536, 576, DType::Q4_1), (512, 576, 1536, DType::Q4_1), (16, 1536, 576, DType::Q4_1)] {
         let w = matrix(n, k, dtype);
         let x = gpu().upload("x", bytemuck::cast_slice(&values(m * k, 3))).unwrap();
         let y = gpu().storage("y", (m * n * 4) as u64).unwrap();

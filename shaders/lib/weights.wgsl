@@ -3,7 +3,17 @@
 // Weight storage formats, bound at binding 2. `w_at(i)` returns element i (row-major, padded
 // stride) as f32, `w_pair(i)` elements i and i + 1 for even i, `w_quad(i)` elements i .. i + 3
 // for i a multiple of 4. All three give the same values.
+// Float formats (W_FLOAT). With WV (the matrix-vector kernel on CPU adapters) a quad is one
+// vector load (vec4 of f32, vec2 of u32 for 16-bit formats; i a multiple of 4 on a row of a
+// multiple of 4), the same values as w_quad reads word by word; w_at and w_pair are not defined.
 //#if W_F32
+//#define W_FLOAT
+//#if WV
+@group(0) @binding(2) var<storage, read> wv: array<vec4<f32>>;
+fn w_quad(i: u32) -> vec4<f32> {
+    return wv[i >> 2u];
+}
+//#else
 @group(0) @binding(2) var<storage, read> w: array<f32>;
 fn w_at(i: u32) -> f32 {
     return w[i];
@@ -15,7 +25,16 @@ fn w_quad(i: u32) -> vec4<f32> {
     return vec4<f32>(w[i], w[i + 1u], w[i + 2u], w[i + 3u]);
 }
 //#endif
+//#endif
 //#if W_F16
+//#define W_FLOAT
+//#if WV
+@group(0) @binding(2) var<storage, read> wv: array<vec2<u32>>;
+fn w_quad(i: u32) -> vec4<f32> {
+    let u = wv[i >> 2u];
+    return vec4<f32>(unpack2x16float(u.x), unpack2x16float(u.y));
+}
+//#else
 @group(0) @binding(2) var<storage, read> w: array<u32>;
 fn w_at(i: u32) -> f32 {
     let p = unpack2x16float(w[i >> 1u]);
@@ -28,19 +47,32 @@ fn w_quad(i: u32) -> vec4<f32> {
     return vec4<f32>(unpack2x16float(w[i >> 1u]), unpack2x16float(w[(i >> 1u) + 1u]));
 }
 //#endif
+//#endif
 //#if W_BF16
+//#define W_FLOAT
+// The two bfloat16 in word u, low half first.
+fn bf16_pair(u: u32) -> vec2<f32> {
+    return vec2<f32>(bitcast<f32>(u << 16u), bitcast<f32>(u & 0xffff0000u));
+}
+//#if WV
+@group(0) @binding(2) var<storage, read> wv: array<vec2<u32>>;
+fn w_quad(i: u32) -> vec4<f32> {
+    let u = wv[i >> 2u];
+    return vec4<f32>(bf16_pair(u.x), bf16_pair(u.y));
+}
+//#else
 @group(0) @binding(2) var<storage, read> w: array<u32>;
 fn w_at(i: u32) -> f32 {
     let u = w[i >> 1u];
     return bitcast<f32>(select(u << 16u, u & 0xffff0000u, (i & 1u) == 1u));
 }
 fn w_pair(i: u32) -> vec2<f32> {
-    let u = w[i >> 1u];
-    return vec2<f32>(bitcast<f32>(u << 16u), bitcast<f32>(u & 0xffff0000u));
+    return bf16_pair(w[i >> 1u]);
 }
 fn w_quad(i: u32) -> vec4<f32> {
     return vec4<f32>(w_pair(i), w_pair(i + 2u));
 }
+//#endif
 //#endif
 // ggml block formats: raw blocks as stored in GGUF, read byte-wise. Element i of the matrix
 // (flat row-major index; rows are whole blocks) is element i % B of block i / B.

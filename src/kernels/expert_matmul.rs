@@ -108,7 +108,7 @@ pub struct Gathered<'a> {
 /// `g.cap` tokens (each expert holds at most that many rows): the vector kernel up to
 /// [`VECTOR_MAX_ROWS`](super::linear::VECTOR_MAX_ROWS) (any number on a CPU adapter, for ggml 32-weight blocks), else the tiled one. Both give the same bits.
 pub fn record(rec: &mut Recorder, w: &Experts, g: &Gathered) -> Result<()> {
-    record_path(rec, Path::for_rows(rec.gpu(), g.cap, &w.matrix), w, g)
+    record_path(rec, Path::for_expert_rows(rec.gpu(), g.cap, &w.matrix), w, g)
 }
 
 /// [`record`] with the kernel chosen by the caller (the tiled one where the vector kernel's

@@ -33,12 +33,20 @@ pub const VECTOR_MAX_ROWS: usize = 32;
 
 impl Path {
     /// The faster kernel for `m` rows of `w` on `gpu`. On a software adapter (lavapipe) with
-    /// ggml 32-weight blocks the vector kernel wins at every size: its weight rows differ per lane
-    /// but its x reads are shared through subgroups, while the tiled kernel's workgroup-memory
-    /// reads differ per lane and a CPU driver serves those one lane at a time (Q4_1 512x1536x576:
-    /// 37 vs 12 GFLOP/s; float weights, read a word at a time, still favour the tiled kernel).
-    /// Either way the bits are the same.
+    /// ggml 32-weight blocks or float weights the vector kernel wins at every size: its weight
+    /// rows differ per lane but its x reads are shared through subgroups, while the tiled kernel's
+    /// workgroup-memory reads differ per lane and a CPU driver serves those one lane at a time
+    /// (512x1536x576: Q4_1 39 vs 12 GFLOP/s, f32 34 vs 13, bf16 42 vs 13). K-quants, read byte by
+    /// byte, keep the tiled kernel. Either way the bits are the same.
     pub fn for_rows(gpu: &Gpu, m: usize, w: &Matrix) -> Path {
+        let vector_everywhere = w.chunks.iter().all(|c| c.dtype.block_size() == 32 || c.dtype.is_float());
+        if m <= VECTOR_MAX_ROWS || (gpu.subgroup_x && vector_everywhere) { Path::Vector } else { Path::Tiled }
+    }
+
+    /// [`for_rows`](Self::for_rows) for the expert kernels: their matrix-vector kernel reads
+    /// float weights a word at a time (no vector loads), so float experts keep the tiled kernel
+    /// above [`VECTOR_MAX_ROWS`] everywhere, as before.
+    pub fn for_expert_rows(gpu: &Gpu, m: usize, w: &Matrix) -> Path {
         let blocks32 = w.chunks.iter().all(|c| c.dtype.block_size() == 32);
         if m <= VECTOR_MAX_ROWS || (gpu.subgroup_x && blocks32) { Path::Vector } else { Path::Tiled }
     }

@@ -61,15 +61,15 @@ pub fn record(rec: &mut Recorder, w: &Matrix, bias: Option<&wgpu::Buffer>, accum
     Ok(())
 }
 
-/// Adds `X_SUBGROUP` where the Gpu prefers it, and with it `WV` (ggml 32-weight blocks, the
-/// shader's W_BLOCK32 dtypes, bound as vec4 and read a block at a time: fewer loads, the same
-/// words).
+/// Adds `X_SUBGROUP` where the Gpu prefers it, and with it `WV`: ggml 32-weight blocks (the
+/// shader's W_BLOCK32 dtypes) bound as vec4 and read a block at a time, float weights read a
+/// quad per vector load; fewer loads, the same words.
 fn subgroup_defines(rec: &Recorder, c: &crate::tensor::Chunk, defs: &mut Vec<&'static str>) {
     if !rec.gpu().subgroup_x {
         return;
     }
     defs.push("X_SUBGROUP");
-    if c.dtype.block_size() == 32 {
+    if c.dtype.block_size() == 32 || c.dtype.is_float() {
         defs.push("WV");
     }
 }

@@ -33,6 +33,11 @@ impl DType {
         }
     }
 
+    /// Plain floats (f32, f16, bf16) rather than quantized blocks.
+    pub fn is_float(self) -> bool {
+        self.block_size() == 1
+    }
+
     /// Bytes per block.
     pub fn block_bytes(self) -> usize {
         match self {
