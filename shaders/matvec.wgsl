@@ -19,17 +19,41 @@ fn dot4(xv: vec4<f32>, v: vec4<f32>, acc: f32) -> f32 {
     return fma(xv.w, v.w, fma(xv.z, v.z, fma(xv.y, v.y, fma(xv.x, v.x, acc))));
 }
 
-//#if X_SUBGROUP
+// GROUP8: weights read a 32-k block at a time (wv_block, wb_quad), so the kernel can take x rows
+// 8 at a time: ggml blocks, and float weights with WV (CPU adapters), for which a block is only
+// its first index and quad t one vector load (w_quad).
 //#if W_BLOCK32
+//#define GROUP8
+//#endif
+//#if W_FLOAT
+//#if WV
+//#define GROUP8
+struct WBlock { i: u32 }
+fn wv_block(i: u32) -> WBlock {
+    return WBlock(i);
+}
+fn wb_quad(b: WBlock, t: u32) -> vec4<f32> {
+    return w_quad(b.i + 4u * t);
+}
+//#endif
+//#endif
+//#if X_SUBGROUP
+//#if GROUP8
 // One quad of x into the chains of four weight rows: s.x .. s.w continued with quad t of b0 .. b3.
 fn dot_rows(xv: vec4<f32>, b0: WBlock, b1: WBlock, b2: WBlock, b3: WBlock, t: u32, s: vec4<f32>) -> vec4<f32> {
     return vec4<f32>(dot4(xv, wb_quad(b0, t), s.x), dot4(xv, wb_quad(b1, t), s.y), dot4(xv, wb_quad(b2, t), s.z), dot4(xv, wb_quad(b3, t), s.w));
 }
-//#endif
-//#if W_FLOAT
-// As dot_rows, for float weights: quad t of the 32 k from weight element i of each row.
-fn dot_wrows(xv: vec4<f32>, i0: u32, i1: u32, i2: u32, i3: u32, t: u32, s: vec4<f32>) -> vec4<f32> {
-    return vec4<f32>(dot4(xv, w_quad(i0 + 4u * t), s.x), dot4(xv, w_quad(i1 + 4u * t), s.y), dot4(xv, w_quad(i2 + 4u * t), s.z), dot4(xv, w_quad(i3 + 4u * t), s.w));
+// A whole block for a single x row: its 8 x quads, one per lane in xl, shared by subgroupBroadcast
+// (constant lanes, so written out) into the chains s of rows b0 .. b3, quad after quad.
+fn dot_block(xl: vec4<f32>, b0: WBlock, b1: WBlock, b2: WBlock, b3: WBlock, s0: vec4<f32>) -> vec4<f32> {
+    var s = dot_rows(subgroupBroadcast(xl, 0u), b0, b1, b2, b3, 0u, s0);
+    s = dot_rows(subgroupBroadcast(xl, 1u), b0, b1, b2, b3, 1u, s);
+    s = dot_rows(subgroupBroadcast(xl, 2u), b0, b1, b2, b3, 2u, s);
+    s = dot_rows(subgroupBroadcast(xl, 3u), b0, b1, b2, b3, 3u, s);
+    s = dot_rows(subgroupBroadcast(xl, 4u), b0, b1, b2, b3, 4u, s);
+    s = dot_rows(subgroupBroadcast(xl, 5u), b0, b1, b2, b3, 5u, s);
+    s = dot_rows(subgroupBroadcast(xl, 6u), b0, b1, b2, b3, 6u, s);
+    return dot_rows(subgroupBroadcast(xl, 7u), b0, b1, b2, b3, 7u, s);
 }
 //#endif
 //#endif
@@ -189,9 +213,10 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     // Rows of x in chunks of M_CHUNK, one chunk per workgroup z (prefill on a CPU adapter).
     let m_end = min(p.m, (wid.z + 1u) * M_CHUNK);
     var m0 = wid.z * M_CHUNK;
-//#if W_BLOCK32
-    // Groups of 8 x rows: each quad of weights decoded once for all 8.
-    for (; m0 + 8u <= m_end; m0 += 8u) {
+//#if GROUP8
+    // Groups of 8 x rows: each quad of weights decoded once for all 8 (rows of whole 32-k blocks).
+    let whole = (p.k & 31u) == 0u;
+    for (; whole && m0 + 8u <= m_end; m0 += 8u) {
         var a0 = vec4<f32>(0.0);
         var a1 = vec4<f32>(0.0);
         var a2 = vec4<f32>(0.0);
@@ -245,48 +270,6 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
         store4(n0, m0, 4u, a0, a1, a2, a3);
         store4(n0, m0 + 4u, 4u, c0, c1, c2, c3);
     }
-//#endif
-//#if W_FLOAT
-//#if X_SUBGROUP
-    // Float weights on a CPU adapter: groups of 8 x rows as above, a quad of k at a time (one
-    // vector load per weight row), x shared by subgroupBroadcast.
-    for (; m0 + 8u <= m_end; m0 += 8u) {
-        var a0 = vec4<f32>(0.0);
-        var a1 = vec4<f32>(0.0);
-        var a2 = vec4<f32>(0.0);
-        var a3 = vec4<f32>(0.0);
-        var c0 = vec4<f32>(0.0);
-        var c1 = vec4<f32>(0.0);
-        var c2 = vec4<f32>(0.0);
-        var c3 = vec4<f32>(0.0);
-        let xl0 = ((p.x_offset + m0 * p.x_stride) >> 2u) + (sl & 7u) * xs;
-        for (var k = 0u; k < p.k; k += 4u) {
-            let v0 = w_quad(w0 + k);
-            let v1 = w_quad(w1 + k);
-            let v2 = w_quad(w2 + k);
-            let v3 = w_quad(w3 + k);
-            let xl = x[xl0 + (k >> 2u)];
-            let x0 = subgroupBroadcast(xl, 0u);
-            let x1 = subgroupBroadcast(xl, 1u);
-            let x2 = subgroupBroadcast(xl, 2u);
-            let x3 = subgroupBroadcast(xl, 3u);
-            let x4 = subgroupBroadcast(xl, 4u);
-            let x5 = subgroupBroadcast(xl, 5u);
-            let x6 = subgroupBroadcast(xl, 6u);
-            let x7 = subgroupBroadcast(xl, 7u);
-            a0 = vec4<f32>(dot4(x0, v0, a0.x), dot4(x1, v0, a0.y), dot4(x2, v0, a0.z), dot4(x3, v0, a0.w));
-            a1 = vec4<f32>(dot4(x0, v1, a1.x), dot4(x1, v1, a1.y), dot4(x2, v1, a1.z), dot4(x3, v1, a1.w));
-            a2 = vec4<f32>(dot4(x0, v2, a2.x), dot4(x1, v2, a2.y), dot4(x2, v2, a2.z), dot4(x3, v2, a2.w));
-            a3 = vec4<f32>(dot4(x0, v3, a3.x), dot4(x1, v3, a3.y), dot4(x2, v3, a3.z), dot4(x3, v3, a3.w));
-            c0 = vec4<f32>(dot4(x4, v0, c0.x), dot4(x5, v0, c0.y), dot4(x6, v0, c0.z), dot4(x7, v0, c0.w));
-            c1 = vec4<f32>(dot4(x4, v1, c1.x), dot4(x5, v1, c1.y), dot4(x6, v1, c1.z), dot4(x7, v1, c1.w));
-            c2 = vec4<f32>(dot4(x4, v2, c2.x), dot4(x5, v2, c2.y), dot4(x6, v2, c2.z), dot4(x7, v2, c2.w));
-            c3 = vec4<f32>(dot4(x4, v3, c3.x), dot4(x5, v3, c3.y), dot4(x6, v3, c3.z), dot4(x7, v3, c3.w));
-        }
-        store4(n0, m0, 4u, a0, a1, a2, a3);
-        store4(n0, m0 + 4u, 4u, c0, c1, c2, c3);
-    }
-//#endif
 //#endif
     for (; m0 < m_end; m0 += 4u) {
         let rows = min(4u, m_end - m0);
@@ -343,16 +326,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 let xk = xq + (k >> 2u);
 //#if X_SUBGROUP
                 // The block's 8 x quads, one per lane.
-                let xl = x[xk + (sl & 7u)];
-                var s = vec4<f32>(s0, s1, s2, s3);
-                s = dot_rows(subgroupBroadcast(xl, 0u), b0, b1, b2, b3, 0u, s);
-                s = dot_rows(subgroupBroadcast(xl, 1u), b0, b1, b2, b3, 1u, s);
-                s = dot_rows(subgroupBroadcast(xl, 2u), b0, b1, b2, b3, 2u, s);
-                s = dot_rows(subgroupBroadcast(xl, 3u), b0, b1, b2, b3, 3u, s);
-                s = dot_rows(subgroupBroadcast(xl, 4u), b0, b1, b2, b3, 4u, s);
-                s = dot_rows(subgroupBroadcast(xl, 5u), b0, b1, b2, b3, 5u, s);
-                s = dot_rows(subgroupBroadcast(xl, 6u), b0, b1, b2, b3, 6u, s);
-                s = dot_rows(subgroupBroadcast(xl, 7u), b0, b1, b2, b3, 7u, s);
+                let s = dot_block(x[xk + (sl & 7u)], b0, b1, b2, b3, vec4<f32>(s0, s1, s2, s3));
                 s0 = s.x;
                 s1 = s.y;
                 s2 = s.z;
@@ -402,20 +376,11 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
             var s2 = 0.0;
             var s3 = 0.0;
             var k = 0u;
-//#if W_FLOAT
+//#if GROUP8
 //#if X_SUBGROUP
-            // 32 k at a time: their 8 x quads one per lane, shared by subgroupBroadcast.
+            // Float weights (WV): 32 k at a time: their 8 x quads one per lane, shared by subgroupBroadcast.
             for (; k + 32u <= p.k; k += 32u) {
-                let xl = x[xq + (k >> 2u) + (sl & 7u)];
-                var s = vec4<f32>(s0, s1, s2, s3);
-                s = dot_wrows(subgroupBroadcast(xl, 0u), w0 + k, w1 + k, w2 + k, w3 + k, 0u, s);
-                s = dot_wrows(subgroupBroadcast(xl, 1u), w0 + k, w1 + k, w2 + k, w3 + k, 1u, s);
-                s = dot_wrows(subgroupBroadcast(xl, 2u), w0 + k, w1 + k, w2 + k, w3 + k, 2u, s);
-                s = dot_wrows(subgroupBroadcast(xl, 3u), w0 + k, w1 + k, w2 + k, w3 + k, 3u, s);
-                s = dot_wrows(subgroupBroadcast(xl, 4u), w0 + k, w1 + k, w2 + k, w3 + k, 4u, s);
-                s = dot_wrows(subgroupBroadcast(xl, 5u), w0 + k, w1 + k, w2 + k, w3 + k, 5u, s);
-                s = dot_wrows(subgroupBroadcast(xl, 6u), w0 + k, w1 + k, w2 + k, w3 + k, 6u, s);
-                s = dot_wrows(subgroupBroadcast(xl, 7u), w0 + k, w1 + k, w2 + k, w3 + k, 7u, s);
+                let s = dot_block(x[xq + (k >> 2u) + (sl & 7u)], wv_block(w0 + k), wv_block(w1 + k), wv_block(w2 + k), wv_block(w3 + k), vec4<f32>(s0, s1, s2, s3));
                 s0 = s.x;
                 s1 = s.y;
                 s2 = s.z;
