@@ -20,8 +20,8 @@ fn dot4(xv: vec4<f32>, v: vec4<f32>, acc: f32) -> f32 {
 }
 
 // GROUP8: weights read a 32-k block at a time (wv_block, wb_quad), so the kernel can take x rows
-// 8 at a time: ggml blocks, and float weights with WV (CPU adapters), for which a block is only
-// its first index and quad t one vector load (w_quad).
+// 8 at a time: ggml blocks, and with WV (CPU adapters) float weights, for which a block is only
+// its first index and quad t one vector load (w_quad), and Q4_K sub-blocks.
 //#if W_BLOCK32
 //#define GROUP8
 //#endif
@@ -34,6 +34,40 @@ fn wv_block(i: u32) -> WBlock {
 }
 fn wb_quad(b: WBlock, t: u32) -> vec4<f32> {
     return w_quad(b.i + 4u * t);
+}
+//#endif
+//#endif
+//#if W_Q4_K
+//#if WV
+//#define GROUP8
+// Q4_K through the block interface (CPU adapters): a block is one 32-weight sub-block s of a
+// 256-weight super-block (144 bytes: 9 aligned vec4), read as three vec4 (header, quants), with
+// w_at's arithmetic per weight: (d * scale) * q - dmin * min.
+struct WBlock { d: f32, m: f32, q0: vec4<u32>, q1: vec4<u32>, shift: u32 }
+// Byte k of the 12 scale bytes (header words 1..3).
+fn scale_byte(h: vec4<u32>, k: u32) -> u32 {
+    let w = select(select(h.y, h.z, k >= 4u), h.w, k >= 8u);
+    return (w >> ((k & 3u) * 8u)) & 0xffu;
+}
+// scale_min_k4 (weights.wgsl) from the header.
+fn scale_min_h(h: vec4<u32>, j: u32) -> vec2<f32> {
+    if (j < 4u) {
+        return vec2<f32>(f32(scale_byte(h, j) & 63u), f32(scale_byte(h, j + 4u) & 63u));
+    }
+    let a = scale_byte(h, j + 4u);
+    return vec2<f32>(f32((a & 15u) | ((scale_byte(h, j - 4u) >> 6u) << 4u)), f32((a >> 4u) | ((scale_byte(h, j) >> 6u) << 4u)));
+}
+fn wv_block(i: u32) -> WBlock {
+    let sb = (i >> 8u) * 9u;
+    let s = (i >> 5u) & 7u;
+    let h = wv[sb];
+    let dm = unpack2x16float(h.x);
+    let sm = scale_min_h(h, s);
+    return WBlock(dm.x * sm.x, dm.y * sm.y, wv[sb + 1u + 2u * (s >> 1u)], wv[sb + 2u + 2u * (s >> 1u)], (s & 1u) * 4u);
+}
+fn wb_quad(b: WBlock, t: u32) -> vec4<f32> {
+    let q = select(b.q0[t & 3u], b.q1[t & 3u], t >= 4u);
+    return vec4<f32>(b.d) * nibbles(q, b.shift) - vec4<f32>(b.m);
 }
 //#endif
 //#endif

@@ -61,15 +61,20 @@ pub fn record(rec: &mut Recorder, w: &Matrix, bias: Option<&wgpu::Buffer>, accum
     Ok(())
 }
 
-/// Adds `X_SUBGROUP` where the Gpu prefers it, and with it `WV`: ggml 32-weight blocks (the
-/// shader's W_BLOCK32 dtypes) bound as vec4 and read a block at a time, float weights read a
-/// quad per vector load; fewer loads, the same words.
+/// Weights the kernel reads a 32-weight block at a time with `WV` on CPU adapters (the shader's
+/// GROUP8): ggml 32-weight blocks, Q4_K sub-blocks, and floats a quad per vector load.
+pub fn reads_whole_blocks(dtype: crate::tensor::DType) -> bool {
+    dtype.block_size() == 32 || dtype.is_float() || dtype == crate::tensor::DType::Q4_K
+}
+
+/// Adds `X_SUBGROUP` where the Gpu prefers it, and with it `WV` where [`reads_whole_blocks`]:
+/// fewer, wider loads of the same words.
 fn subgroup_defines(rec: &Recorder, c: &crate::tensor::Chunk, defs: &mut Vec<&'static str>) {
     if !rec.gpu().subgroup_x {
         return;
     }
     defs.push("X_SUBGROUP");
-    if c.dtype.block_size() == 32 || c.dtype.is_float() {
+    if reads_whole_blocks(c.dtype) {
         defs.push("WV");
     }
 }
