@@ -94,7 +94,7 @@ pub struct KvColumns {
 pub fn rope_kv(rec: &mut Recorder, x: &wgpu::Buffer, row_stride: usize, tokens: usize, heads: usize, kv: &KvColumns, table: &RopeTable, meta: &wgpu::Buffer, cache: &LayerCache) -> Result<bool> {
     let ([kc], [vc]) = (cache.k, cache.v) else { return Ok(false) };
     let head_dim = 2 * table.half;
-    if kv.kv_dim % head_dim != 0 {
+    if !kv.kv_dim.is_multiple_of(head_dim) {
         return Ok(false);
     }
     if tokens == 0 {
