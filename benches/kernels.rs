@@ -92,7 +92,7 @@ fn bench_linear_vector(c: &mut Criterion) {
 fn bench_matvec(c: &mut Criterion) {
     let mut g = c.benchmark_group("matvec");
     g.sample_size(10);
-    for (n, k, dtype) in [(1536, 576, DType::F32), (576, 1536, DType::F32), (49152, 576, DType::F32), (1536, 576, DType::BF16), (1536, 576, DType::Q4_1), (1536, 576, DType::Q8_0), (1536, 512, DType::Q4_K), (1536, 512, DType::Q6_K)] {
+    for (n, k, dtype) in [(1536, 576, DType::F32), (576, 1536, DType::F32), (49152, 576, DType::F32), (1536, 576, DType::BF16), (1536, 576, DType::Q4_1), (1536, 576, DType::Q8_0), (1536, 512, DType::Q4_K), (1536, 512, DType::Q5_K), (1536, 512, DType::Q6_K)] {
         let w = matrix(n, k, dtype);
         let x = gpu().upload("x", bytemuck::cast_slice(&values(k, 3))).unwrap();
         let y = gpu().storage("y", (n * 4) as u64).unwrap();

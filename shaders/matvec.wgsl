@@ -21,7 +21,7 @@ fn dot4(xv: vec4<f32>, v: vec4<f32>, acc: f32) -> f32 {
 
 // GROUP8: weights read a 32-k block at a time (wv_block, wb_quad), so the kernel can take x rows
 // 8 at a time: ggml blocks, and with WV (CPU adapters) float weights, for which a block is only
-// its first index and quad t one vector load (w_quad), and Q4_K sub-blocks.
+// its first index and quad t one vector load (w_quad), and Q4_K / Q5_K sub-blocks.
 //#if W_BLOCK32
 //#define GROUP8
 //#endif
@@ -39,11 +39,21 @@ fn wb_quad(b: WBlock, t: u32) -> vec4<f32> {
 //#endif
 //#if W_Q4_K
 //#if WV
+//#define KQ_SUB
+//#endif
+//#endif
+//#if W_Q5_K
+//#if WV
+//#define KQ_SUB
+//#endif
+//#endif
+//#if KQ_SUB
 //#define GROUP8
-// Q4_K through the block interface (CPU adapters): a block is one 32-weight sub-block s of a
-// 256-weight super-block (144 bytes: 9 aligned vec4), read as three vec4 (header, quants), with
-// w_at's arithmetic per weight: (d * scale) * q - dmin * min.
-struct WBlock { d: f32, m: f32, q0: vec4<u32>, q1: vec4<u32>, shift: u32 }
+// Q4_K and Q5_K through the block interface (CPU adapters): a block is one 32-weight sub-block s
+// of a 256-weight super-block (Q4_K: 144 bytes, 9 aligned vec4; Q5_K: 176 bytes, 11), read as
+// whole vec4 (header, quants, Q5_K's high bits), with w_at's arithmetic per weight:
+// (d * scale) * q - dmin * min.
+struct WBlock { d: f32, m: f32, q0: vec4<u32>, q1: vec4<u32>, h0: vec4<u32>, h1: vec4<u32>, shift: u32, s: u32 }
 // Byte k of the 12 scale bytes (header words 1..3).
 fn scale_byte(h: vec4<u32>, k: u32) -> u32 {
     let w = select(select(h.y, h.z, k >= 4u), h.w, k >= 8u);
@@ -58,18 +68,35 @@ fn scale_min_h(h: vec4<u32>, j: u32) -> vec2<f32> {
     return vec2<f32>(f32((a & 15u) | ((scale_byte(h, j - 4u) >> 6u) << 4u)), f32((a >> 4u) | ((scale_byte(h, j) >> 6u) << 4u)));
 }
 fn wv_block(i: u32) -> WBlock {
-    let sb = (i >> 8u) * 9u;
     let s = (i >> 5u) & 7u;
+//#if W_Q4_K
+    let sb = (i >> 8u) * 9u;
+    let q = sb + 1u + 2u * (s >> 1u);
+    let h0 = vec4<u32>(0u);
+    let h1 = h0;
+//#else
+    let sb = (i >> 8u) * 11u;
+    let q = sb + 3u + 2u * (s >> 1u);
+    let h0 = wv[sb + 1u];
+    let h1 = wv[sb + 2u];
+//#endif
     let h = wv[sb];
     let dm = unpack2x16float(h.x);
     let sm = scale_min_h(h, s);
-    return WBlock(dm.x * sm.x, dm.y * sm.y, wv[sb + 1u + 2u * (s >> 1u)], wv[sb + 2u + 2u * (s >> 1u)], (s & 1u) * 4u);
+    return WBlock(dm.x * sm.x, dm.y * sm.y, wv[q], wv[q + 1u], h0, h1, (s & 1u) * 4u, s);
 }
 fn wb_quad(b: WBlock, t: u32) -> vec4<f32> {
     let q = select(b.q0[t & 3u], b.q1[t & 3u], t >= 4u);
+//#if W_Q4_K
     return vec4<f32>(b.d) * nibbles(q, b.shift) - vec4<f32>(b.m);
-}
+//#else
+    // Q5_K: the low 4 bits, and bit s of each high-bit byte as 16.
+    let hw = select(b.h0[t & 3u], b.h1[t & 3u], t >= 4u);
+    let hv = vec4<u32>((hw >> b.s) & 1u, (hw >> (b.s + 8u)) & 1u, (hw >> (b.s + 16u)) & 1u, (hw >> (b.s + 24u)) & 1u);
+    let qv = vec4<u32>((q >> b.shift) & 15u, (q >> (b.shift + 8u)) & 15u, (q >> (b.shift + 16u)) & 15u, (q >> (b.shift + 24u)) & 15u);
+    return vec4<f32>(b.d) * vec4<f32>(qv + 16u * hv) - vec4<f32>(b.m);
 //#endif
+}
 //#endif
 //#if X_SUBGROUP
 //#if GROUP8

@@ -36,8 +36,8 @@ impl Path {
     /// ggml 32-weight blocks or float weights the vector kernel wins at every size: its weight
     /// rows differ per lane but its x reads are shared through subgroups, while the tiled kernel's
     /// workgroup-memory reads differ per lane and a CPU driver serves those one lane at a time
-    /// (512x1536x576: Q4_1 39 vs 12 GFLOP/s, f32 34 vs 13, bf16 42 vs 13); so does Q4_K, read a
-    /// sub-block at a time. Other K-quants, read byte by byte, keep the tiled kernel. Either way
+    /// (512x1536x576: Q4_1 39 vs 12 GFLOP/s, f32 34 vs 13, bf16 42 vs 13); so do Q4_K and Q5_K,
+    /// read a sub-block at a time. Q6_K, read byte by byte, keeps the tiled kernel. Either way
     /// the bits are the same.
     pub fn for_rows(gpu: &Gpu, m: usize, w: &Matrix) -> Path {
         let vector_everywhere = w.chunks.iter().all(|c| matvec::reads_whole_blocks(c.dtype));

@@ -62,9 +62,10 @@ pub fn record(rec: &mut Recorder, w: &Matrix, bias: Option<&wgpu::Buffer>, accum
 }
 
 /// Weights the kernel reads a 32-weight block at a time with `WV` on CPU adapters (the shader's
-/// GROUP8): ggml 32-weight blocks, Q4_K sub-blocks, and floats a quad per vector load.
+/// GROUP8): ggml 32-weight blocks, Q4_K and Q5_K sub-blocks, and floats a quad per vector load.
 pub fn reads_whole_blocks(dtype: crate::tensor::DType) -> bool {
-    dtype.block_size() == 32 || dtype.is_float() || dtype == crate::tensor::DType::Q4_K
+    use crate::tensor::DType;
+    dtype.block_size() == 32 || dtype.is_float() || matches!(dtype, DType::Q4_K | DType::Q5_K)
 }
 
 /// Adds `X_SUBGROUP` where the Gpu prefers it, and with it `WV` where [`reads_whole_blocks`]:
