@@ -54,19 +54,6 @@ fn wb_quad(b: WBlock, t: u32) -> vec4<f32> {
 // whole vec4 (header, quants, Q5_K's high bits), with w_at's arithmetic per weight:
 // (d * scale) * q - dmin * min.
 struct WBlock { d: f32, m: f32, q0: vec4<u32>, q1: vec4<u32>, h0: vec4<u32>, h1: vec4<u32>, shift: u32, s: u32 }
-// Byte k of the 12 scale bytes (header words 1..3).
-fn scale_byte(h: vec4<u32>, k: u32) -> u32 {
-    let w = select(select(h.y, h.z, k >= 4u), h.w, k >= 8u);
-    return (w >> ((k & 3u) * 8u)) & 0xffu;
-}
-// scale_min_k4 (weights.wgsl) from the header.
-fn scale_min_h(h: vec4<u32>, j: u32) -> vec2<f32> {
-    if (j < 4u) {
-        return vec2<f32>(f32(scale_byte(h, j) & 63u), f32(scale_byte(h, j + 4u) & 63u));
-    }
-    let a = scale_byte(h, j + 4u);
-    return vec2<f32>(f32((a & 15u) | ((scale_byte(h, j - 4u) >> 6u) << 4u)), f32((a >> 4u) | ((scale_byte(h, j) >> 6u) << 4u)));
-}
 fn wv_block(i: u32) -> WBlock {
     let s = (i >> 5u) & 7u;
 //#if W_Q4_K
@@ -82,7 +69,7 @@ fn wv_block(i: u32) -> WBlock {
 //#endif
     let h = wv[sb];
     let dm = unpack2x16float(h.x);
-    let sm = scale_min_h(h, s);
+    let sm = scale_min_k4(h.yzw, s);
     return WBlock(dm.x * sm.x, dm.y * sm.y, wv[q], wv[q + 1u], h0, h1, (s & 1u) * 4u, s);
 }
 fn wb_quad(b: WBlock, t: u32) -> vec4<f32> {
@@ -439,7 +426,8 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
             var k = 0u;
 //#if GROUP8
 //#if X_SUBGROUP
-            // Float weights (WV): 32 k at a time: their 8 x quads one per lane, shared by subgroupBroadcast.
+            // Weights read a block at a time (floats, Q4_K, Q5_K): 32 k at a time, their 8 x
+            // quads one per lane, shared by subgroupBroadcast.
             for (; k + 32u <= p.k; k += 32u) {
                 let s = dot_block(x[xq + (k >> 2u) + (sl & 7u)], wv_block(w0 + k), wv_block(w1 + k), wv_block(w2 + k), wv_block(w3 + k), vec4<f32>(s0, s1, s2, s3));
                 s0 = s.x;

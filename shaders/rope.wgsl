@@ -7,7 +7,7 @@
 struct Params {
     tokens: u32, heads: u32, head_dim: u32, row_stride: u32,
     offset: u32, sin_offset: u32, k_from: u32, v_offset: u32,
-    kv_dim: u32, lo: u32, hi: u32, pad: u32,
+    kv_dim: u32, cache_rows: u32, pad0: u32, pad1: u32,
 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read_write> x: array<f32>;
@@ -38,8 +38,8 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     let pos = tok[2u * t];
 //#if KV
     let row = tok[2u * t + 1u] + pos;
-    let cached = row >= p.lo && row < p.hi;
-    let cb = (row - p.lo) * p.kv_dim;
+    let cached = row < p.cache_rows;
+    let cb = row * p.kv_dim;
     if (h >= p.heads) {
         let vb = t * p.row_stride + p.v_offset + (h - p.heads) * p.head_dim;
         if (cached) {

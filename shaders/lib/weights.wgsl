@@ -133,13 +133,23 @@ fn w_pair(i: u32) -> vec2<f32> {
 fn nibbles(q: u32, shift: u32) -> vec4<f32> {
     return vec4<f32>(vec4<u32>((q >> shift) & 15u, (q >> (shift + 8u)) & 15u, (q >> (shift + 16u)) & 15u, (q >> (shift + 24u)) & 15u));
 }
-// ggml get_scale_min_k4: 6-bit scale and min of sub-block j from the 12 bytes at o.
-fn scale_min_k4(o: u32, j: u32) -> vec2<f32> {
+// Byte k (0..11) of the 12 scale bytes of a K-quant super-block, held as three words.
+fn scale_byte(sc: vec3<u32>, k: u32) -> u32 {
+    let w = select(select(sc.x, sc.y, k >= 4u), sc.z, k >= 8u);
+    return (w >> ((k & 3u) * 8u)) & 0xffu;
+}
+// ggml get_scale_min_k4: 6-bit scale and min of sub-block j from the 12 scale bytes.
+fn scale_min_k4(sc: vec3<u32>, j: u32) -> vec2<f32> {
     if (j < 4u) {
-        return vec2<f32>(f32(byte_at(o + j) & 63u), f32(byte_at(o + j + 4u) & 63u));
+        return vec2<f32>(f32(scale_byte(sc, j) & 63u), f32(scale_byte(sc, j + 4u) & 63u));
     }
-    let a = byte_at(o + j + 4u);
-    return vec2<f32>(f32((a & 15u) | ((byte_at(o + j - 4u) >> 6u) << 4u)), f32((a >> 4u) | ((byte_at(o + j) >> 6u) << 4u)));
+    let a = scale_byte(sc, j + 4u);
+    return vec2<f32>(f32((a & 15u) | ((scale_byte(sc, j - 4u) >> 6u) << 4u)), f32((a >> 4u) | ((scale_byte(sc, j) >> 6u) << 4u)));
+}
+// The scale words of the Q4_K / Q5_K super-block at byte o (words 1..3).
+fn scale_words(o: u32) -> vec3<u32> {
+    let a = o >> 2u;
+    return vec3<u32>(w_word(a + 1u), w_word(a + 2u), w_word(a + 3u));
 }
 //#endif
 //#if W_Q8_0
@@ -193,7 +203,7 @@ fn w_at(i: u32) -> f32 {
     let dm = unpack2x16float(w_word(o >> 2u));
     let g = j >> 6u;
     let hi = (j >> 5u) & 1u;
-    let sm = scale_min_k4(o + 4u, 2u * g + hi);
+    let sm = scale_min_k4(scale_words(o), 2u * g + hi);
     let q = byte_at(o + 16u + 32u * g + (j & 31u));
     return (dm.x * sm.x) * f32(select(q & 15u, q >> 4u, hi == 1u)) - dm.y * sm.y;
 }
@@ -206,7 +216,7 @@ fn w_at(i: u32) -> f32 {
     let g = j >> 6u;
     let hi = (j >> 5u) & 1u;
     let l = j & 31u;
-    let sm = scale_min_k4(o + 4u, 2u * g + hi);
+    let sm = scale_min_k4(scale_words(o), 2u * g + hi);
     let q = byte_at(o + 48u + 32u * g + l);
     let bit = (byte_at(o + 16u + l) >> (2u * g + hi)) & 1u;
     return (dm.x * sm.x) * f32(select(q & 15u, q >> 4u, hi == 1u) + 16u * bit) - dm.y * sm.y;

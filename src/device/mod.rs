@@ -35,9 +35,10 @@ pub struct Gpu {
     /// A memory budget and an injected device loss (tests; `--gpu-memory-budget`).
     pub hooks: FaultHooks,
     /// Kernels laid out for a CPU adapter with subgroups of at least 8 lanes: the matrix-vector
-    /// kernel shares x through subgroup broadcasts (`X_SUBGROUP`, and `WV` for 32-weight blocks),
-    /// takes every row count for those blocks, and attention runs `attention_lanes.wgsl`. The same
-    /// bits either way; tests switch it off to check the other variants.
+    /// kernel shares x through subgroup broadcasts (`X_SUBGROUP`), reads whole blocks with `WV`
+    /// and takes every row count for the formats `matvec::reads_whole_blocks` names, in
+    /// workgroups of one subgroup; attention runs `attention_lanes.wgsl`. The same bits either
+    /// way; tests switch it off to check the other variants.
     pub subgroup_x: bool,
 }
 

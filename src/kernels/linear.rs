@@ -6,7 +6,7 @@ use anyhow::Result;
 
 use super::{matmul, matvec};
 use crate::device::{Gpu, Recorder};
-use crate::tensor::Matrix;
+use crate::tensor::{DType, Matrix};
 
 /// Which kernel computes a linear layer. Both accumulate every output in the same order and give
 /// bit-identical results (tests/kernels.rs), so the choice is only about speed.
@@ -40,16 +40,20 @@ impl Path {
     /// read a sub-block at a time. Q6_K, read byte by byte, keeps the tiled kernel. Either way
     /// the bits are the same.
     pub fn for_rows(gpu: &Gpu, m: usize, w: &Matrix) -> Path {
-        let vector_everywhere = w.chunks.iter().all(|c| matvec::reads_whole_blocks(c.dtype));
-        if m <= VECTOR_MAX_ROWS || (gpu.subgroup_x && vector_everywhere) { Path::Vector } else { Path::Tiled }
+        Self::choose(gpu, m, w, matvec::reads_whole_blocks)
     }
 
     /// [`for_rows`](Self::for_rows) for the expert kernels: their matrix-vector kernel reads
-    /// float weights a word at a time (no vector loads), so float experts keep the tiled kernel
-    /// above [`VECTOR_MAX_ROWS`] everywhere, as before.
+    /// only ggml 32-weight blocks a block at a time, so other experts keep the tiled kernel
+    /// above [`VECTOR_MAX_ROWS`] everywhere.
     pub fn for_expert_rows(gpu: &Gpu, m: usize, w: &Matrix) -> Path {
-        let blocks32 = w.chunks.iter().all(|c| c.dtype.block_size() == 32);
-        if m <= VECTOR_MAX_ROWS || (gpu.subgroup_x && blocks32) { Path::Vector } else { Path::Tiled }
+        Self::choose(gpu, m, w, |d| d.block_size() == 32)
+    }
+
+    /// The vector kernel up to [`VECTOR_MAX_ROWS`], and at every row count on a CPU adapter when
+    /// every chunk's format is `fast` there.
+    fn choose(gpu: &Gpu, m: usize, w: &Matrix, fast: fn(DType) -> bool) -> Path {
+        if m <= VECTOR_MAX_ROWS || (gpu.subgroup_x && w.chunks.iter().all(|c| fast(c.dtype))) { Path::Vector } else { Path::Tiled }
     }
 }
 

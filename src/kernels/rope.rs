@@ -20,9 +20,9 @@ pub struct Params {
     pub k_from: u32,
     pub v_offset: u32,
     pub kv_dim: u32,
-    pub lo: u32,
-    pub hi: u32,
-    pub pad: u32,
+    /// Rows of the (one-chunk) cache: rows past it are not stored.
+    pub cache_rows: u32,
+    pub pad: [u32; 2],
 }
 
 /// cos and sin of `position * inv_freq[i]` for every position below `max_pos`, on the GPU.
@@ -70,9 +70,8 @@ pub fn rope(rec: &mut Recorder, x: &wgpu::Buffer, offset: usize, row_stride: usi
         k_from: 0,
         v_offset: 0,
         kv_dim: 0,
-        lo: 0,
-        hi: 0,
-        pad: 0,
+        cache_rows: 0,
+        pad: [0; 2],
     };
     rec.dispatch_linear(k, &p, &[x, &table.buf, meta], u("workgroups", (tokens * heads * table.half).div_ceil(64))?);
     Ok(())
@@ -111,9 +110,8 @@ pub fn rope_kv(rec: &mut Recorder, x: &wgpu::Buffer, row_stride: usize, tokens: 
         k_from: u("k_from", kv.k_from)?,
         v_offset: u("v_offset", kv.v_offset)?,
         kv_dim: u("kv_dim", kv.kv_dim)?,
-        lo: 0,
-        hi: u("hi", cache.chunk_rows.min(u32::MAX as usize))?,
-        pad: 0,
+        cache_rows: u("cache rows", cache.chunk_rows.min(u32::MAX as usize))?,
+        pad: [0; 2],
     };
     let all = heads + kv.kv_dim / head_dim;
     rec.dispatch_linear(k, &p, &[x, &table.buf, meta, kc, vc], u("workgroups", (tokens * all * table.half).div_ceil(64))?);
