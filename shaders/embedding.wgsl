@@ -1,5 +1,5 @@
 // Embedding gather: out[t, :] = table[ids[t], :] for the ids inside this chunk of table rows.
-struct Params { tokens: u32, dim: u32, w_stride: u32, row0: u32, rows: u32 }
+struct Params { tokens: u32, dim: u32, w_stride: u32, row0: u32, rows: u32, w_scales: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> ids: array<u32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;

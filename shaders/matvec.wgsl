@@ -5,7 +5,7 @@
 struct Params {
     m: u32, n: u32, k: u32, w_stride: u32,
     x_offset: u32, x_stride: u32, y_offset: u32, y_stride: u32,
-    n_offset: u32, accumulate: u32,
+    n_offset: u32, accumulate: u32, w_scales: u32,
 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
@@ -106,6 +106,12 @@ fn dot_block(xl: vec4<f32>, b0: WBlock, b1: WBlock, b2: WBlock, b3: WBlock, s0: 
 //#endif
 //#endif
 //#if W_BLOCK32
+//#if W_PLANAR
+// Layout::Planar: w_block already reads a block's quants as aligned vec4.
+fn wv_block(i: u32) -> WBlock {
+    return w_block(i);
+}
+//#else
 //#if WV
 // Word `j` (0..11) of the 12 words in a, b, c.
 fn word12(a: vec4<u32>, b: vec4<u32>, c: vec4<u32>, j: u32) -> u32 {
@@ -170,6 +176,7 @@ fn wv_block(i: u32) -> WBlock {
 fn wv_block(i: u32) -> WBlock {
     return w_block(i);
 }
+//#endif
 //#endif
 //#endif
 // Writes acc[r][j] (weight row n0 + r, x row m0 + j, j < rows): + bias, + y, or SwiGLU.

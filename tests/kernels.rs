@@ -9,7 +9,7 @@ use pingce::kernels::linear::{linear_path, Path, Rows};
 use pingce::kernels::rmsnorm::{self, RmsNorm};
 use pingce::kernels::{embedding, kv_copy, kv_write, logprobs, rope, swiglu};
 use pingce::model::decoder::LayerCache;
-use pingce::tensor::{DType, Matrix};
+use pingce::tensor::{DType, Layout, Matrix};
 
 fn f32_buf(gpu: &Gpu, v: &[f32]) -> wgpu::Buffer {
     gpu.upload("test", bytemuck::cast_slice(v)).unwrap()
@@ -124,6 +124,51 @@ fn quantized_linear_and_embedding_match_cpu_dequantization() {
         rec.submit("embedding").unwrap();
         let want: Vec<f32> = ids.iter().flat_map(|&i| wv[i as usize * k..(i as usize + 1) * k].to_vec()).collect();
         assert_eq!(gpu().read_f32(&out, 0, ids.len() * k).unwrap(), want, "{dtype:?} embedding");
+    }
+}
+
+/// The planar layout of ggml 32-weight blocks (quants, then scales: what CPU adapters get) gives
+/// the bits of the blocks as stored from every kernel that reads it: the matrix-vector kernel at
+/// 1, 4 and 9 rows, alone and fused with SwiGLU, the tiled kernel, the embedding gather, and split
+/// in chunks of rows (each with its own scales plane).
+#[test]
+fn planar_and_ggml_block_layouts_give_the_same_bits() {
+    let (n, k) = (37, 96);
+    let small = Gpu::default_device().unwrap().with_max_binding(DType::Q8_0.bytes_for(k) as u64 * 20);
+    let mut rng = Rng::new(41);
+    for dtype in [DType::Q8_0, DType::Q4_0, DType::Q4_1] {
+        let bytes = random_blocks(&mut rng, dtype, 2 * n * k);
+        let up = |g: &Gpu, layout| Matrix::upload_as(g, "w", dtype, layout, 2 * n, k, &bytes).unwrap();
+        let (ggml, planar, chunked) = (up(gpu(), Layout::Ggml), up(gpu(), Layout::Planar), up(&small, Layout::Planar));
+        assert!(chunked.chunks.len() > 1 && chunked.chunks.iter().all(|c| c.layout == Layout::Planar));
+        for m in [1, 4, 9] {
+            let x = rng.vec(m * k, 1.0);
+            let want = run_linear(gpu(), Path::Vector, &ggml, None, &x, m, None);
+            assert_eq!(want, run_linear(gpu(), Path::Vector, &planar, None, &x, m, None), "{dtype:?} m={m}");
+            assert_eq!(want, run_linear(gpu(), Path::Tiled, &planar, None, &x, m, None), "{dtype:?} m={m} tiled");
+            assert_eq!(want, run_linear(&small, Path::Vector, &chunked, None, &x, m, None), "{dtype:?} m={m} chunked");
+            let fused = |w: &Matrix| {
+                let (xb, act) = (f32_buf(gpu(), &x), f32_buf(gpu(), &vec![0.0; m * n]));
+                let mut rec = gpu().recorder();
+                let rows = Rows { x: &xb, x_offset: 0, x_stride: k, y: &act, y_offset: 0, y_stride: n, m };
+                assert!(pingce::kernels::matvec::record_swiglu(&mut rec, w, n, &rows).unwrap());
+                rec.submit("fused").unwrap();
+                gpu().read_f32(&act, 0, m * n).unwrap()
+            };
+            assert_eq!(fused(&ggml), fused(&planar), "{dtype:?} m={m} fused");
+        }
+        let ids: Vec<u32> = vec![2 * n as u32 - 1, 0, 17, 40];
+        let gather = |g: &Gpu, w: &Matrix| {
+            let (idb, out) = (u32_buf(g, &ids), f32_buf(g, &vec![0.0; ids.len() * k]));
+            let mut rec = g.recorder();
+            embedding::embedding(&mut rec, w, &idb, ids.len(), &out).unwrap();
+            rec.submit("embedding").unwrap();
+            g.read_f32(&out, 0, ids.len() * k).unwrap()
+        };
+        let wv = dtype.to_f32(&bytes);
+        let want: Vec<f32> = ids.iter().flat_map(|&i| wv[i as usize * k..(i as usize + 1) * k].to_vec()).collect();
+        assert_eq!(gather(gpu(), &planar), want, "{dtype:?} embedding");
+        assert_eq!(gather(&small, &chunked), want, "{dtype:?} chunked embedding");
     }
 }
 

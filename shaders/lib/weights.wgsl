@@ -152,6 +152,7 @@ fn scale_words(o: u32) -> vec3<u32> {
     return vec3<u32>(w_word(a + 1u), w_word(a + 2u), w_word(a + 3u));
 }
 //#endif
+//#if !W_PLANAR
 //#if W_Q8_0
 fn w_at(i: u32) -> f32 {
     let o = (i >> 5u) * 34u;
@@ -195,6 +196,7 @@ fn w_quad(i: u32) -> vec4<f32> {
     let q = w_word((o + 4u + (j & 15u)) >> 2u);
     return fma(vec4<f32>(dm.x), nibbles(q, select(0u, 4u, j >= 16u)), vec4<f32>(dm.y));
 }
+//#endif
 //#endif
 //#if W_Q4_K
 fn w_at(i: u32) -> f32 {
@@ -260,6 +262,7 @@ fn word_at(lo: u32, hi: u32, odd: bool) -> u32 {
 struct WBlock { d: f32, m: f32, q0: vec4<u32>, q1: vec4<u32> }
 //#endif
 //#if W_Q8_0
+//#if !W_PLANAR
 fn w_block(i: u32) -> WBlock {
     let o = (i >> 5u) * 34u;
     let a = o >> 2u;
@@ -278,12 +281,14 @@ fn w_block(i: u32) -> WBlock {
     let q1 = vec4<u32>(word_at(u4, u5, odd), word_at(u5, u6, odd), word_at(u6, u7, odd), word_at(u7, u8, odd));
     return WBlock(select(h.x, h.y, odd), 0.0, q0, q1);
 }
+//#endif
 fn wb_quad(b: WBlock, t: u32) -> vec4<f32> {
     let q = select(b.q0[t & 3u], b.q1[t & 3u], t >= 4u);
     return b.d * vec4<f32>(bitcast<vec4<i32>>(vec4<u32>(q << 24u, q << 16u, q << 8u, q)) >> vec4<u32>(24u));
 }
 //#endif
 //#if W_Q4_0
+//#if !W_PLANAR
 fn w_block(i: u32) -> WBlock {
     let o = (i >> 5u) * 18u;
     let a = o >> 2u;
@@ -297,17 +302,108 @@ fn w_block(i: u32) -> WBlock {
     let q0 = vec4<u32>(word_at(u0, u1, odd), word_at(u1, u2, odd), word_at(u2, u3, odd), word_at(u3, u4, odd));
     return WBlock(select(h.x, h.y, odd), 0.0, q0, vec4<u32>(0u));
 }
+//#endif
 fn wb_quad(b: WBlock, t: u32) -> vec4<f32> {
     return b.d * (nibbles(b.q0[t & 3u], select(0u, 4u, t >= 4u)) - vec4<f32>(8.0));
 }
 //#endif
 //#if W_Q4_1
+//#if !W_PLANAR
 fn w_block(i: u32) -> WBlock {
     let a = (i >> 5u) * 5u;
     let dm = unpack2x16float(w_word(a));
     return WBlock(dm.x, dm.y, vec4<u32>(w_word(a + 1u), w_word(a + 2u), w_word(a + 3u), w_word(a + 4u)), vec4<u32>(0u));
 }
+//#endif
 fn wb_quad(b: WBlock, t: u32) -> vec4<f32> {
     return fma(vec4<f32>(b.d), nibbles(b.q0[t & 3u], select(0u, 4u, t >= 4u)), vec4<f32>(b.m));
 }
 //#endif
+// Layout::Planar (src/tensor/mod.rs; CPU adapters): the same blocks in two planes, the quants of
+// block b at byte 32b (Q8_0) or 16b (Q4_0, Q4_1), then the scales from word p.w_scales (an f16
+// per block; Q4_1 its d, m word). The same values as the ggml layout, read from aligned words.
+//#if W_PLANAR
+//#if WV
+// With WV the same buffer is also bound as words (after the bias, if any), so that a scale is one
+// word's load rather than a vec4's: a CPU adapter loads per-lane storage a word at a time.
+//#if BIAS
+@group(0) @binding(5) var<storage, read> ws: array<u32>;
+//#else
+@group(0) @binding(4) var<storage, read> ws: array<u32>;
+//#endif
+fn w_scale_word(i: u32) -> u32 {
+    return ws[i];
+}
+//#else
+fn w_scale_word(i: u32) -> u32 {
+    return w_word(i);
+}
+//#endif
+// Scale d and min m (Q4_1; else 0) of block b.
+fn w_head(b: u32) -> vec2<f32> {
+//#if W_Q4_1
+    return unpack2x16float(w_scale_word(p.w_scales + b));
+//#else
+    let h = unpack2x16float(w_scale_word(p.w_scales + (b >> 1u)));
+    return vec2<f32>(select(h.x, h.y, (b & 1u) == 1u), 0.0);
+//#endif
+}
+// The v-th aligned four words of the quants plane.
+fn w_qvec(v: u32) -> vec4<u32> {
+//#if WV
+    return wv[v];
+//#else
+    let a = 4u * v;
+    return vec4<u32>(w_word(a), w_word(a + 1u), w_word(a + 2u), w_word(a + 3u));
+//#endif
+}
+fn w_block(i: u32) -> WBlock {
+    let b = i >> 5u;
+    let h = w_head(b);
+//#if W_Q8_0
+    return WBlock(h.x, 0.0, w_qvec(2u * b), w_qvec(2u * b + 1u));
+//#else
+    return WBlock(h.x, h.y, w_qvec(b), vec4<u32>(0u));
+//#endif
+}
+//#if W_Q8_0
+fn w_at(i: u32) -> f32 {
+    return w_head(i >> 5u).x * f32(bitcast<i32>(byte_at(i) << 24u) >> 24u);
+}
+// i a multiple of 4.
+fn w_quad(i: u32) -> vec4<f32> {
+    let q = w_word(i >> 2u);
+    return w_head(i >> 5u).x * vec4<f32>(bitcast<vec4<i32>>(vec4<u32>(q << 24u, q << 16u, q << 8u, q)) >> vec4<u32>(24u));
+}
+//#else
+// The 4-bit quant of element i: byte j % 16 of its block, low nibble for j < 16.
+fn w_nibble(i: u32) -> f32 {
+    let j = i & 31u;
+    let q = byte_at(16u * (i >> 5u) + (j & 15u));
+    return f32(select(q & 15u, q >> 4u, j >= 16u));
+}
+// i a multiple of 4: four nibbles of one quant word.
+fn w_nibbles(i: u32) -> vec4<f32> {
+    let j = i & 31u;
+    return nibbles(w_word(4u * (i >> 5u) + ((j & 15u) >> 2u)), select(0u, 4u, j >= 16u));
+}
+//#if W_Q4_1
+fn w_at(i: u32) -> f32 {
+    let dm = w_head(i >> 5u);
+    return fma(dm.x, w_nibble(i), dm.y);
+}
+fn w_quad(i: u32) -> vec4<f32> {
+    let dm = w_head(i >> 5u);
+    return fma(vec4<f32>(dm.x), w_nibbles(i), vec4<f32>(dm.y));
+}
+//#else
+fn w_at(i: u32) -> f32 {
+    return w_head(i >> 5u).x * (w_nibble(i) - 8.0);
+}
+fn w_quad(i: u32) -> vec4<f32> {
+    return w_head(i >> 5u).x * (w_nibbles(i) - vec4<f32>(8.0));
+}
+//#endif
+//#endif
+//#endif
+

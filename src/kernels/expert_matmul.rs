@@ -7,7 +7,7 @@ use bytemuck::{Pod, Zeroable};
 use super::linear::Path;
 use super::{compile, expert_matvec, u, Shader};
 use crate::device::{Gpu, Recorder};
-use crate::tensor::{Chunk, DType, Matrix};
+use crate::tensor::{Chunk, DType, Layout, Matrix};
 
 /// The uniform `Params` of `shaders/expert_matmul.wgsl`.
 #[repr(C)]
@@ -75,7 +75,8 @@ impl Experts {
             let c = per.min(n - e);
             let src = &bytes[e * self.rows * row_bytes..(e + c) * self.rows * row_bytes];
             let before = self.matrix.chunks.len();
-            self.matrix.append(gpu, name, dtype, c * self.rows, src)?;
+            // As stored: the expert kernels read ggml blocks, and the expert cache writes them.
+            self.matrix.append_as(gpu, name, dtype, Layout::Ggml, c * self.rows, src)?;
             if self.matrix.chunks.len() != before + 1 {
                 bail!("internal: {name}: experts split across chunks");
             }

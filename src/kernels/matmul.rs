@@ -24,6 +24,8 @@ pub struct Params {
     pub y_stride: u32,
     pub n_offset: u32,
     pub accumulate: u32,
+    /// Word offset of the scales plane of a planar chunk ([`Chunk::scales_word`]).
+    pub w_scales: u32,
 }
 
 impl Params {
@@ -40,6 +42,7 @@ impl Params {
             y_stride: u("y_stride", r.y_stride)?,
             n_offset: u("n_offset", c.row0)?,
             accumulate: accumulate as u32,
+            w_scales: u("w_scales", c.scales_word())?,
         })
     }
 }
@@ -47,9 +50,13 @@ impl Params {
 /// Rows and columns of output per workgroup.
 pub const TILE: usize = 128;
 
-/// The defines for chunk `c`: its dtype, and `BIAS` with a bias.
+/// The defines for chunk `c`: its format's, and `BIAS` with a bias.
 pub(super) fn defines(c: &Chunk, bias: bool) -> Vec<&'static str> {
-    if bias { vec![c.dtype.define(), "BIAS"] } else { vec![c.dtype.define()] }
+    let mut d = c.defines();
+    if bias {
+        d.push("BIAS");
+    }
+    d
 }
 
 /// The bindings: x, the chunk's weights, y and the bias if any.

@@ -8,7 +8,7 @@ use super::matmul::{buffers, defines};
 use super::{compile, u, Shader};
 use crate::device::recorder::grid;
 use crate::device::Recorder;
-use crate::tensor::Matrix;
+use crate::tensor::{Chunk, Layout, Matrix};
 
 /// The uniform `Params` of `shaders/matvec.wgsl`: the same struct as matmul.wgsl's.
 pub type Params = super::matmul::Params;
@@ -34,14 +34,15 @@ pub fn record_swiglu(rec: &mut Recorder, gate_up: &Matrix, inter: usize, r: &Row
     if !aligned(gate_up, r) || c.rows != 2 * inter || r.m == 0 {
         return Ok(false);
     }
-    let mut defs = vec![c.dtype.define(), "SWIGLU"];
-    subgroup_defines(rec, c, &mut defs);
+    let mut defs = c.defines();
+    defs.push("SWIGLU");
+    let wv = subgroup_defines(rec, c, &mut defs);
     let mut p = Params::chunk(gate_up, c, false, r)?;
     p.n = u("inter", inter)?;
     // Two outputs (two gate and two up rows) per invocation.
     let kernel = compile(rec.gpu(), Shader::Matvec, &defs)?;
     let groups = inter.div_ceil(rows_per_group(rec) / 2);
-    dispatch(rec, kernel, &p, &buffers(c, None, r), groups, r.m)?;
+    dispatch(rec, kernel, &p, &bindings(c, None, r, wv), groups, r.m)?;
     Ok(true)
 }
 
@@ -52,11 +53,11 @@ pub fn record(rec: &mut Recorder, w: &Matrix, bias: Option<&wgpu::Buffer>, accum
     }
     for c in &w.chunks {
         let mut defs = defines(c, bias.is_some());
-        subgroup_defines(rec, c, &mut defs);
+        let wv = subgroup_defines(rec, c, &mut defs);
         let kernel = compile(rec.gpu(), Shader::Matvec, &defs)?;
         let p = Params::chunk(w, c, accumulate, r)?;
         let groups = c.rows.div_ceil(rows_per_group(rec));
-        dispatch(rec, kernel, &p, &buffers(c, bias, r), groups, r.m)?;
+        dispatch(rec, kernel, &p, &bindings(c, bias, r, wv), groups, r.m)?;
     }
     Ok(())
 }
@@ -69,15 +70,27 @@ pub fn reads_whole_blocks(dtype: crate::tensor::DType) -> bool {
 }
 
 /// Adds `X_SUBGROUP` where the Gpu prefers it, and with it `WV` where [`reads_whole_blocks`]:
-/// fewer, wider loads of the same words.
-fn subgroup_defines(rec: &Recorder, c: &crate::tensor::Chunk, defs: &mut Vec<&'static str>) {
+/// fewer, wider loads of the same words. Returns whether it added `WV`.
+fn subgroup_defines(rec: &Recorder, c: &Chunk, defs: &mut Vec<&'static str>) -> bool {
     if !rec.gpu().subgroup_x {
-        return;
+        return false;
     }
     defs.push("X_SUBGROUP");
-    if reads_whole_blocks(c.dtype) {
+    let wv = reads_whole_blocks(c.dtype);
+    if wv {
         defs.push("WV");
     }
+    wv
+}
+
+/// The bindings of matmul's [`buffers`], and with `WV` a planar chunk's buffer once more, bound
+/// as words for its scales (weights.wgsl's `ws`).
+fn bindings<'a>(c: &'a Chunk, bias: Option<&'a wgpu::Buffer>, r: &Rows<'a>, wv: bool) -> Vec<&'a wgpu::Buffer> {
+    let mut b = buffers(c, bias, r);
+    if wv && c.layout == Layout::Planar {
+        b.push(&c.buf);
+    }
+    b
 }
 
 /// Rows of x per workgroup along z (`M_CHUNK` in the shader).

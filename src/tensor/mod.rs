@@ -101,6 +101,54 @@ impl DType {
     }
 }
 
+/// How the blocks of a ggml 32-weight format (Q8_0, Q4_0, Q4_1) lie in a chunk's buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// As stored in GGUF: each block's scale (Q4_1: scale and min) then its quants.
+    Ggml,
+    /// The same bytes in two planes: every block's quants first (block b at byte 32b for Q8_0,
+    /// 16b for Q4_0 and Q4_1), then every block's scale (an f16 per block; Q4_1 one word of
+    /// scale and min). A block's quants are then aligned 16-byte vectors that a CPU adapter
+    /// loads in one or two reads, where a 34- or 20-byte block straddles them (see
+    /// [`Layout::for_matrix`]). The kernels read the same values either way.
+    Planar,
+}
+
+impl Layout {
+    /// The layout a linear layer or embedding table of `dtype` gets on `gpu`: planar for ggml
+    /// 32-weight blocks on CPU adapters (`Gpu::subgroup_x`), where the matrix-vector kernel's
+    /// per-lane loads cost per word (see `shaders/lib/weights.wgsl`); as stored everywhere else.
+    pub fn for_matrix(gpu: &Gpu, dtype: DType) -> Layout {
+        if gpu.subgroup_x && dtype.block_size() == 32 { Layout::Planar } else { Layout::Ggml }
+    }
+
+    /// Bytes of quants and of scale per 32-weight block of `dtype` (a ggml 32-weight format).
+    fn planes(dtype: DType) -> (usize, usize) {
+        match dtype {
+            DType::Q8_0 => (32, 2),
+            DType::Q4_0 => (16, 2),
+            DType::Q4_1 => (16, 4),
+            d => unreachable!("{d:?} has no planar layout"),
+        }
+    }
+
+    /// `blocks` whole ggml blocks rearranged into this layout.
+    fn arrange(self, dtype: DType, blocks: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+        if self == Layout::Ggml {
+            return std::borrow::Cow::Borrowed(blocks);
+        }
+        let (q, s) = Self::planes(dtype);
+        let n = blocks.len() / (q + s);
+        let mut out = vec![0u8; blocks.len()];
+        let (quants, scales) = out.split_at_mut(n * q);
+        for (b, block) in blocks.chunks_exact(q + s).enumerate() {
+            scales[b * s..(b + 1) * s].copy_from_slice(&block[..s]);
+            quants[b * q..(b + 1) * q].copy_from_slice(&block[s..]);
+        }
+        std::borrow::Cow::Owned(out)
+    }
+}
+
 /// Rows `row0 .. row0 + rows` of a matrix, in one buffer, in one format.
 pub struct Chunk {
     pub buf: wgpu::Buffer,
@@ -109,6 +157,25 @@ pub struct Chunk {
     pub dtype: DType,
     /// Elements per stored row: `cols`, padded to even for 16-bit dtypes so rows start on a u32.
     pub stride: usize,
+    pub layout: Layout,
+}
+
+impl Chunk {
+    /// Where the scales plane starts, in u32 words (0 in the ggml layout): the kernels' `w_scales`.
+    pub fn scales_word(&self) -> usize {
+        match self.layout {
+            Layout::Ggml => 0,
+            Layout::Planar => self.rows * self.stride / 32 * Layout::planes(self.dtype).0 / 4,
+        }
+    }
+
+    /// The shader defines of this chunk's format: its dtype's, and `W_PLANAR` for that layout.
+    pub fn defines(&self) -> Vec<&'static str> {
+        match self.layout {
+            Layout::Ggml => vec![self.dtype.define()],
+            Layout::Planar => vec![self.dtype.define(), "W_PLANAR"],
+        }
+    }
 }
 
 /// A `[rows, cols]` row-major weight matrix (a linear layer's `[out, in]`, an embedding table),
@@ -120,16 +187,31 @@ pub struct Matrix {
 }
 
 impl Matrix {
-    /// Uploads a dense row-major `[rows, cols]` matrix given as raw little-endian bytes.
+    /// Uploads a dense row-major `[rows, cols]` matrix given as raw little-endian bytes, in the
+    /// layout [`Layout::for_matrix`] picks (for linear layers and embedding tables).
     pub fn upload(gpu: &Gpu, name: &str, dtype: DType, rows: usize, cols: usize, bytes: &[u8]) -> Result<Matrix> {
+        Self::upload_as(gpu, name, dtype, Layout::for_matrix(gpu, dtype), rows, cols, bytes)
+    }
+
+    /// [`upload`](Self::upload) in a given layout.
+    pub fn upload_as(gpu: &Gpu, name: &str, dtype: DType, layout: Layout, rows: usize, cols: usize, bytes: &[u8]) -> Result<Matrix> {
         let mut m = Matrix { rows: 0, cols, chunks: Vec::new() };
-        m.append(gpu, name, dtype, rows, bytes)?;
+        m.append_as(gpu, name, dtype, layout, rows, bytes)?;
         Ok(m)
     }
 
-    /// Appends `rows` more rows stored as `dtype`.
+    /// Appends `rows` more rows stored as `dtype`, in the layout [`Layout::for_matrix`] picks.
     pub fn append(&mut self, gpu: &Gpu, name: &str, dtype: DType, rows: usize, bytes: &[u8]) -> Result<()> {
+        self.append_as(gpu, name, dtype, Layout::for_matrix(gpu, dtype), rows, bytes)
+    }
+
+    /// Appends `rows` more rows stored as `dtype` in `layout` (planar only for ggml 32-weight
+    /// blocks).
+    pub fn append_as(&mut self, gpu: &Gpu, name: &str, dtype: DType, layout: Layout, rows: usize, bytes: &[u8]) -> Result<()> {
         let cols = self.cols;
+        if layout == Layout::Planar && dtype.block_size() != 32 {
+            bail!("{name}: {dtype:?} has no planar layout (ggml 32-weight blocks only)");
+        }
         if cols % dtype.block_size() != 0 {
             bail!("{name}: rows of {cols} elements are not whole {dtype:?} blocks of {}", dtype.block_size());
         }
@@ -145,7 +227,7 @@ impl Matrix {
             let n = per_chunk.min(rows - r);
             let src = &bytes[r * row_bytes..(r + n) * row_bytes];
             let buf = if stride == cols {
-                gpu.upload(name, src)?
+                gpu.upload(name, &layout.arrange(dtype, src))?
             } else {
                 let sb = stored_row as usize;
                 let mut padded = vec![0u8; n * sb];
@@ -154,7 +236,7 @@ impl Matrix {
                 }
                 gpu.upload(name, &padded)?
             };
-            self.chunks.push(Chunk { buf, row0: self.rows + r, rows: n, dtype, stride });
+            self.chunks.push(Chunk { buf, row0: self.rows + r, rows: n, dtype, stride, layout });
             r += n;
         }
         self.rows += rows;
