@@ -85,6 +85,40 @@ fn wb_quad(b: WBlock, t: u32) -> vec4<f32> {
 //#endif
 }
 //#endif
+//#if W_Q6_K
+//#if WV
+//#define GROUP8
+// Planar Q6_K through the block interface (CPU adapters; linear.rs gives only planar Q6_K this
+// path): a block is one 32-weight sub-block of a super-block's 208 quant bytes (13 aligned
+// vec4: ql 0-7, qh 8-11, scales 12), read as whole vec4, with w_at's arithmetic per weight:
+// (d * scale) * q, the scale of elements 0-15 in d0 and of 16-31 in d1.
+struct WBlock { d0: f32, d1: f32, l0: vec4<u32>, l1: vec4<u32>, h0: vec4<u32>, h1: vec4<u32>, shift: u32, hs: u32 }
+// Signed byte k of the four words in v.
+fn sbyte(v: vec4<u32>, k: u32) -> f32 {
+    return f32(bitcast<i32>(((v[k >> 2u] >> ((k & 3u) * 8u)) & 0xffu) << 24u) >> 24);
+}
+fn wv_block(i: u32) -> WBlock {
+    let sb = i >> 8u;
+    let n = (i >> 7u) & 1u;
+    let quarter = (i >> 5u) & 3u;
+    let v = sb * 13u;
+    let ql = v + 4u * n + 2u * (quarter & 1u);
+    let qh = v + 8u + 2u * n;
+    let sc = wv[v + 12u];
+    let k = 8u * n + 2u * quarter;
+    let d = w_head(sb).x;
+    return WBlock(d * sbyte(sc, k), d * sbyte(sc, k + 1u), wv[ql], wv[ql + 1u], wv[qh], wv[qh + 1u], select(0u, 4u, quarter >= 2u), 2u * quarter);
+}
+fn wb_quad(b: WBlock, t: u32) -> vec4<f32> {
+    let l = select(b.l0[t & 3u], b.l1[t & 3u], t >= 4u);
+    let h = select(b.h0[t & 3u], b.h1[t & 3u], t >= 4u);
+    let lo = vec4<u32>((l >> b.shift) & 15u, (l >> (b.shift + 8u)) & 15u, (l >> (b.shift + 16u)) & 15u, (l >> (b.shift + 24u)) & 15u);
+    let hi = vec4<u32>((h >> b.hs) & 3u, (h >> (b.hs + 8u)) & 3u, (h >> (b.hs + 16u)) & 3u, (h >> (b.hs + 24u)) & 3u);
+    let q = vec4<f32>(bitcast<vec4<i32>>(lo | (hi << vec4<u32>(4u))) - vec4<i32>(32));
+    return select(b.d0, b.d1, t >= 4u) * q;
+}
+//#endif
+//#endif
 //#if X_SUBGROUP
 //#if GROUP8
 // One quad of x into the chains of four weight rows: s.x .. s.w continued with quad t of b0 .. b3.

@@ -127,16 +127,17 @@ fn quantized_linear_and_embedding_match_cpu_dequantization() {
     }
 }
 
-/// The planar layout of ggml 32-weight blocks (quants, then scales: what CPU adapters get) gives
-/// the bits of the blocks as stored from every kernel that reads it: the matrix-vector kernel at
-/// 1, 4 and 9 rows, alone and fused with SwiGLU, the tiled kernel, the embedding gather, and split
-/// in chunks of rows (each with its own scales plane).
+/// The planar layout of ggml blocks (quants, then scales: what CPU adapters get for Q8_0, Q4_0,
+/// Q4_1 and Q6_K) gives the bits of the blocks as stored from every kernel that reads it: the
+/// matrix-vector kernel at 1, 4 and 9 rows, alone and fused with SwiGLU, the tiled kernel, the
+/// embedding gather, and split in chunks of rows (each with its own scales plane).
 #[test]
 fn planar_and_ggml_block_layouts_give_the_same_bits() {
-    let (n, k) = (37, 96);
-    let small = Gpu::default_device().unwrap().with_max_binding(DType::Q8_0.bytes_for(k) as u64 * 20);
+    let n = 37;
     let mut rng = Rng::new(41);
-    for dtype in [DType::Q8_0, DType::Q4_0, DType::Q4_1] {
+    for dtype in [DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q6_K] {
+        let k = 3 * dtype.block_size();
+        let small = Gpu::default_device().unwrap().with_max_binding(dtype.bytes_for(k) as u64 * 20);
         let bytes = random_blocks(&mut rng, dtype, 2 * n * k);
         let up = |g: &Gpu, layout| Matrix::upload_as(g, "w", dtype, layout, 2 * n, k, &bytes).unwrap();
         let (ggml, planar, chunked) = (up(gpu(), Layout::Ggml), up(gpu(), Layout::Planar), up(&small, Layout::Planar));
@@ -155,7 +156,11 @@ fn planar_and_ggml_block_layouts_give_the_same_bits() {
                 rec.submit("fused").unwrap();
                 gpu().read_f32(&act, 0, m * n).unwrap()
             };
-            assert_eq!(fused(&ggml), fused(&planar), "{dtype:?} m={m} fused");
+            // Q6_K shares the weight reads checked above and skips the fused variant (minutes of
+            // shader compilation on a fresh software adapter).
+            if dtype != DType::Q6_K {
+                assert_eq!(fused(&ggml), fused(&planar), "{dtype:?} m={m} fused");
+            }
         }
         let ids: Vec<u32> = vec![2 * n as u32 - 1, 0, 17, 40];
         let gather = |g: &Gpu, w: &Matrix| {

@@ -225,9 +225,8 @@ fn w_at(i: u32) -> f32 {
 }
 //#endif
 //#if W_Q6_K
-fn w_at(i: u32) -> f32 {
-    let o = (i >> 8u) * 210u;
-    let j = i & 255u;
+// Element j of the Q6_K super-block whose ql, qh and scales start at byte o, with scale d.
+fn q6k_at(o: u32, j: u32, d: f32) -> f32 {
     let n = j >> 7u;
     let r = j & 127u;
     let quarter = r >> 5u;
@@ -237,8 +236,14 @@ fn w_at(i: u32) -> f32 {
     let lo = select(ql & 15u, ql >> 4u, quarter >= 2u);
     let q = i32(lo | (((qh >> (2u * quarter)) & 3u) << 4u)) - 32;
     let sc = f32(bitcast<i32>(byte_at(o + 192u + 8u * n + l / 16u + 2u * quarter) << 24u) >> 24);
-    return (half_at(o + 208u) * sc) * f32(q);
+    return (d * sc) * f32(q);
 }
+//#if !W_PLANAR
+fn w_at(i: u32) -> f32 {
+    let o = (i >> 8u) * 210u;
+    return q6k_at(o, i & 255u, half_at(o + 208u));
+}
+//#endif
 //#endif
 // Whole 32-element blocks (Q8_0, Q4_0, Q4_1), the decode kernel's fast path: `w_block(i)`, for i
 // the first element of a block, reads each word of the block once, and `wb_quad(b, t)` gives
@@ -320,8 +325,9 @@ fn wb_quad(b: WBlock, t: u32) -> vec4<f32> {
 }
 //#endif
 // Layout::Planar (src/tensor/mod.rs; CPU adapters): the same blocks in two planes, the quants of
-// block b at byte 32b (Q8_0) or 16b (Q4_0, Q4_1), then the scales from word p.w_scales (an f16
-// per block; Q4_1 its d, m word). The same values as the ggml layout, read from aligned words.
+// block b at byte 32b (Q8_0), 16b (Q4_0, Q4_1) or 208b (Q6_K: ql, qh, scales), then the scales
+// from word p.w_scales (an f16 per block; Q4_1 its d, m word). The same values as the ggml
+// layout, read from aligned words.
 //#if W_PLANAR
 //#if WV
 // With WV the same buffer is also bound as words (after the bias, if any), so that a scale is one
@@ -348,6 +354,13 @@ fn w_head(b: u32) -> vec2<f32> {
     return vec2<f32>(select(h.x, h.y, (b & 1u) == 1u), 0.0);
 //#endif
 }
+//#if W_Q6_K
+fn w_at(i: u32) -> f32 {
+    let b = i >> 8u;
+    return q6k_at(b * 208u, i & 255u, w_head(b).x);
+}
+//#endif
+//#if W_BLOCK32
 // The v-th aligned four words of the quants plane.
 fn w_qvec(v: u32) -> vec4<u32> {
 //#if WV
@@ -406,4 +419,4 @@ fn w_quad(i: u32) -> vec4<f32> {
 //#endif
 //#endif
 //#endif
-
+//#endif

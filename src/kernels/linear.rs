@@ -6,7 +6,7 @@ use anyhow::Result;
 
 use super::{matmul, matvec};
 use crate::device::{Gpu, Recorder};
-use crate::tensor::{DType, Matrix};
+use crate::tensor::{Chunk, Matrix};
 
 /// Which kernel computes a linear layer. Both accumulate every output in the same order and give
 /// bit-identical results (tests/kernels.rs), so the choice is only about speed.
@@ -36,9 +36,9 @@ impl Path {
     /// ggml 32-weight blocks or float weights the vector kernel wins at every size: its weight
     /// rows differ per lane but its x reads are shared through subgroups, while the tiled kernel's
     /// workgroup-memory reads differ per lane and a CPU driver serves those one lane at a time
-    /// (512x1536x576: Q4_1 39 vs 12 GFLOP/s, f32 34 vs 13, bf16 42 vs 13); so do Q4_K and Q5_K,
-    /// read a sub-block at a time. Q6_K, read byte by byte, keeps the tiled kernel. Either way
-    /// the bits are the same.
+    /// (512x1536x576: Q4_1 39 vs 12 GFLOP/s, f32 34 vs 13, bf16 42 vs 13); so do Q4_K, Q5_K
+    /// and planar Q6_K, read a sub-block at a time. Q6_K as stored, read byte by byte, keeps
+    /// the tiled kernel. Either way the bits are the same.
     pub fn for_rows(gpu: &Gpu, m: usize, w: &Matrix) -> Path {
         Self::choose(gpu, m, w, matvec::reads_whole_blocks)
     }
@@ -47,13 +47,13 @@ impl Path {
     /// only ggml 32-weight blocks a block at a time, so other experts keep the tiled kernel
     /// above [`VECTOR_MAX_ROWS`] everywhere.
     pub fn for_expert_rows(gpu: &Gpu, m: usize, w: &Matrix) -> Path {
-        Self::choose(gpu, m, w, |d| d.block_size() == 32)
+        Self::choose(gpu, m, w, |c| c.dtype.block_size() == 32)
     }
 
     /// The vector kernel up to [`VECTOR_MAX_ROWS`], and at every row count on a CPU adapter when
     /// every chunk's format is `fast` there.
-    fn choose(gpu: &Gpu, m: usize, w: &Matrix, fast: fn(DType) -> bool) -> Path {
-        if m <= VECTOR_MAX_ROWS || (gpu.subgroup_x && w.chunks.iter().all(|c| fast(c.dtype))) { Path::Vector } else { Path::Tiled }
+    fn choose(gpu: &Gpu, m: usize, w: &Matrix, fast: fn(&Chunk) -> bool) -> Path {
+        if m <= VECTOR_MAX_ROWS || (gpu.subgroup_x && w.chunks.iter().all(fast)) { Path::Vector } else { Path::Tiled }
     }
 }
 

@@ -8,7 +8,7 @@ use super::matmul::{buffers, defines};
 use super::{compile, u, Shader};
 use crate::device::recorder::grid;
 use crate::device::Recorder;
-use crate::tensor::{Chunk, Layout, Matrix};
+use crate::tensor::{Chunk, DType, Layout, Matrix};
 
 /// The uniform `Params` of `shaders/matvec.wgsl`: the same struct as matmul.wgsl's.
 pub type Params = super::matmul::Params;
@@ -63,10 +63,11 @@ pub fn record(rec: &mut Recorder, w: &Matrix, bias: Option<&wgpu::Buffer>, accum
 }
 
 /// Weights the kernel reads a 32-weight block at a time with `WV` on CPU adapters (the shader's
-/// GROUP8): ggml 32-weight blocks, Q4_K and Q5_K sub-blocks, and floats a quad per vector load.
-pub fn reads_whole_blocks(dtype: crate::tensor::DType) -> bool {
-    use crate::tensor::DType;
-    dtype.block_size() == 32 || dtype.is_float() || matches!(dtype, DType::Q4_K | DType::Q5_K)
+/// GROUP8): ggml 32-weight blocks, Q4_K and Q5_K sub-blocks, planar Q6_K sub-blocks, and floats
+/// a quad per vector load.
+pub fn reads_whole_blocks(c: &Chunk) -> bool {
+    let d = c.dtype;
+    d.block_size() == 32 || d.is_float() || matches!(d, DType::Q4_K | DType::Q5_K) || (d == DType::Q6_K && c.layout == Layout::Planar)
 }
 
 /// Adds `X_SUBGROUP` where the Gpu prefers it, and with it `WV` where [`reads_whole_blocks`]:
@@ -76,7 +77,7 @@ fn subgroup_defines(rec: &Recorder, c: &Chunk, defs: &mut Vec<&'static str>) -> 
         return false;
     }
     defs.push("X_SUBGROUP");
-    let wv = reads_whole_blocks(c.dtype);
+    let wv = reads_whole_blocks(c);
     if wv {
         defs.push("WV");
     }

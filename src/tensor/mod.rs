@@ -101,33 +101,42 @@ impl DType {
     }
 }
 
-/// How the blocks of a ggml 32-weight format (Q8_0, Q4_0, Q4_1) lie in a chunk's buffer.
+/// How the blocks of a ggml format with a planar form (Q8_0, Q4_0, Q4_1, Q6_K) lie in a chunk's
+/// buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Layout {
     /// As stored in GGUF: each block's scale (Q4_1: scale and min) then its quants.
     Ggml,
     /// The same bytes in two planes: every block's quants first (block b at byte 32b for Q8_0,
-    /// 16b for Q4_0 and Q4_1), then every block's scale (an f16 per block; Q4_1 one word of
-    /// scale and min). A block's quants are then aligned 16-byte vectors that a CPU adapter
-    /// loads in one or two reads, where a 34- or 20-byte block straddles them (see
-    /// [`Layout::for_matrix`]). The kernels read the same values either way.
+    /// 16b for Q4_0 and Q4_1; for Q6_K its first 208 bytes, ql, qh and the sub-block scales, at
+    /// 208b), then every block's scale (an f16 per block; Q4_1 one word of scale and min). A
+    /// block's quants are then aligned 16-byte vectors that a CPU adapter loads in whole reads,
+    /// where a 34-, 20- or 210-byte block straddles them (see [`Layout::for_matrix`]). The
+    /// kernels read the same values either way.
     Planar,
 }
 
 impl Layout {
-    /// The layout a linear layer or embedding table of `dtype` gets on `gpu`: planar for ggml
-    /// 32-weight blocks on CPU adapters (`Gpu::subgroup_x`), where the matrix-vector kernel's
-    /// per-lane loads cost per word (see `shaders/lib/weights.wgsl`); as stored everywhere else.
+    /// The layout a linear layer or embedding table of `dtype` gets on `gpu`: planar for the
+    /// formats that have one on CPU adapters (`Gpu::subgroup_x`), where the matrix-vector
+    /// kernel's per-lane loads cost per word (see `shaders/lib/weights.wgsl`); as stored
+    /// everywhere else.
     pub fn for_matrix(gpu: &Gpu, dtype: DType) -> Layout {
-        if gpu.subgroup_x && dtype.block_size() == 32 { Layout::Planar } else { Layout::Ggml }
+        if gpu.subgroup_x && Self::has_planar(dtype) { Layout::Planar } else { Layout::Ggml }
     }
 
-    /// Bytes of quants and of scale per 32-weight block of `dtype` (a ggml 32-weight format).
-    fn planes(dtype: DType) -> (usize, usize) {
+    pub fn has_planar(dtype: DType) -> bool {
+        matches!(dtype, DType::Q8_0 | DType::Q4_0 | DType::Q4_1 | DType::Q6_K)
+    }
+
+    /// Bytes of quants and of scale per block of `dtype`, and whether the scale leads the block
+    /// as stored (Q6_K's d ends it).
+    fn planes(dtype: DType) -> (usize, usize, bool) {
         match dtype {
-            DType::Q8_0 => (32, 2),
-            DType::Q4_0 => (16, 2),
-            DType::Q4_1 => (16, 4),
+            DType::Q8_0 => (32, 2, true),
+            DType::Q4_0 => (16, 2, true),
+            DType::Q4_1 => (16, 4, true),
+            DType::Q6_K => (208, 2, false),
             d => unreachable!("{d:?} has no planar layout"),
         }
     }
@@ -137,13 +146,14 @@ impl Layout {
         if self == Layout::Ggml {
             return std::borrow::Cow::Borrowed(blocks);
         }
-        let (q, s) = Self::planes(dtype);
+        let (q, s, lead) = Self::planes(dtype);
         let n = blocks.len() / (q + s);
         let mut out = vec![0u8; blocks.len()];
         let (quants, scales) = out.split_at_mut(n * q);
         for (b, block) in blocks.chunks_exact(q + s).enumerate() {
-            scales[b * s..(b + 1) * s].copy_from_slice(&block[..s]);
-            quants[b * q..(b + 1) * q].copy_from_slice(&block[s..]);
+            let (sc, qs) = if lead { (&block[..s], &block[s..]) } else { (&block[q..], &block[..q]) };
+            scales[b * s..(b + 1) * s].copy_from_slice(sc);
+            quants[b * q..(b + 1) * q].copy_from_slice(qs);
         }
         std::borrow::Cow::Owned(out)
     }
@@ -165,7 +175,7 @@ impl Chunk {
     pub fn scales_word(&self) -> usize {
         match self.layout {
             Layout::Ggml => 0,
-            Layout::Planar => self.rows * self.stride / 32 * Layout::planes(self.dtype).0 / 4,
+            Layout::Planar => self.rows * self.stride / self.dtype.block_size() * Layout::planes(self.dtype).0 / 4,
         }
     }
 
@@ -209,8 +219,8 @@ impl Matrix {
     /// blocks).
     pub fn append_as(&mut self, gpu: &Gpu, name: &str, dtype: DType, layout: Layout, rows: usize, bytes: &[u8]) -> Result<()> {
         let cols = self.cols;
-        if layout == Layout::Planar && dtype.block_size() != 32 {
-            bail!("{name}: {dtype:?} has no planar layout (ggml 32-weight blocks only)");
+        if layout == Layout::Planar && !Layout::has_planar(dtype) {
+            bail!("{name}: {dtype:?} has no planar layout (Q8_0, Q4_0, Q4_1 and Q6_K have)");
         }
         if cols % dtype.block_size() != 0 {
             bail!("{name}: rows of {cols} elements are not whole {dtype:?} blocks of {}", dtype.block_size());
