@@ -291,6 +291,41 @@ fn rmsnorm_matches_cpu_whole_rows_heads_and_gathered() {
     assert_close("per-head", &g.read_f32(&yb, 0, tokens * stride).unwrap(), &want, 1e-5);
 }
 
+/// RMSNorm in one subgroup (CPU adapters, `Gpu::subgroup_x`) and in a 64-invocation workgroup give
+/// the same bits: the same 64 partial sums added in the same tree, for rows shorter than 64, of
+/// 64 and longer than it by an odd amount, whole, per head in place and gathered.
+#[test]
+fn rmsnorm_subgroup_and_workgroup_trees_give_the_same_bits() {
+    let other = {
+        let mut g = Gpu::default_device().unwrap();
+        g.subgroup_x = !gpu().subgroup_x;
+        g
+    };
+    if !other.device.features().contains(wgpu::Features::SUBGROUP) && other.subgroup_x {
+        return;
+    }
+    let mut rng = Rng::new(43);
+    for dim in [10, 64, 75, 576, 1001] {
+        let (tokens, eps) = (5, 1e-6f32);
+        let x = rng.vec(tokens * dim, 3.0);
+        let wn = rng.vec(dim, 1.0);
+        let run = |g: &Gpu| {
+            let (xb, wb, out, gathered, ib) = (f32_buf(g, &x), f32_buf(g, &wn), f32_buf(g, &vec![0.0; tokens * dim]), f32_buf(g, &vec![0.0; 2 * dim]), u32_buf(g, &[4, 1]));
+            let norm = RmsNorm { weight: &wb, dim, eps };
+            let rows = rmsnorm::Rows { buf: &xb, offset: 0, stride: dim, per: 1 };
+            let mut rec = g.recorder();
+            norm.to(&mut rec, tokens, &rows, &out, dim, None).unwrap();
+            norm.to(&mut rec, 2, &rows, &gathered, dim, Some(&ib)).unwrap();
+            norm.in_place(&mut rec, tokens, &rows).unwrap();
+            rec.submit("rmsnorm").unwrap();
+            (g.read_f32(&out, 0, tokens * dim).unwrap(), g.read_f32(&gathered, 0, 2 * dim).unwrap(), g.read_f32(&xb, 0, tokens * dim).unwrap())
+        };
+        let (a, b) = (run(gpu()), run(&other));
+        assert_eq!(a, b, "dim {dim}");
+        assert_eq!(a.0, a.2, "dim {dim}: in place");
+    }
+}
+
 #[test]
 fn rope_matches_rotate_half_reference() {
     let mut rng = Rng::new(5);

@@ -51,7 +51,7 @@ impl RmsNorm<'_> {
 
     /// Normalises `rows` rows of `x` where they are.
     pub fn in_place(&self, rec: &mut Recorder, rows: usize, x: &Rows) -> Result<()> {
-        let k = compile(rec.gpu(), Shader::RmsNorm, &["INPLACE"])?;
+        let k = kernel(rec, "INPLACE")?;
         let p = self.params(rows, x, x.offset, x.stride)?;
         rec.dispatch_linear(k, &p, &[x.buf, self.weight], p.rows);
         Ok(())
@@ -63,14 +63,24 @@ impl RmsNorm<'_> {
         let p = self.params(rows, x, 0, out_stride)?;
         match gather {
             Some(idx) => {
-                let k = compile(rec.gpu(), Shader::RmsNorm, &["GATHER"])?;
+                let k = kernel(rec, "GATHER")?;
                 rec.dispatch_linear(k, &p, &[x.buf, self.weight, out, idx], p.rows);
             }
             None => {
-                let k = compile(rec.gpu(), Shader::RmsNorm, &[])?;
+                let k = kernel(rec, "")?;
                 rec.dispatch_linear(k, &p, &[x.buf, self.weight, out], p.rows);
             }
         }
         Ok(())
     }
+}
+
+/// The kernel with `variant` (INPLACE, GATHER or none), in its one-subgroup form (`X_SUBGROUP`:
+/// no barriers, the same bits) where the Gpu prefers it (`Gpu::subgroup_x`).
+fn kernel(rec: &Recorder, variant: &'static str) -> Result<std::sync::Arc<crate::device::Kernel>> {
+    let mut defs: Vec<&str> = [variant].into_iter().filter(|v| !v.is_empty()).collect();
+    if rec.gpu().subgroup_x {
+        defs.push("X_SUBGROUP");
+    }
+    compile(rec.gpu(), Shader::RmsNorm, &defs)
 }
