@@ -8,8 +8,8 @@
 // blocks of KB positions aligned to multiples of KB, blocks ascending; per block each score is
 // one fma chain over the head in order, (d.x + d.y) + (d.z + d.w); the block max m_b over the
 // token's keys, m' = max(m, m_b), c = exp(m - m'), l = l*c, acc = acc*c, then l = l + e_j and
-// acc = fma(e_j, v_j, acc) for e_j = exp(s_j - m') in ascending j; out = acc / l. Scores are
-// computed twice (for the max, then for e_j), the same expression both times, so the same bits.
+// acc = fma(e_j, v_j, acc) for e_j = exp(s_j - m') in ascending j; out = acc / l. A block's
+// scores are computed once, kept for e_j (attention.wgsl keeps them in workgroup memory).
 //
 // Tokens of a workgroup may belong to several sequences (packed batches, decoding): they are
 // served one cache base at a time (the smallest waiting first), each token skipping keys outside
@@ -92,8 +92,10 @@ fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: ve
             let n = min(KB, hi + 1u - p0);
             let use_block = mine && max(start, p0) < min(pos + 1u, p0 + KB);
             var mb = -1e30;
+            var sc: array<f32, KB>;
             for (var j = 0u; j < n; j++) {
                 let s = score(&qv, cb + p0 + j, kvh, sl);
+                sc[j] = s;
                 if (use_block && p0 + j >= start && p0 + j <= pos) { mb = max(mb, s); }
             }
             let mn = max(m, mb);
@@ -105,7 +107,7 @@ fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: ve
             for (var j = 0u; j < n; j++) {
                 let row = cb + p0 + j;
                 let ok = use_block && p0 + j >= start && p0 + j <= pos;
-                let e = exp(score(&qv, row, kvh, sl) - mn);
+                let e = exp(sc[j] - mn);
                 if (ok) { l = l + e; }
                 for (var r = 0u; r < R8; r++) {
                     let vq = cache(row, kvh, min(r * 8u + sl, D4 - 1u), true);
