@@ -8,7 +8,7 @@ use common::{fixture_dir as dir, floats, ids, reference};
 
 use pingce::device::Gpu;
 use pingce::engine::requests::Encode;
-use pingce::engine::{Engine, EngineOptions, GenRequest, ScoreRequest};
+use pingce::engine::{Engine, EngineOptions, GenRequest, ScoreRequest, StopReason};
 
 const MODELS: [&str; 6] = ["tiny-llama", "tiny-mistral", "tiny-qwen2", "tiny-qwen3", "tiny-qwen2-moe", "tiny-qwen3-moe"];
 
@@ -287,7 +287,8 @@ fn full_log_softmax_rows_agree_with_the_scores() {
 /// Continuous batching: sequences of different lengths finish at different steps and their slots
 /// are refilled with the next prompts (prefilled in the same pass as the others' decode steps).
 /// Every request's tokens, text and stop reason are the same with 1, 2, 3 or 8 slots, in any
-/// order, and with prefills split by a small `max_batch_tokens`.
+/// order, and with prefills split by a small `max_batch_tokens`. `generate_observed` reports each
+/// pass: every request with a budget prefilled once, and one decode per token after its first.
 #[test]
 fn generation_is_identical_whatever_the_batching() {
     for name in ["tiny-llama", "tiny-qwen3-moe"] {
@@ -308,7 +309,18 @@ fn generation_is_identical_whatever_the_batching() {
         assert!(alone.iter().map(|g| g.tokens.len()).collect::<std::collections::BTreeSet<_>>().len() > 3, "{name}: lengths should vary");
         for (slots, max_batch_tokens) in [(1, 4096), (2, 4096), (3, 8), (8, 4096), (8, 1)] {
             let mut e = Engine::load(Gpu::default_device().unwrap(), &dir(name), EngineOptions { batch_size: slots, max_batch_tokens }).unwrap();
-            let out = e.generate(&reqs).unwrap();
+            let (mut prompts, mut decoded) = (0, 0);
+            let out = e
+                .generate_observed(&reqs, &mut |p| {
+                    assert!(p.decoded + p.prompts <= slots, "{name}: pass {p:?} with {slots} slots");
+                    prompts += p.prompts;
+                    decoded += p.decoded;
+                })
+                .unwrap();
+            let budgeted = reqs.iter().filter(|q| q.max_tokens > 0).count();
+            // Tokens each sequence was given, EOS included; its first came from its prefill.
+            let given: usize = out.iter().zip(&reqs).filter(|(_, q)| q.max_tokens > 0).map(|(g, _)| g.tokens.len() + usize::from(g.stop == StopReason::Eos)).sum();
+            assert_eq!((prompts, decoded), (budgeted, given - budgeted), "{name}: {slots} slots, max_batch_tokens {max_batch_tokens}");
             for (i, (a, b)) in alone.iter().zip(&out).enumerate() {
                 assert_eq!((&a.tokens, &a.text, a.stop), (&b.tokens, &b.text, b.stop), "{name}: request {i} with {slots} slots");
             }

@@ -6,7 +6,7 @@ use pingce::device::recorder::profile;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use clap::Args;
 use pingce::engine::{Engine, GenRequest, ScoreRequest};
 use pingce::eval::plan::{self, PlanOptions};
@@ -122,23 +122,29 @@ fn decode_prompt(engine: &Engine, steps_asked: usize, context: usize, next: &mut
 }
 
 /// Decodes `steps_asked` tokens for `batch` copies of `prompt` (greedy, so every copy and every
-/// repetition does the same work, stopping where EOS comes, if it does).
+/// repetition does the same work, stopping where EOS comes, if it does), timing the passes after
+/// the last one that prefilled prompts (`max_batch_tokens` may split the prompts over several).
 fn decode(engine: &mut Engine, batch: usize, steps_asked: usize, prompt: &[u32]) -> Result<Value> {
     let context = prompt.len();
     let gen = |n: usize| -> Vec<GenRequest> { (0..batch).map(|_| GenRequest { prompt: prompt.to_vec(), until: vec![], max_tokens: n }).collect() };
     engine.generate(&gen(2))?;
-    let (t, c) = (Instant::now(), cpu_seconds());
-    engine.generate(&gen(1))?;
-    let (first, first_cpu) = (t.elapsed().as_secs_f64(), cpu_seconds().zip(c).map(|(b, a)| b - a));
-    let (t, c) = (Instant::now(), cpu_seconds());
-    let out = engine.generate(&gen(steps_asked))?;
-    let (total, total_cpu) = (t.elapsed().as_secs_f64(), cpu_seconds().zip(c).map(|(b, a)| b - a));
-    let steps = out.iter().map(|g| g.tokens.len()).max().unwrap_or(0).saturating_sub(1).max(1);
-    let s = (total - first).max(1e-9);
-    let cpu = total_cpu.zip(first_cpu).map(|(b, a)| b - a);
+    let (mut start, mut steps, mut tokens) = (None, 0, 0);
+    engine.generate_observed(&gen(steps_asked), &mut |pass| {
+        if pass.prompts > 0 {
+            (start, steps, tokens) = (Some((Instant::now(), cpu_seconds())), 0, 0);
+        } else {
+            steps += 1;
+            tokens += pass.decoded;
+        }
+    })?;
+    let Some((t, c)) = start else { bail!("internal: the decode measurement ran no pass") };
+    if steps == 0 {
+        bail!("no decode step to time: every sequence ended (EOS) in the pass that prefilled it; try another --decode-context or more --decode-tokens");
+    }
+    let (s, cpu) = (t.elapsed().as_secs_f64(), cpu_seconds().zip(c).map(|(b, a)| b - a));
     // Weights read once per step: the bandwidth decode achieves (KV reads left out).
     let gbps = engine.weight_bytes() as f64 * steps as f64 / s / 1e9;
-    Ok(json!({"sequences": batch, "context": context, "steps": steps, "seconds": s, "tokens_per_s": (steps * batch) as f64 / s, "ms_per_step": s * 1e3 / steps as f64, "weight_gb_per_s": gbps,
+    Ok(json!({"sequences": batch, "context": context, "steps": steps, "seconds": s, "tokens_per_s": tokens as f64 / s, "ms_per_step": s * 1e3 / steps as f64, "weight_gb_per_s": gbps,
         "cpu_ms_per_step": cpu.map(|c| c * 1e3 / steps as f64)}))
 }
 

@@ -39,6 +39,15 @@ pub struct Generation {
     pub stop: StopReason,
 }
 
+/// What one pass of [`Engine::generate_observed`] did.
+#[derive(Clone, Copy, Debug)]
+pub struct Pass {
+    /// Sequences that decoded their next token.
+    pub decoded: usize,
+    /// Prompts prefilled (each yielding its sequence's first token).
+    pub prompts: usize,
+}
+
 /// A sequence being decoded in one slot of the KV cache.
 struct Slot {
     req: usize,
@@ -54,6 +63,12 @@ impl Engine {
     /// Each sequence's tokens do not depend on its batch: every kernel computes a row the same
     /// way whatever shares the pass.
     pub fn generate(&mut self, reqs: &[GenRequest]) -> Result<Vec<Generation>> {
+        self.generate_observed(reqs, &mut |_| {})
+    }
+
+    /// [`generate`](Self::generate), calling `after_pass` once each pass has run and its tokens
+    /// are read: `pingce bench` times the decode steps after the last pass that prefilled prompts.
+    pub fn generate_observed(&mut self, reqs: &[GenRequest], after_pass: &mut dyn FnMut(Pass)) -> Result<Vec<Generation>> {
         let max_len = self.max_length();
         let prefix = self.tokenizer.prefix_token()?;
         let eos: Vec<u32> = self.tokenizer.eos_id.into_iter().chain(self.model.cfg.eos_token_ids.iter().copied()).collect();
@@ -94,7 +109,7 @@ impl Engine {
                 .zip(&last)
                 .map(|(s, t)| Segment { tokens: std::slice::from_ref(t), start_pos: prompts[s.req].len() + s.gen.len() - 1, base: s.base, score: vec![(0, NO_TARGET)] })
                 .collect();
-            let mut prefill_tokens = 0;
+            let (decoded, mut prefill_tokens) = (segs.len(), 0);
             while let (Some(&i), Some(&base)) = (queue.front(), free.last()) {
                 let p = &prompts[i];
                 if prefill_tokens > 0 && prefill_tokens + p.len() > max_prefill {
@@ -107,6 +122,7 @@ impl Engine {
                 active.push(Slot { req: i, base, gen: Vec::new() });
             }
             let out = run(&self.gpu, &self.model, &mut self.ws, &mut self.rest, &segs, 0)?;
+            after_pass(Pass { decoded, prompts: segs.len() - decoded });
             drop(segs);
             debug_assert_eq!(out.len(), active.len());
             let mut still = Vec::with_capacity(slots);

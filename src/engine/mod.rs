@@ -18,7 +18,7 @@ use crate::model::gguf::GgufModel;
 use crate::model::gguf_tokenizer;
 use crate::model::weights::{Safetensors, TensorSource};
 use crate::model::{Config, Decoder, Tokenizer};
-pub use generate::{GenRequest, Generation, StopReason, UntilRequest};
+pub use generate::{GenRequest, Generation, Pass, StopReason, UntilRequest};
 pub use scoring::{Scored, ScoreRequest};
 
 /// A model's config, tokenizer, tensors (nothing read yet) and files.
