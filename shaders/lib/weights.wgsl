@@ -1,8 +1,10 @@
 // Snippet, not a kernel: prepended (src/kernels/mod.rs) to the kernels that read weights
-// (embedding, matmul, matvec), compiled with one of the W_* defines.
+// (embedding, matmul, matvec, expert kernels), compiled with one of the W_* defines, and
+// W_PLANAR for a chunk in tensor::Layout::Planar (Q8_0, Q4_0, Q4_1, Q6_K on CPU adapters; the
+// includer's Params then has `w_scales`, see the end of this file).
 // Weight storage formats, bound at binding 2. `w_at(i)` returns element i (row-major, padded
 // stride) as f32, `w_pair(i)` elements i and i + 1 for even i, `w_quad(i)` elements i .. i + 3
-// for i a multiple of 4. All three give the same values.
+// for i a multiple of 4. All three give the same values, in either layout.
 // Float formats (W_FLOAT). With WV (the matrix-vector kernel on CPU adapters) a quad is one
 // vector load (vec4 of f32, vec2 of u32 for 16-bit formats; i a multiple of 4 on a row of a
 // multiple of 4), the same values as w_quad reads word by word; w_at and w_pair are not defined.
