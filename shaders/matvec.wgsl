@@ -79,9 +79,7 @@ fn wb_quad(b: WBlock, t: u32) -> vec4<f32> {
 //#else
     // Q5_K: the low 4 bits, and bit s of each high-bit byte as 16.
     let hw = select(b.h0[t & 3u], b.h1[t & 3u], t >= 4u);
-    let hv = vec4<u32>((hw >> b.s) & 1u, (hw >> (b.s + 8u)) & 1u, (hw >> (b.s + 16u)) & 1u, (hw >> (b.s + 24u)) & 1u);
-    let qv = vec4<u32>((q >> b.shift) & 15u, (q >> (b.shift + 8u)) & 15u, (q >> (b.shift + 16u)) & 15u, (q >> (b.shift + 24u)) & 15u);
-    return vec4<f32>(b.d) * vec4<f32>(qv + 16u * hv) - vec4<f32>(b.m);
+    return vec4<f32>(b.d) * vec4<f32>(byte_fields(q, b.shift, 15u) + 16u * byte_fields(hw, b.s, 1u)) - vec4<f32>(b.m);
 //#endif
 }
 //#endif
@@ -112,9 +110,8 @@ fn wv_block(i: u32) -> WBlock {
 fn wb_quad(b: WBlock, t: u32) -> vec4<f32> {
     let l = select(b.l0[t & 3u], b.l1[t & 3u], t >= 4u);
     let h = select(b.h0[t & 3u], b.h1[t & 3u], t >= 4u);
-    let lo = vec4<u32>((l >> b.shift) & 15u, (l >> (b.shift + 8u)) & 15u, (l >> (b.shift + 16u)) & 15u, (l >> (b.shift + 24u)) & 15u);
-    let hi = vec4<u32>((h >> b.hs) & 3u, (h >> (b.hs + 8u)) & 3u, (h >> (b.hs + 16u)) & 3u, (h >> (b.hs + 24u)) & 3u);
-    let q = vec4<f32>(bitcast<vec4<i32>>(lo | (hi << vec4<u32>(4u))) - vec4<i32>(32));
+    let q6 = byte_fields(l, b.shift, 15u) | (byte_fields(h, b.hs, 3u) << vec4<u32>(4u));
+    let q = vec4<f32>(bitcast<vec4<i32>>(q6) - vec4<i32>(32));
     return select(b.d0, b.d1, t >= 4u) * q;
 }
 //#endif

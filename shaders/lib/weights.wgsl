@@ -131,9 +131,13 @@ fn half_at(o: u32) -> f32 {
 fn w_pair(i: u32) -> vec2<f32> {
     return vec2<f32>(w_at(i), w_at(i + 1u));
 }
+// The field `mask` at bit `shift` of each of the four bytes of `q`.
+fn byte_fields(q: u32, shift: u32, mask: u32) -> vec4<u32> {
+    return vec4<u32>((q >> shift) & mask, (q >> (shift + 8u)) & mask, (q >> (shift + 16u)) & mask, (q >> (shift + 24u)) & mask);
+}
 // Four consecutive 4-bit fields of the u32 `q` starting at bit `shift` (low or high nibbles).
 fn nibbles(q: u32, shift: u32) -> vec4<f32> {
-    return vec4<f32>(vec4<u32>((q >> shift) & 15u, (q >> (shift + 8u)) & 15u, (q >> (shift + 16u)) & 15u, (q >> (shift + 24u)) & 15u));
+    return vec4<f32>(byte_fields(q, shift, 15u));
 }
 // Byte k (0..11) of the 12 scale bytes of a K-quant super-block, held as three words.
 fn scale_byte(sc: vec3<u32>, k: u32) -> u32 {

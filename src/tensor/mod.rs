@@ -126,18 +126,18 @@ impl Layout {
     }
 
     pub fn has_planar(dtype: DType) -> bool {
-        matches!(dtype, DType::Q8_0 | DType::Q4_0 | DType::Q4_1 | DType::Q6_K)
+        Self::planes(dtype).is_some()
     }
 
     /// Bytes of quants and of scale per block of `dtype`, and whether the scale leads the block
-    /// as stored (Q6_K's d ends it).
-    fn planes(dtype: DType) -> (usize, usize, bool) {
+    /// as stored (Q6_K's d ends it); `None` for formats without a planar form.
+    fn planes(dtype: DType) -> Option<(usize, usize, bool)> {
         match dtype {
-            DType::Q8_0 => (32, 2, true),
-            DType::Q4_0 => (16, 2, true),
-            DType::Q4_1 => (16, 4, true),
-            DType::Q6_K => (208, 2, false),
-            d => unreachable!("{d:?} has no planar layout"),
+            DType::Q8_0 => Some((32, 2, true)),
+            DType::Q4_0 => Some((16, 2, true)),
+            DType::Q4_1 => Some((16, 4, true)),
+            DType::Q6_K => Some((208, 2, false)),
+            _ => None,
         }
     }
 
@@ -146,7 +146,7 @@ impl Layout {
         if self == Layout::Ggml {
             return std::borrow::Cow::Borrowed(blocks);
         }
-        let (q, s, lead) = Self::planes(dtype);
+        let (q, s, lead) = Self::planes(dtype).expect("checked by append_as");
         let n = blocks.len() / (q + s);
         let mut out = vec![0u8; blocks.len()];
         let (quants, scales) = out.split_at_mut(n * q);
@@ -175,7 +175,7 @@ impl Chunk {
     pub fn scales_word(&self) -> usize {
         match self.layout {
             Layout::Ggml => 0,
-            Layout::Planar => self.rows * self.stride / self.dtype.block_size() * Layout::planes(self.dtype).0 / 4,
+            Layout::Planar => self.rows * self.stride / self.dtype.block_size() * Layout::planes(self.dtype).expect("planar chunk").0 / 4,
         }
     }
 
@@ -215,8 +215,8 @@ impl Matrix {
         self.append_as(gpu, name, dtype, Layout::for_matrix(gpu, dtype), rows, bytes)
     }
 
-    /// Appends `rows` more rows stored as `dtype` in `layout` (planar only for ggml 32-weight
-    /// blocks).
+    /// Appends `rows` more rows stored as `dtype` in `layout` (planar only where
+    /// [`Layout::has_planar`]).
     pub fn append_as(&mut self, gpu: &Gpu, name: &str, dtype: DType, layout: Layout, rows: usize, bytes: &[u8]) -> Result<()> {
         let cols = self.cols;
         if layout == Layout::Planar && !Layout::has_planar(dtype) {
