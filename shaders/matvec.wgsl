@@ -296,6 +296,17 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     let w3 = min(n0 + 3u, last) * p.w_stride;
 //#endif
     let xs = p.x_stride >> 2u;
+//#if M1
+    // One x row over rows of whole 32-k blocks (decode of one sequence on a CPU adapter): the
+    // single-row path below on its own. A software adapter runs loads nested in loops and
+    // branches under lane masks that it tests lane by lane; here only the k loop remains.
+    var s1 = vec4<f32>(0.0);
+    let x1 = p.x_offset >> 2u;
+    for (var k = 0u; k < p.k; k += 32u) {
+        s1 = dot_block(x[x1 + (k >> 2u) + (sl & 7u)], wv_block(w0 + k), wv_block(w1 + k), wv_block(w2 + k), wv_block(w3 + k), s1);
+    }
+    store4(n0, 0u, 1u, vec4<f32>(s1.x), vec4<f32>(s1.y), vec4<f32>(s1.z), vec4<f32>(s1.w));
+//#else
     // Rows of x in chunks of M_CHUNK, one chunk per workgroup z (prefill on a CPU adapter).
     let m_end = min(p.m, (wid.z + 1u) * M_CHUNK);
     var m0 = wid.z * M_CHUNK;
@@ -520,4 +531,5 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
 //#endif
         store4(n0, m0, rows, a0, a1, a2, a3);
     }
+//#endif
 }
