@@ -40,7 +40,48 @@ pub struct Gpu {
     /// workgroups of one subgroup; attention runs `attention_lanes.wgsl`. The same bits either
     /// way; tests switch it off to check the other variants.
     pub subgroup_x: bool,
+    /// Uniform and readback buffers of finished submissions, kept for the next ones: a decode
+    /// step would otherwise allocate (and a software adapter map, zero and unmap) both anew.
+    spare: Mutex<Spare>,
+    /// Bind groups made for earlier submissions, by kernel and bindings: a decode step binds the
+    /// same buffers at the same parameter offsets as the step before (a software adapter spends
+    /// about half of the host's time per step making them). Cleared whenever a buffer is
+    /// allocated, so that it never keeps a replaced buffer alive for long.
+    bind_groups: Mutex<HashMap<BindKey, wgpu::BindGroup>>,
 }
+
+/// What a bind group binds: the kernel (by address: compiled kernels are never dropped), its
+/// parameters' buffer and range, and the buffers at bindings 1, 2, ...
+#[derive(PartialEq, Eq, Hash)]
+struct BindKey {
+    kernel: usize,
+    params: wgpu::Buffer,
+    offset: u64,
+    size: u64,
+    buffers: Vec<wgpu::Buffer>,
+}
+
+/// Bind groups kept at most (a pass binds a few hundred).
+const BIND_GROUPS_KEEP: usize = 4096;
+
+/// Buffers a submission needs only while it runs, by kind ([`Gpu::take_spare`]).
+#[derive(Default)]
+struct Spare {
+    uniform: Vec<wgpu::Buffer>,
+    readback: Vec<wgpu::Buffer>,
+}
+
+/// What a spare buffer is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SpareKind {
+    /// Kernel parameters (uniform, written before each submission).
+    Uniform,
+    /// The host's copy of results (mapped for reading after the submission).
+    Readback,
+}
+
+/// Spare buffers kept per kind.
+const SPARE_KEEP: usize = 4;
 
 impl Gpu {
     /// Opens the adapter `opts` selects, requesting all of its limits. Returns a note when it
@@ -81,7 +122,7 @@ impl Gpu {
         });
         let max_binding = (limits.max_storage_buffer_binding_size as u64).min(limits.max_buffer_size);
         let subgroup_x = device.features().contains(wgpu::Features::SUBGROUP) && info.subgroup_min_size >= 8 && info.device_type == wgpu::DeviceType::Cpu;
-        Ok(Gpu { device, queue, info, limits, max_binding, kernels: Mutex::new(HashMap::new()), failures, hooks: FaultHooks::default(), subgroup_x })
+        Ok(Gpu { device, queue, info, limits, max_binding, kernels: Mutex::new(HashMap::new()), failures, hooks: FaultHooks::default(), subgroup_x, spare: Mutex::default(), bind_groups: Mutex::default() })
     }
 
     /// Lowers the chunking threshold (tests use it to exercise chunked bindings on small tensors).
@@ -139,12 +180,72 @@ impl Gpu {
         if usage.contains(wgpu::BufferUsages::STORAGE) {
             self.hooks.allocate(label, size)?;
         }
+        self.bind_groups.lock().unwrap_or_else(|e| e.into_inner()).clear();
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let buf = self.device.create_buffer(&wgpu::BufferDescriptor { label: Some(label), size, usage, mapped_at_creation: false });
         if let Some(e) = pollster::block_on(scope.pop()) {
             return Err(GpuFault::OutOfMemory { what: format!("allocating {label:?} ({} MiB)", size >> 20), detail: e.to_string() }.into());
         }
         Ok(buf)
+    }
+
+    /// A buffer of `kind` holding at least `size` bytes: a spare one given back by an earlier
+    /// submission ([`put_spare`](Self::put_spare)), else a new one (a power of two, so that it
+    /// serves later submissions of similar size). Only for work that is waited for before the
+    /// buffer is given back, so no submission in flight still uses it.
+    pub fn take_spare(&self, kind: SpareKind, size: u64) -> Result<wgpu::Buffer> {
+        let size = size.max(16).next_multiple_of(16);
+        {
+            let mut s = self.spare.lock().unwrap_or_else(|e| e.into_inner());
+            let list = match kind {
+                SpareKind::Uniform => &mut s.uniform,
+                SpareKind::Readback => &mut s.readback,
+            };
+            if let Some(i) = list.iter().position(|b| b.size() >= size) {
+                return Ok(list.swap_remove(i));
+            }
+        }
+        let (label, usage) = match kind {
+            SpareKind::Uniform => ("params", wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST),
+            SpareKind::Readback => ("readback", wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST),
+        };
+        self.buffer(label, size.next_power_of_two().min(self.limits.max_buffer_size.max(size)), usage)
+    }
+
+    /// Gives back a buffer from [`take_spare`](Self::take_spare) once its submission has finished
+    /// (and, for a readback buffer, it is unmapped).
+    pub fn put_spare(&self, kind: SpareKind, buf: wgpu::Buffer) {
+        let mut s = self.spare.lock().unwrap_or_else(|e| e.into_inner());
+        let list = match kind {
+            SpareKind::Uniform => &mut s.uniform,
+            SpareKind::Readback => &mut s.readback,
+        };
+        if list.len() < SPARE_KEEP {
+            list.push(buf);
+        }
+    }
+
+    /// The bind group of `kernel` with its parameters at `offset..offset + size` of `params` and
+    /// `buffers` at bindings 1, 2, ...: made once, then reused (see `bind_groups`).
+    pub fn bind_group(&self, kernel: &Arc<Kernel>, params: &wgpu::Buffer, offset: u64, size: u64, buffers: &[wgpu::Buffer]) -> wgpu::BindGroup {
+        let key = BindKey { kernel: Arc::as_ptr(kernel) as usize, params: params.clone(), offset, size, buffers: buffers.to_vec() };
+        let mut cache = self.bind_groups.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(g) = cache.get(&key) {
+            return g.clone();
+        }
+        let mut entries = vec![wgpu::BindGroupEntry {
+            binding: 0,
+            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding { buffer: params, offset, size: wgpu::BufferSize::new(size) }),
+        }];
+        for (i, b) in buffers.iter().enumerate() {
+            entries.push(wgpu::BindGroupEntry { binding: i as u32 + 1, resource: b.as_entire_binding() });
+        }
+        let g = self.device.create_bind_group(&wgpu::BindGroupDescriptor { label: Some(&kernel.name), layout: &kernel.layout, entries: &entries });
+        if cache.len() >= BIND_GROUPS_KEEP {
+            cache.clear();
+        }
+        cache.insert(key, g.clone());
+        g
     }
 
     /// A storage buffer holding `data`.
@@ -206,20 +307,34 @@ impl Gpu {
 
     /// Copies `len` bytes at `offset` of `buf` back to the host.
     pub fn read_bytes(&self, buf: &wgpu::Buffer, offset: u64, len: u64) -> Result<Vec<u8>> {
-        let len4 = len.max(4).next_multiple_of(4);
-        let staging = self.buffer("readback", len4, wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST)?;
         let mut enc = self.device.create_command_encoder(&Default::default());
-        enc.copy_buffer_to_buffer(buf, offset, &staging, 0, len4);
+        let staging = self.copy_out(&mut enc, buf, offset, len)?;
         self.submit_wait(enc.finish(), "copying results back")?;
+        self.read_staging(staging, len)
+    }
+
+    /// Records a copy of `len` bytes at `offset` of `buf` into a readback buffer, to be read with
+    /// [`read_staging`](Self::read_staging) once the encoder's submission has finished.
+    pub fn copy_out(&self, enc: &mut wgpu::CommandEncoder, buf: &wgpu::Buffer, offset: u64, len: u64) -> Result<wgpu::Buffer> {
+        let len4 = len.max(4).next_multiple_of(4);
+        let staging = self.take_spare(SpareKind::Readback, len4)?;
+        enc.copy_buffer_to_buffer(buf, offset, &staging, 0, len4);
+        Ok(staging)
+    }
+
+    /// The first `len` bytes of a readback buffer from [`copy_out`](Self::copy_out), whose
+    /// submission has finished; the buffer goes back to the spares.
+    pub fn read_staging(&self, staging: wgpu::Buffer, len: u64) -> Result<Vec<u8>> {
         let (tx, rx) = std::sync::mpsc::channel();
         staging.map_async(wgpu::MapMode::Read, .., move |r| {
             let _ = tx.send(r);
         });
         self.device.poll(wgpu::PollType::Wait { submission_index: None, timeout: None }).map_err(|e| poll_error("mapping results", e))?;
         rx.recv()?.map_err(|e| anyhow!("mapping readback buffer: {e}"))?;
-        let data = staging.get_mapped_range(..).map_err(|e| anyhow!("reading back results: {e:?}"))?.to_vec();
+        let data = staging.get_mapped_range(..).map_err(|e| anyhow!("reading back results: {e:?}"))?[..len as usize].to_vec();
         staging.unmap();
-        Ok(data[..len as usize].to_vec())
+        self.put_spare(SpareKind::Readback, staging);
+        Ok(data)
     }
 
     pub fn read_f32(&self, buf: &wgpu::Buffer, offset_elems: u64, n: usize) -> Result<Vec<f32>> {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use anyhow::Result;
 use bytemuck::Pod;
 
-use super::{Gpu, Kernel};
+use super::{Gpu, Kernel, SpareKind};
 
 struct Dispatch {
     kernel: Arc<Kernel>,
@@ -71,39 +71,18 @@ impl<'g> Recorder<'g> {
         self.dispatches.is_empty()
     }
 
-    /// Encodes everything recorded into one command buffer.
-    pub fn finish(self) -> Result<wgpu::CommandBuffer> {
+    /// Encodes everything recorded, its parameters in a spare uniform buffer (returned, to be
+    /// given back once the submission has finished).
+    fn encode(self) -> Result<(Option<wgpu::Buffer>, wgpu::CommandEncoder)> {
         let gpu = self.gpu;
         let mut enc = gpu.device.create_command_encoder(&Default::default());
-        if !self.dispatches.is_empty() {
-            let ubuf = gpu.buffer(
-                "params",
-                self.params.len() as u64,
-                wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-            )?;
-            gpu.write(&ubuf, 0, &self.params);
-            let groups: Vec<wgpu::BindGroup> = self
-                .dispatches
-                .iter()
-                .map(|d| {
-                    let mut entries = vec![wgpu::BindGroupEntry {
-                        binding: 0,
-                        resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                            buffer: &ubuf,
-                            offset: d.param_offset,
-                            size: wgpu::BufferSize::new(d.param_size),
-                        }),
-                    }];
-                    for (i, b) in d.buffers.iter().enumerate() {
-                        entries.push(wgpu::BindGroupEntry { binding: i as u32 + 1, resource: b.as_entire_binding() });
-                    }
-                    gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
-                        label: Some(&d.kernel.name),
-                        layout: &d.kernel.layout,
-                        entries: &entries,
-                    })
-                })
-                .collect();
+        if self.dispatches.is_empty() {
+            return Ok((None, enc));
+        }
+        let ubuf = gpu.take_spare(SpareKind::Uniform, self.params.len() as u64)?;
+        gpu.write(&ubuf, 0, &self.params);
+        let groups: Vec<wgpu::BindGroup> = self.dispatches.iter().map(|d| gpu.bind_group(&d.kernel, &ubuf, d.param_offset, d.param_size, &d.buffers)).collect();
+        {
             let mut pass = enc.begin_compute_pass(&Default::default());
             for (d, bg) in self.dispatches.iter().zip(&groups) {
                 pass.set_pipeline(&d.kernel.pipeline);
@@ -111,7 +90,7 @@ impl<'g> Recorder<'g> {
                 pass.dispatch_workgroups(d.groups[0], d.groups[1], d.groups[2]);
             }
         }
-        Ok(enc.finish())
+        Ok((Some(ubuf), enc))
     }
 
     /// Submits what is recorded so far and waits, leaving the recorder empty to go on recording
@@ -127,8 +106,29 @@ impl<'g> Recorder<'g> {
         if profile::enabled() {
             return self.submit_profiled(what);
         }
-        let cmd = self.finish()?;
-        gpu.submit_wait(cmd, what)
+        let (ubuf, enc) = self.encode()?;
+        gpu.submit_wait(enc.finish(), what)?;
+        if let Some(u) = ubuf {
+            gpu.put_spare(SpareKind::Uniform, u);
+        }
+        Ok(())
+    }
+
+    /// [`submit`](Self::submit), then `len` bytes at `offset` of `buf` back to the host, copied
+    /// in the same submission after the last dispatch: one wait per pass, not two.
+    pub fn submit_read(self, what: &str, buf: &wgpu::Buffer, offset: u64, len: u64) -> Result<Vec<u8>> {
+        let gpu = self.gpu;
+        if profile::enabled() {
+            self.submit_profiled(what)?;
+            return gpu.read_bytes(buf, offset, len);
+        }
+        let (ubuf, mut enc) = self.encode()?;
+        let staging = gpu.copy_out(&mut enc, buf, offset, len)?;
+        gpu.submit_wait(enc.finish(), what)?;
+        if let Some(u) = ubuf {
+            gpu.put_spare(SpareKind::Uniform, u);
+        }
+        gpu.read_staging(staging, len)
     }
 
     /// `PINGCE_PROFILE` set: each dispatch submitted and waited for on its own, its wall time
@@ -141,10 +141,13 @@ impl<'g> Recorder<'g> {
             one.params = params[d.param_offset as usize..(d.param_offset + d.param_size) as usize].to_vec();
             let name = format!("{} {:?}", d.kernel.name, d.groups);
             one.dispatches.push(Dispatch { param_offset: 0, ..d });
-            let cmd = one.finish()?;
+            let (ubuf, enc) = one.encode()?;
             let t = std::time::Instant::now();
-            gpu.submit_wait(cmd, what)?;
+            gpu.submit_wait(enc.finish(), what)?;
             profile::add(name, t.elapsed());
+            if let Some(u) = ubuf {
+                gpu.put_spare(SpareKind::Uniform, u);
+            }
         }
         Ok(())
     }

@@ -170,11 +170,12 @@ pub fn run_after_copies(gpu: &Gpu, model: &Decoder, ws: &mut Workspace, rest: &m
         } else {
             format!("running layers {}..{} of a batch of {} sequences ({tokens} tokens) on device {i} ({})", layers.start, layers.end, segs.len(), gpu.info.name)
         };
-        rec.submit(&what)?;
+        // The results come back in the pass's own submission.
         if last {
-            words = gpu.read_u32(&head.unwrap().out, 0, rows * logprobs::OUT_STRIDE)?;
+            let b = rec.submit_read(&what, &head.unwrap().out, 0, (rows * logprobs::OUT_STRIDE * 4) as u64)?;
+            words = bytemuck::pod_collect_to_vec(&b);
         } else {
-            hidden = gpu.read_bytes(acts.hidden(), 0, (tokens * model.cfg.hidden_size * 4) as u64)?;
+            hidden = rec.submit_read(&what, acts.hidden(), 0, (tokens * model.cfg.hidden_size * 4) as u64)?;
         }
     }
     let scores = logprobs::decode(&words, rows, topk);
