@@ -69,12 +69,44 @@ fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: ve
         qv[i] = vec4<f32>(0.0);
         acc[i] = vec4<f32>(0.0);
     }
+//#if ROPE_KV
+    // The token's key and value row of kv head kvh into the cache (the key rotated), lanes
+    // taking quads in turn, before any lane reads the cache; then its queries, rotated.
+    {
+        let s = token_span(t);
+        let row = s.y + s.x;
+        let qrow = (p.q_offset + t * p.q_stride) / 4u;
+        let kq = qrow + (p.heads_q + kvh) * D4;
+        let vq = qrow + (p.heads_q + p.heads_kv + kvh) * D4;
+        let cq = row * p.heads_kv * D4 + kvh * D4;
+        if (row < p.chunk_rows) {
+            for (var j = sl; j < D4 / 2u; j += 8u) {
+                let y = rotate(q[kq + j], q[kq + j + D4 / 2u], s.x, j);
+                k0[cq + j] = y[0];
+                k0[cq + j + D4 / 2u] = y[1];
+            }
+            for (var j = sl; j < D4; j += 8u) {
+                v0[cq + j] = q[vq + j];
+            }
+        }
+    }
+    storageBarrier();
+//#endif
     if (live) {
         let s = token_span(t);
         pos = s.x;
         base = s.y;
         start = s.z;
+//#if ROPE_KV
+        let qh = (p.q_offset + t * p.q_stride) / 4u + h * D4;
+        for (var j = 0u; j < D4 / 2u; j++) {
+            let y = rotate(q[qh + j], q[qh + j + D4 / 2u], pos, j);
+            qv[j] = y[0] * p.scale;
+            qv[j + D4 / 2u] = y[1] * p.scale;
+        }
+//#else
         for (var i = 0u; i < D4; i++) { qv[i] = query_quad(t, h, i); }
+//#endif
     }
     var m = -1e30;
     var l = 0.0;

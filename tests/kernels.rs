@@ -403,6 +403,56 @@ fn rope_kv_matches_rope_then_kv_write() {
     assert!(!rope::rope_kv(&mut rec, &f32_buf(g, &x), stride, tokens, hq + hkv, &kv, &table, &u32_buf(g, &meta), &cache).unwrap());
 }
 
+/// Attention that rotates q and k and stores each token's key and value itself (decode steps on
+/// CPU adapters: `Attention::record_rotating`) gives the bits of `rope_kv` then attention, and
+/// leaves the same cache: sequences at awkward positions over a cache already holding their
+/// earlier keys, GQA groups of 3, 9 (two workgroups per kv head) and 1.
+#[test]
+fn attention_rotating_keys_matches_rope_kv_then_attention() {
+    let g = gpu();
+    if !g.subgroup_x {
+        return;
+    }
+    let mut rng = Rng::new(43);
+    for (hq, hkv, d) in [(6, 2, 64), (18, 2, 24), (3, 3, 16)] {
+        let (q_dim, kv_dim) = (hq * d, hkv * d);
+        let stride = q_dim + 2 * kv_dim;
+        let inv: Vec<f32> = (0..d / 2).map(|i| 1.0 / 10000f32.powf(2.0 * i as f32 / d as f32)).collect();
+        let table = rope::RopeTable::new(g, &inv, 300).unwrap();
+        // One token per sequence: (position, cache row of position 0).
+        let meta: Vec<u32> = [(0u32, 0u32), (17, 40), (63, 100), (200, 170)].iter().flat_map(|&(p, b)| [p, b]).collect();
+        let tokens = meta.len() / 2;
+        let rows = 400;
+        let qkv = rng.vec(tokens * stride, 1.0);
+        let (k0, v0) = (rng.vec(rows * kv_dim, 1.0), rng.vec(rows * kv_dim, 1.0));
+        let att = Attention { heads_q: hq, heads_kv: hkv, head_dim: d, window: None };
+        let run = |fused: bool| {
+            let (qb, mb) = (f32_buf(g, &qkv), u32_buf(g, &meta));
+            let (k, v) = ([f32_buf(g, &k0)], [f32_buf(g, &v0)]);
+            let cache = LayerCache { k: &k, v: &v, chunk_rows: rows };
+            let out = f32_buf(g, &vec![0.0; tokens * q_dim]);
+            let mut rec = g.recorder();
+            if fused {
+                assert!(att.rotates_keys(g, Lanes::Heads, tokens, tokens, &cache, &table));
+                assert!(!att.rotates_keys(g, Lanes::Heads, tokens, tokens - 1, &cache, &table), "two tokens of one sequence");
+                att.record_rotating(&mut rec, &qb, stride, tokens, &mb, &cache, &table, &out).unwrap();
+            } else {
+                let kv = rope::KvColumns { k_from: hq, v_offset: q_dim + kv_dim, kv_dim };
+                assert!(rope::rope_kv(&mut rec, &qb, stride, tokens, hq + hkv, &kv, &table, &mb, &cache).unwrap());
+                att.record(&mut rec, &qb, 0, stride, tokens, Lanes::Heads, &mb, &cache, &out).unwrap();
+            }
+            rec.submit("attention").unwrap();
+            let read = |b: &wgpu::Buffer, n: usize| g.read_f32(b, 0, n).unwrap();
+            (read(&out, tokens * q_dim), read(&k[0], rows * kv_dim), read(&v[0], rows * kv_dim))
+        };
+        let (a, b) = (run(true), run(false));
+        assert!(a.0.iter().all(|x| x.is_finite()) && a.1 != k0 && a.2 != v0, "hq {hq} hkv {hkv} d {d}: nothing written");
+        assert_eq!(a.0, b.0, "hq {hq} hkv {hkv} d {d}: attention output");
+        assert_eq!(a.1, b.1, "hq {hq} hkv {hkv} d {d}: keys");
+        assert_eq!(a.2, b.2, "hq {hq} hkv {hkv} d {d}: values");
+    }
+}
+
 /// CPU attention over per-sequence K/V (positions 0..=pos), with an optional sliding window,
 /// in f64 with a plain softmax.
 fn cpu_attention(q: &[f32], k: &[f32], v: &[f32], pos: usize, hq: usize, hkv: usize, d: usize, window: Option<usize>) -> Vec<f32> {

@@ -5,12 +5,20 @@
 struct Params {
     tokens: u32, heads_q: u32, heads_kv: u32, head_dim: u32,
     q_stride: u32, q_offset: u32, out_stride: u32, window: u32,
-    scale: f32, chunk_rows: u32, pad0: u32, pad1: u32,
+    scale: f32, chunk_rows: u32, sin_offset: u32, pad1: u32,
 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> q: array<vec4<f32>>;
+//#if ROPE_KV
+// ROPE_KV (attention_lanes.wgsl, one token per sequence): the kernel rotates the queries and
+// keys itself from the cos/sin table and stores each token's key and value row in the cache.
+@group(0) @binding(2) var<storage, read_write> k0: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> v0: array<vec4<f32>>;
+@group(0) @binding(6) var<storage, read> rope_table: array<vec4<f32>>;
+//#else
 @group(0) @binding(2) var<storage, read> k0: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> v0: array<vec4<f32>>;
+//#endif
 // Per token: [position, cache row of position 0].
 @group(0) @binding(4) var<storage, read> tok: array<u32>;
 @group(0) @binding(5) var<storage, read_write> out: array<vec4<f32>>;
@@ -63,3 +71,13 @@ fn token_span(t: u32) -> vec3<u32> {
 fn query_quad(t: u32, h: u32, i: u32) -> vec4<f32> {
     return q[(p.q_offset + t * p.q_stride) / 4u + h * D4 + i] * p.scale;
 }
+
+//#if ROPE_KV
+// rope.wgsl's rotation of quad pair (j, j + D4 / 2) of a head at position pos (x1, x2 its two
+// quads): y1 = x1 * c - x2 * s, y2 = x2 * c + x1 * s, element by element, the same numbers.
+fn rotate(x1: vec4<f32>, x2: vec4<f32>, pos: u32, j: u32) -> array<vec4<f32>, 2> {
+    let c = rope_table[pos * (D4 / 2u) + j];
+    let s = rope_table[p.sin_offset / 4u + pos * (D4 / 2u) + j];
+    return array<vec4<f32>, 2>(x1 * c - x2 * s, x2 * c + x1 * s);
+}
+//#endif

@@ -6,8 +6,9 @@
 use anyhow::{bail, Result};
 use bytemuck::{Pod, Zeroable};
 
+use super::rope::RopeTable;
 use super::{compile_with, u, Shader};
-use crate::device::Recorder;
+use crate::device::{Gpu, Recorder};
 use crate::model::decoder::LayerCache;
 
 /// Keys per block of the online softmax (`KB` in the shader): blocks start at multiples of it.
@@ -32,7 +33,9 @@ pub struct Params {
     pub window: u32,
     pub scale: f32,
     pub chunk_rows: u32,
-    pub pad: [u32; 2],
+    /// With `ROPE_KV`: where the sines start in the rope table (`RopeTable::sin_offset`).
+    pub sin_offset: u32,
+    pub pad: u32,
 }
 
 /// How the CPU-adapter kernel (`attention_lanes.wgsl`) lays its lanes out. Both give the same
@@ -69,6 +72,31 @@ impl Attention {
     /// the CPU adapters' kernel ([`Lanes::for_pass`]); GPUs run the tiled kernel either way.
     #[allow(clippy::too_many_arguments)]
     pub fn record(&self, rec: &mut Recorder, q: &wgpu::Buffer, q_offset: usize, q_stride: usize, tokens: usize, lanes_layout: Lanes, meta: &wgpu::Buffer, cache: &LayerCache, out: &wgpu::Buffer) -> Result<()> {
+        self.record_with(rec, q, q_offset, q_stride, tokens, lanes_layout, meta, cache, out, None)
+    }
+
+    /// Whether [`record_rotating`](Self::record_rotating) can run this pass: a CPU adapter's heads
+    /// layout, one token per sequence (`tokens == seqs`: a decode step, where each token's key is
+    /// read only by its own workgroup), a cache in one chunk, and heads of whole quad pairs.
+    pub fn rotates_keys(&self, gpu: &Gpu, lanes: Lanes, tokens: usize, seqs: usize, cache: &LayerCache, table: &RopeTable) -> bool {
+        gpu.subgroup_x && lanes == Lanes::Heads && tokens == seqs && cache.k.len() == 1 && cache.v.len() == 1 && self.head_dim % 8 == 0 && 2 * table.half == self.head_dim
+    }
+
+    /// [`record`](Self::record) for q/k/v rows straight from the projection (q heads, then the
+    /// key heads, then the value heads, as [`rope_kv`](super::rope::rope_kv) reads them): the
+    /// kernel rotates the queries and keys and stores each token's key and value row in the
+    /// cache itself, the same numbers as `rope_kv` then `record`, one dispatch fewer per layer.
+    /// Only where [`rotates_keys`](Self::rotates_keys).
+    #[allow(clippy::too_many_arguments)]
+    pub fn record_rotating(&self, rec: &mut Recorder, qkv: &wgpu::Buffer, qkv_stride: usize, tokens: usize, meta: &wgpu::Buffer, cache: &LayerCache, table: &RopeTable, out: &wgpu::Buffer) -> Result<()> {
+        if !self.rotates_keys(rec.gpu(), Lanes::Heads, tokens, tokens, cache, table) {
+            bail!("internal: attention cannot rotate the keys of this pass");
+        }
+        self.record_with(rec, qkv, 0, qkv_stride, tokens, Lanes::Heads, meta, cache, out, Some(table))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn record_with(&self, rec: &mut Recorder, q: &wgpu::Buffer, q_offset: usize, q_stride: usize, tokens: usize, lanes_layout: Lanes, meta: &wgpu::Buffer, cache: &LayerCache, out: &wgpu::Buffer, rope: Option<&RopeTable>) -> Result<()> {
         if self.head_dim > 256 || self.head_dim % 4 != 0 || self.heads_kv == 0 || self.heads_q % self.heads_kv != 0 {
             bail!("attention: head_dim {} (a multiple of 4, at most 256) / heads {} over kv heads {}", self.head_dim, self.heads_q, self.heads_kv);
         }
@@ -107,6 +135,9 @@ impl Attention {
         if heads {
             defines.push("HEADS");
         }
+        if rope.is_some() {
+            defines.push("ROPE_KV");
+        }
         let shader = if lanes { Shader::AttentionLanes } else { Shader::Attention };
         let k = compile_with(gpu, shader, &defines, &[("D4", u("D4", self.head_dim / 4)?)])?;
         let p = Params {
@@ -120,9 +151,13 @@ impl Attention {
             window: u("window", self.window.unwrap_or(0))?,
             scale: 1.0 / (self.head_dim as f32).sqrt(),
             chunk_rows: u("chunk_rows", cache.chunk_rows)?,
-            pad: [0; 2],
+            sin_offset: rope.map_or(Ok(0), |t| u("sin_offset", t.max_pos * t.half))?,
+            pad: 0,
         };
         let mut bufs: Vec<&wgpu::Buffer> = vec![q, &cache.k[0], &cache.v[0], meta, out];
+        if let Some(t) = rope {
+            bufs.push(&t.buf);
+        }
         if chunked {
             for c in 1..MAX_CHUNKS {
                 let c = c.min(chunks - 1);

@@ -305,6 +305,7 @@ impl Decoder {
                 // MLA builds the rotated, padded q/k/v rows itself (see model::mla).
                 mla.record_qkv(rec, &a.h, hd, tokens, ma, &self.rope, &a.meta, &a.qkv, qkv_dim)?;
                 kv_write::kv_write(rec, &a.qkv, qkv_dim, q_dim, q_dim + kv_dim, kv_dim, tokens, &a.meta, lc)?;
+                layer.attention.record(rec, &a.qkv, 0, qkv_dim, tokens, lanes, &a.meta, lc, &a.att)?;
             } else {
                 let rows = Rows { x: &a.h, x_offset: 0, x_stride: hd, y: &a.qkv, y_offset: 0, y_stride: qkv_dim, m: tokens };
                 linear(rec, &layer.qkv, layer.qkv_bias.as_ref(), false, &rows)?;
@@ -314,15 +315,22 @@ impl Decoder {
                     let kr = rmsnorm::Rows { buf: &a.qkv, offset: q_dim, stride: qkv_dim, per: c.num_kv_heads };
                     RmsNorm { weight: kn, dim: c.head_dim, eps }.in_place(rec, tokens * c.num_kv_heads, &kr)?;
                 }
-                // q heads and k heads sit next to each other in the qkv row: rotate them together,
-                // and store the keys and values in the cache in the same dispatch where it can.
-                let kv = KvColumns { k_from: c.num_heads, v_offset: q_dim + kv_dim, kv_dim };
-                if !rope_kv(rec, &a.qkv, qkv_dim, tokens, c.num_heads + c.num_kv_heads, &kv, &self.rope, &a.meta, lc)? {
-                    rope(rec, &a.qkv, 0, qkv_dim, tokens, c.num_heads + c.num_kv_heads, &self.rope, &a.meta)?;
-                    kv_write::kv_write(rec, &a.qkv, qkv_dim, q_dim, q_dim + kv_dim, kv_dim, tokens, &a.meta, lc)?;
+                // A decode step on a CPU adapter: attention rotates q and k and stores the keys
+                // and values itself (the same numbers, one dispatch fewer).
+                if layer.attention.rotates_keys(rec.gpu(), lanes, tokens, seqs, lc, &self.rope) {
+                    layer.attention.record_rotating(rec, &a.qkv, qkv_dim, tokens, &a.meta, lc, &self.rope, &a.att)?;
+                } else {
+                    // q heads and k heads sit next to each other in the qkv row: rotate them
+                    // together, and store the keys and values in the cache in the same dispatch
+                    // where it can.
+                    let kv = KvColumns { k_from: c.num_heads, v_offset: q_dim + kv_dim, kv_dim };
+                    if !rope_kv(rec, &a.qkv, qkv_dim, tokens, c.num_heads + c.num_kv_heads, &kv, &self.rope, &a.meta, lc)? {
+                        rope(rec, &a.qkv, 0, qkv_dim, tokens, c.num_heads + c.num_kv_heads, &self.rope, &a.meta)?;
+                        kv_write::kv_write(rec, &a.qkv, qkv_dim, q_dim, q_dim + kv_dim, kv_dim, tokens, &a.meta, lc)?;
+                    }
+                    layer.attention.record(rec, &a.qkv, 0, qkv_dim, tokens, lanes, &a.meta, lc, &a.att)?;
                 }
             }
-            layer.attention.record(rec, &a.qkv, 0, qkv_dim, tokens, lanes, &a.meta, lc, &a.att)?;
             // MLA: o_proj reads the value columns of the padded heads.
             let (att, att_stride) = match (&layer.mla, &a.mla) {
                 (Some(mla), Some(ma)) => mla.output(rec, &a.att, tokens, ma)?,
