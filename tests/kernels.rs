@@ -635,6 +635,41 @@ fn swiglu_matches_cpu() {
     assert_close("swiglu", &g.read_f32(&out, 0, tokens * inter).unwrap(), &want, 1e-5);
 }
 
+/// Passes reuse their uniform and readback buffers and the bind groups of earlier passes
+/// (`Gpu::bind_group`): the same kernel and parameter offsets over other buffers, or over
+/// buffers whose contents changed, still read and write the buffers of each pass; readbacks of
+/// other sizes in between return what each pass wrote.
+#[test]
+fn reused_bind_groups_and_spare_buffers_follow_each_pass() {
+    let mut rng = Rng::new(9);
+    let g = gpu();
+    let (tokens, inter) = (3, 29);
+    let want = |gu: &[f32]| -> Vec<f32> {
+        (0..tokens * inter).map(|i| {
+            let (t, j) = (i / inter, i % inter);
+            let a = gu[t * 2 * inter + j];
+            a * (1.0 / (1.0 + (-a).exp())) * gu[t * 2 * inter + inter + j]
+        }).collect()
+    };
+    let (ga, gb) = (rng.vec(tokens * 2 * inter, 4.0), rng.vec(tokens * 2 * inter, 4.0));
+    let (ba, bb) = (f32_buf(g, &ga), f32_buf(g, &gb));
+    let (oa, ob) = (f32_buf(g, &vec![0.0; tokens * inter]), f32_buf(g, &vec![0.0; tokens * inter]));
+    let pass = |input: &wgpu::Buffer, out: &wgpu::Buffer, n: usize| -> Vec<f32> {
+        let mut rec = g.recorder();
+        swiglu::swiglu(&mut rec, input, out, tokens, inter).unwrap();
+        bytemuck::pod_collect_to_vec(&rec.submit_read("swiglu", out, 0, n as u64 * 4).unwrap())
+    };
+    let a = pass(&ba, &oa, tokens * inter);
+    assert_close("first pass", &a, &want(&ga), 1e-5);
+    assert_close("other buffers", &pass(&bb, &ob, 5), &want(&gb)[..5], 1e-5);
+    // New contents in the first pass's buffers, through the cached bind group.
+    let gc = rng.vec(tokens * 2 * inter, 4.0);
+    g.write(&ba, 0, bytemuck::cast_slice(&gc));
+    assert_close("rewritten input", &pass(&ba, &oa, tokens * inter), &want(&gc), 1e-5);
+    assert_eq!(g.read_f32(&ob, 0, tokens * inter).unwrap(), pass(&bb, &ob, tokens * inter), "second output untouched");
+    assert_ne!(a, g.read_f32(&oa, 0, tokens * inter).unwrap());
+}
+
 #[test]
 fn embedding_gathers_each_dtype() {
     let mut rng = Rng::new(8);
