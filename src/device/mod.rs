@@ -80,8 +80,10 @@ pub enum SpareKind {
     Readback,
 }
 
-/// Spare buffers kept per kind.
+/// Spare buffers kept per kind, and the largest kept (a pass's uniforms and scores are a few
+/// KiB to a few MiB; a rare large readback, such as whole logit rows, is not worth holding on to).
 const SPARE_KEEP: usize = 4;
+const SPARE_MAX_BYTES: u64 = 16 << 20;
 
 impl Gpu {
     /// Opens the adapter `opts` selects, requesting all of its limits. Returns a note when it
@@ -220,7 +222,7 @@ impl Gpu {
             SpareKind::Uniform => &mut s.uniform,
             SpareKind::Readback => &mut s.readback,
         };
-        if list.len() < SPARE_KEEP {
+        if list.len() < SPARE_KEEP && buf.size() <= SPARE_MAX_BYTES {
             list.push(buf);
         }
     }
