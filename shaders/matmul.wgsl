@@ -6,7 +6,7 @@
 struct Params {
     m: u32, n: u32, k: u32, w_stride: u32,
     x_offset: u32, x_stride: u32, y_offset: u32, y_stride: u32,
-    n_offset: u32, accumulate: u32, w_scales: u32,
+    n_offset: u32, accumulate: u32, w_scales: u32, eps: f32,
 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;

@@ -5,13 +5,31 @@
 struct Params {
     m: u32, n: u32, k: u32, w_stride: u32,
     x_offset: u32, x_stride: u32, y_offset: u32, y_stride: u32,
-    n_offset: u32, accumulate: u32, w_scales: u32,
+    n_offset: u32, accumulate: u32, w_scales: u32, eps: f32,
 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
 //#if BIAS
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
+//#endif
+// NORM (with M1): x is the hidden row before RMSNorm, normalised here with rmsnorm.wgsl's
+// numbers (weight `nw` after the other bindings: 4, plus one for a bias, plus one for the
+// planar scales' word binding).
+//#if NORM
+//#if BIAS
+//#if W_PLANAR
+@group(0) @binding(6) var<storage, read> nw: array<vec4<f32>>;
+//#else
+@group(0) @binding(5) var<storage, read> nw: array<vec4<f32>>;
+//#endif
+//#else
+//#if W_PLANAR
+@group(0) @binding(5) var<storage, read> nw: array<vec4<f32>>;
+//#else
+@group(0) @binding(4) var<storage, read> nw: array<vec4<f32>>;
+//#endif
+//#endif
 //#endif
 
 // acc continued over 4 k: fma(x, w, acc) in k order, as every path computes it.
@@ -302,9 +320,40 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     // branches under lane masks that it tests lane by lane; here only the k loop remains.
     var s1 = vec4<f32>(0.0);
     let x1 = p.x_offset >> 2u;
+//#if NORM
+    // 1 / rms of the row, rmsnorm.wgsl's tree from quad loads: its 64 partial sums of squares
+    // (partial t: elements t, t + 64, ... in order), lane l holding partials 4l .. 4l + 3 (quads
+    // l + 16r) in qa and 32 + 4l .. (quads l + 8 + 16r) in qb; then t += t + 32 in the lane,
+    // + 16, + 8, + 4 by shuffles, + 2 and + 1 within the quad. The same additions, the same bits.
+    let k4 = p.k >> 2u;
+    var qa = vec4<f32>(0.0);
+    var qb = vec4<f32>(0.0);
+    for (var r = 0u; r < k4; r += 16u) {
+        let ia = r + (sl & 7u);
+        if (ia < k4) {
+            let v = x[x1 + ia];
+            qa = qa + v * v;
+        }
+        if (ia + 8u < k4) {
+            let v = x[x1 + ia + 8u];
+            qb = qb + v * v;
+        }
+    }
+    var t4 = qa + qb;
+    t4 = t4 + subgroupShuffleDown(t4, 4u);
+    t4 = t4 + subgroupShuffleDown(t4, 2u);
+    t4 = t4 + subgroupShuffleDown(t4, 1u);
+    let ss = subgroupBroadcast((t4.x + t4.z) + (t4.y + t4.w), 0u);
+    let inv = 1.0 / sqrt(ss / f32(p.k) + p.eps);
+    for (var k = 0u; k < p.k; k += 32u) {
+        let q = (k >> 2u) + (sl & 7u);
+        s1 = dot_block(nw[q] * (x[x1 + q] * inv), wv_block(w0 + k), wv_block(w1 + k), wv_block(w2 + k), wv_block(w3 + k), s1);
+    }
+//#else
     for (var k = 0u; k < p.k; k += 32u) {
         s1 = dot_block(x[x1 + (k >> 2u) + (sl & 7u)], wv_block(w0 + k), wv_block(w1 + k), wv_block(w2 + k), wv_block(w3 + k), s1);
     }
+//#endif
     store4(n0, 0u, 1u, vec4<f32>(s1.x), vec4<f32>(s1.y), vec4<f32>(s1.z), vec4<f32>(s1.w));
 //#else
     // Rows of x in chunks of M_CHUNK, one chunk per workgroup z (prefill on a CPU adapter).

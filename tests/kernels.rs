@@ -127,6 +127,75 @@ fn quantized_linear_and_embedding_match_cpu_dequantization() {
     }
 }
 
+/// Decoding one sequence on a CPU adapter, the matrix-vector kernel normalises x itself (`NORM`):
+/// the same bits as RMSNorm then the product, for planar and float weights, with a bias, in
+/// chunks, and the fused SwiGLU; widths of 64, 96 and 160 (not all multiples of the 64 partial
+/// sums of RMSNorm's tree).
+#[test]
+fn matvec_normalising_x_gives_rmsnorm_then_matvec_bits() {
+    use pingce::kernels::matvec::{self, Norm};
+    let g = gpu();
+    if !g.subgroup_x {
+        return;
+    }
+    let mut rng = Rng::new(44);
+    let n = 37;
+    for (dtype, k) in [(DType::Q4_1, 160), (DType::Q8_0, 96), (DType::F32, 64), (DType::F16, 96)] {
+        let bytes = if dtype.is_float() {
+            let v = rng.vec(2 * n * k, 1.0);
+            match dtype {
+                DType::F32 => bytemuck::cast_slice(&v).to_vec(),
+                _ => v.iter().flat_map(|x| half::f16::from_f32(*x).to_le_bytes()).collect(),
+            }
+        } else {
+            random_blocks(&mut rng, dtype, 2 * n * k)
+        };
+        let small = Gpu::default_device().unwrap().with_max_binding(dtype.bytes_for(k) as u64 * 20);
+        let w = Matrix::upload(g, "w", dtype, 2 * n, k, &bytes).unwrap();
+        let chunked = Matrix::upload(&small, "w", dtype, 2 * n, k, &bytes).unwrap();
+        assert!(chunked.chunks.len() > 1);
+        let (x, nw, bias) = (rng.vec(k, 3.0), rng.vec(k, 1.0), rng.vec(2 * n, 1.0));
+        let run = |g: &Gpu, w: &Matrix, bias: Option<&[f32]>, swiglu: bool, fused: bool| {
+            let (xb, nb, hb) = (f32_buf(g, &x), f32_buf(g, &nw), f32_buf(g, &vec![0.0; k]));
+            let bb = bias.map(|b| f32_buf(g, b));
+            let outs = if swiglu { n } else { 2 * n };
+            let y = f32_buf(g, &vec![0.0; outs]);
+            let mut rec = g.recorder();
+            let input = if fused { &xb } else { &hb };
+            let rows = Rows { x: input, x_offset: 0, x_stride: k, y: &y, y_offset: 0, y_stride: outs, m: 1 };
+            let norm = Norm { weight: &nb, eps: 1e-5 };
+            if fused {
+                let done = if swiglu { matvec::record_swiglu_normed(&mut rec, w, n, &rows, &norm).unwrap() } else { matvec::record_normed(&mut rec, w, bb.as_ref(), false, &rows, &norm).unwrap() };
+                assert!(done);
+            } else {
+                let xr = rmsnorm::Rows { buf: &xb, offset: 0, stride: k, per: 1 };
+                RmsNorm { weight: &nb, dim: k, eps: 1e-5 }.to(&mut rec, 1, &xr, &hb, k, None).unwrap();
+                if swiglu {
+                    assert!(matvec::record_swiglu(&mut rec, w, n, &rows).unwrap());
+                } else {
+                    matvec::record(&mut rec, w, bb.as_ref(), false, &rows).unwrap();
+                }
+            }
+            rec.submit("normed").unwrap();
+            g.read_f32(&y, 0, outs).unwrap()
+        };
+        for (what, b) in [("plain", None), ("bias", Some(&bias[..]))] {
+            let want = run(g, &w, b, false, false);
+            assert!(want.iter().all(|v| v.is_finite()));
+            assert_eq!(run(g, &w, b, false, true), want, "{dtype:?} k={k} {what}");
+            assert_eq!(run(&small, &chunked, b, false, true), want, "{dtype:?} k={k} {what} chunked");
+        }
+        assert_eq!(run(g, &w, None, true, true), run(g, &w, None, true, false), "{dtype:?} k={k} swiglu");
+    }
+    // Two x rows are not normalised in the kernel.
+    let w = Matrix::upload(g, "w", DType::F32, 8, 64, bytemuck::cast_slice(&rng.vec(8 * 64, 1.0))).unwrap();
+    let (xb, yb) = (f32_buf(g, &rng.vec(128, 1.0)), f32_buf(g, &[0.0; 16]));
+    let rows = Rows { x: &xb, x_offset: 0, x_stride: 64, y: &yb, y_offset: 0, y_stride: 8, m: 2 };
+    let mut rec = g.recorder();
+    assert!(!matvec::record_normed(&mut rec, &w, None, false, &rows, &Norm { weight: &xb, eps: 1e-5 }).unwrap());
+    assert!(rec.is_empty());
+}
+
 /// The planar layout of ggml blocks (quants, then scales: what CPU adapters get for Q8_0, Q4_0,
 /// Q4_1 and Q6_K) gives the bits of the blocks as stored from every kernel that reads it: the
 /// matrix-vector kernel at 1, 4 and 9 rows, alone and fused with SwiGLU, the tiled kernel, the

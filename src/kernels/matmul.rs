@@ -26,6 +26,8 @@ pub struct Params {
     pub accumulate: u32,
     /// Word offset of the scales plane of a planar chunk ([`Chunk::scales_word`]).
     pub w_scales: u32,
+    /// RMSNorm's epsilon for matvec.wgsl's `NORM` (x normalised in the kernel); else unused.
+    pub eps: f32,
 }
 
 impl Params {
@@ -43,6 +45,7 @@ impl Params {
             n_offset: u("n_offset", c.row0)?,
             accumulate: accumulate as u32,
             w_scales: u("w_scales", c.scales_word())?,
+            eps: 0.0,
         })
     }
 }

@@ -30,6 +30,19 @@ pub fn aligned(w: &Matrix, r: &Rows) -> bool {
 /// [`linear`](super::linear::linear) then [`swiglu`](super::swiglu::swiglu)). Returns false, recording
 /// nothing, where it does not apply: weights in more than one chunk, or x not read as vec4.
 pub fn record_swiglu(rec: &mut Recorder, gate_up: &Matrix, inter: usize, r: &Rows) -> Result<bool> {
+    swiglu_with(rec, gate_up, inter, r, None)
+}
+
+/// [`record_swiglu`] of RMSNorm(x) ([`Norm`]), normalised inside the kernel. Returns false,
+/// recording nothing, where that does not apply ([`normalises`]).
+pub fn record_swiglu_normed(rec: &mut Recorder, gate_up: &Matrix, inter: usize, r: &Rows, norm: &Norm) -> Result<bool> {
+    if !normalises(rec, gate_up, r) {
+        return Ok(false);
+    }
+    swiglu_with(rec, gate_up, inter, r, Some(norm))
+}
+
+fn swiglu_with(rec: &mut Recorder, gate_up: &Matrix, inter: usize, r: &Rows, norm: Option<&Norm>) -> Result<bool> {
     let [c] = gate_up.chunks.as_slice() else { return Ok(false) };
     if !aligned(gate_up, r) || c.rows != 2 * inter || r.m == 0 {
         return Ok(false);
@@ -39,23 +52,65 @@ pub fn record_swiglu(rec: &mut Recorder, gate_up: &Matrix, inter: usize, r: &Row
     let wv = subgroup_defines(rec, c, &mut defs);
     let mut p = Params::chunk(gate_up, c, false, r)?;
     p.n = u("inter", inter)?;
+    let mut b = bindings(c, None, r, wv);
+    if let Some(nm) = norm {
+        defs.push("NORM");
+        p.eps = nm.eps;
+        b.push(nm.weight);
+    }
     // Two outputs (two gate and two up rows) per invocation.
     let groups = inter.div_ceil(rows_per_group(rec) / 2);
-    dispatch(rec, defs, wv, &p, &bindings(c, None, r, wv), groups)?;
+    dispatch(rec, defs, wv, &p, &b, groups)?;
+    Ok(true)
+}
+
+/// RMSNorm (transformers' LlamaRMSNorm, as `shaders/rmsnorm.wgsl` computes it) applied to x by the
+/// matrix-vector kernel itself: its weight (x's width) and epsilon.
+pub struct Norm<'a> {
+    pub weight: &'a wgpu::Buffer,
+    pub eps: f32,
+}
+
+/// Whether [`record_normed`] and [`record_swiglu_normed`] apply: a single x row (a decode step of
+/// one sequence) on a CPU adapter, weights the kernel reads a block at a time (`M1`). There a
+/// separate RMSNorm dispatch costs more (about 30 µs of thread hand-off and a workgroup alone on
+/// one thread) than every workgroup normalising the one row again.
+pub fn normalises(rec: &Recorder, w: &Matrix, r: &Rows) -> bool {
+    rec.gpu().subgroup_x && r.m == 1 && aligned(w, r) && w.cols % 32 == 0 && w.chunks.iter().all(reads_whole_blocks)
+}
+
+/// [`record`] of RMSNorm(x) ([`Norm`]), normalised inside the kernel with the same bits as
+/// `RmsNorm` then [`record`]. Returns false, recording nothing, where that does not apply
+/// ([`normalises`]).
+pub fn record_normed(rec: &mut Recorder, w: &Matrix, bias: Option<&wgpu::Buffer>, accumulate: bool, r: &Rows, norm: &Norm) -> Result<bool> {
+    if !normalises(rec, w, r) {
+        return Ok(false);
+    }
+    record_with(rec, w, bias, accumulate, r, Some(norm))?;
     Ok(true)
 }
 
 /// Records y[m, :] (+)= x[m, :] · wᵀ (+ bias), x rows 4 at a time (see [`aligned`]).
 pub fn record(rec: &mut Recorder, w: &Matrix, bias: Option<&wgpu::Buffer>, accumulate: bool, r: &Rows) -> Result<()> {
+    record_with(rec, w, bias, accumulate, r, None)
+}
+
+fn record_with(rec: &mut Recorder, w: &Matrix, bias: Option<&wgpu::Buffer>, accumulate: bool, r: &Rows, norm: Option<&Norm>) -> Result<()> {
     if !aligned(w, r) {
         bail!("matvec: cols {}, x_offset {} and x_stride {} must be multiples of 4", w.cols, r.x_offset, r.x_stride);
     }
     for c in &w.chunks {
         let mut defs = defines(c, bias.is_some());
         let wv = subgroup_defines(rec, c, &mut defs);
-        let p = Params::chunk(w, c, accumulate, r)?;
+        let mut p = Params::chunk(w, c, accumulate, r)?;
+        let mut b = bindings(c, bias, r, wv);
+        if let Some(nm) = norm {
+            defs.push("NORM");
+            p.eps = nm.eps;
+            b.push(nm.weight);
+        }
         let groups = c.rows.div_ceil(rows_per_group(rec));
-        dispatch(rec, defs, wv, &p, &bindings(c, bias, r, wv), groups)?;
+        dispatch(rec, defs, wv, &p, &b, groups)?;
     }
     Ok(())
 }

@@ -299,16 +299,25 @@ impl Decoder {
         }
         let hidden = rmsnorm::Rows { buf: &a.x, offset: 0, stride: hd, per: 1 };
         for (layer, lc) in self.layers.iter().zip(cache) {
-            // Attention block.
-            RmsNorm { weight: &layer.input_norm, dim: hd, eps }.to(rec, tokens, &hidden, &a.h, hd, None)?;
+            // Attention block. Decoding one sequence on a CPU adapter, the q/k/v projection
+            // normalises the hidden row itself (the same bits, one dispatch fewer).
+            let is_mla = matches!((&layer.mla, &a.mla), (Some(_), Some(_)));
+            let xin = Rows { x: &a.x, x_offset: 0, x_stride: hd, y: &a.qkv, y_offset: 0, y_stride: qkv_dim, m: tokens };
+            let input_norm = matvec::Norm { weight: &layer.input_norm, eps };
+            let qkv_done = !is_mla && matvec::record_normed(rec, &layer.qkv, layer.qkv_bias.as_ref(), false, &xin, &input_norm)?;
+            if !qkv_done {
+                RmsNorm { weight: &layer.input_norm, dim: hd, eps }.to(rec, tokens, &hidden, &a.h, hd, None)?;
+            }
             if let (Some(mla), Some(ma)) = (&layer.mla, &a.mla) {
                 // MLA builds the rotated, padded q/k/v rows itself (see model::mla).
                 mla.record_qkv(rec, &a.h, hd, tokens, ma, &self.rope, &a.meta, &a.qkv, qkv_dim)?;
                 kv_write::kv_write(rec, &a.qkv, qkv_dim, q_dim, q_dim + kv_dim, kv_dim, tokens, &a.meta, lc)?;
                 layer.attention.record(rec, &a.qkv, 0, qkv_dim, tokens, lanes, &a.meta, lc, &a.att)?;
             } else {
-                let rows = Rows { x: &a.h, x_offset: 0, x_stride: hd, y: &a.qkv, y_offset: 0, y_stride: qkv_dim, m: tokens };
-                linear(rec, &layer.qkv, layer.qkv_bias.as_ref(), false, &rows)?;
+                if !qkv_done {
+                    let rows = Rows { x: &a.h, x_offset: 0, x_stride: hd, y: &a.qkv, y_offset: 0, y_stride: qkv_dim, m: tokens };
+                    linear(rec, &layer.qkv, layer.qkv_bias.as_ref(), false, &rows)?;
+                }
                 if let (Some(qn), Some(kn)) = (&layer.q_norm, &layer.k_norm) {
                     let qr = rmsnorm::Rows { buf: &a.qkv, offset: 0, stride: qkv_dim, per: c.num_heads };
                     RmsNorm { weight: qn, dim: c.head_dim, eps }.in_place(rec, tokens * c.num_heads, &qr)?;
@@ -338,13 +347,23 @@ impl Decoder {
             };
             let rows = Rows { x: att, x_offset: 0, x_stride: att_stride, y: &a.x, y_offset: 0, y_stride: hd, m: tokens };
             linear(rec, &layer.o, layer.o_bias.as_ref(), true, &rows)?;
-            // MLP block.
-            RmsNorm { weight: &layer.post_norm, dim: hd, eps }.to(rec, tokens, &hidden, &a.h, hd, None)?;
+            // MLP block. Decoding one sequence on a CPU adapter, the gate/up projection
+            // normalises the hidden row itself, as q/k/v's above.
+            let gate_up_done = match &layer.mlp {
+                Mlp::Dense { gate_up, .. } => {
+                    let xin = Rows { x: &a.x, x_offset: 0, x_stride: hd, y: &a.act, y_offset: 0, y_stride: c.intermediate_size, m: tokens };
+                    matvec::record_swiglu_normed(rec, gate_up, c.intermediate_size, &xin, &matvec::Norm { weight: &layer.post_norm, eps })?
+                }
+                Mlp::Sparse(_) => false,
+            };
+            if !gate_up_done {
+                RmsNorm { weight: &layer.post_norm, dim: hd, eps }.to(rec, tokens, &hidden, &a.h, hd, None)?;
+            }
             match &layer.mlp {
                 Mlp::Dense { gate_up, down } => {
                     // Decode: projections and SwiGLU in one dispatch (the same bits).
                     let fused = Rows { x: &a.h, x_offset: 0, x_stride: hd, y: &a.act, y_offset: 0, y_stride: c.intermediate_size, m: tokens };
-                    if Path::for_rows(rec.gpu(), tokens, gate_up) != Path::Vector || !matvec::record_swiglu(rec, gate_up, c.intermediate_size, &fused)? {
+                    if !gate_up_done && (Path::for_rows(rec.gpu(), tokens, gate_up) != Path::Vector || !matvec::record_swiglu(rec, gate_up, c.intermediate_size, &fused)?) {
                         let rows = Rows { x: &a.h, x_offset: 0, x_stride: hd, y: &a.gu, y_offset: 0, y_stride: 2 * c.intermediate_size, m: tokens };
                         linear(rec, gate_up, None, false, &rows)?;
                         swiglu::swiglu(rec, &a.gu, &a.act, tokens, c.intermediate_size)?;
