@@ -135,10 +135,15 @@ fn quantized_linear_and_embedding_match_cpu_dequantization() {
 fn matvec_normalising_x_gives_rmsnorm_then_matvec_bits() {
     use pingce::kernels::matvec::{self, Norm};
     let g = gpu();
+    let mut rng = Rng::new(44);
     if !g.subgroup_x {
+        // GPUs normalise in RMSNorm's own kernel.
+        let w = Matrix::upload(g, "w", DType::F32, 8, 64, bytemuck::cast_slice(&rng.vec(8 * 64, 1.0))).unwrap();
+        let (xb, yb) = (f32_buf(g, &rng.vec(64, 1.0)), f32_buf(g, &[0.0; 8]));
+        let rows = Rows { x: &xb, x_offset: 0, x_stride: 64, y: &yb, y_offset: 0, y_stride: 8, m: 1 };
+        assert!(!matvec::normalises(&g.recorder(), &w, &rows));
         return;
     }
-    let mut rng = Rng::new(44);
     let n = 37;
     for (dtype, k) in [(DType::Q4_1, 160), (DType::Q8_0, 96), (DType::F32, 64), (DType::F16, 96)] {
         let bytes = if dtype.is_float() {
@@ -479,10 +484,16 @@ fn rope_kv_matches_rope_then_kv_write() {
 #[test]
 fn attention_rotating_keys_matches_rope_kv_then_attention() {
     let g = gpu();
+    let mut rng = Rng::new(43);
     if !g.subgroup_x {
+        // GPUs rotate in rope_kv and run the tiled kernel.
+        let table = rope::RopeTable::new(g, &[1.0, 0.5, 0.25, 0.125], 8).unwrap();
+        let (k, v) = chunked_cache(g, 8, 8, 8);
+        let cache = LayerCache { k: &k, v: &v, chunk_rows: 8 };
+        let att = Attention { heads_q: 2, heads_kv: 1, head_dim: 8, window: None };
+        assert!(!att.rotates_keys(g, Lanes::Heads, 1, 1, &cache, &table));
         return;
     }
-    let mut rng = Rng::new(43);
     for (hq, hkv, d) in [(6, 2, 64), (18, 2, 24), (3, 3, 16)] {
         let (q_dim, kv_dim) = (hq * d, hkv * d);
         let stride = q_dim + 2 * kv_dim;
