@@ -71,6 +71,15 @@ struct Spare {
     readback: Vec<wgpu::Buffer>,
 }
 
+impl Spare {
+    fn of(&mut self, kind: SpareKind) -> &mut Vec<wgpu::Buffer> {
+        match kind {
+            SpareKind::Uniform => &mut self.uniform,
+            SpareKind::Readback => &mut self.readback,
+        }
+    }
+}
+
 /// What a spare buffer is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SpareKind {
@@ -199,10 +208,7 @@ impl Gpu {
         let size = size.max(16).next_multiple_of(16);
         {
             let mut s = self.spare.lock().unwrap_or_else(|e| e.into_inner());
-            let list = match kind {
-                SpareKind::Uniform => &mut s.uniform,
-                SpareKind::Readback => &mut s.readback,
-            };
+            let list = s.of(kind);
             if let Some(i) = list.iter().position(|b| b.size() >= size) {
                 return Ok(list.swap_remove(i));
             }
@@ -218,10 +224,7 @@ impl Gpu {
     /// (and, for a readback buffer, it is unmapped).
     pub fn put_spare(&self, kind: SpareKind, buf: wgpu::Buffer) {
         let mut s = self.spare.lock().unwrap_or_else(|e| e.into_inner());
-        let list = match kind {
-            SpareKind::Uniform => &mut s.uniform,
-            SpareKind::Readback => &mut s.readback,
-        };
+        let list = s.of(kind);
         if list.len() < SPARE_KEEP && buf.size() <= SPARE_MAX_BYTES {
             list.push(buf);
         }

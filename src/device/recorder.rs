@@ -102,33 +102,28 @@ impl<'g> Recorder<'g> {
 
     /// Encodes, submits and waits; `what` names the work in any error.
     pub fn submit(self, what: &str) -> Result<()> {
-        let gpu = self.gpu;
-        if profile::enabled() {
-            return self.submit_profiled(what);
-        }
-        let (ubuf, enc) = self.encode()?;
-        gpu.submit_wait(enc.finish(), what)?;
-        if let Some(u) = ubuf {
-            gpu.put_spare(SpareKind::Uniform, u);
-        }
-        Ok(())
+        self.submit_then_read(what, None).map(|_| ())
     }
 
     /// [`submit`](Self::submit), then `len` bytes at `offset` of `buf` back to the host, copied
     /// in the same submission after the last dispatch: one wait per pass, not two.
     pub fn submit_read(self, what: &str, buf: &wgpu::Buffer, offset: u64, len: u64) -> Result<Vec<u8>> {
+        Ok(self.submit_then_read(what, Some((buf, offset, len)))?.unwrap_or_default())
+    }
+
+    fn submit_then_read(self, what: &str, read: Option<(&wgpu::Buffer, u64, u64)>) -> Result<Option<Vec<u8>>> {
         let gpu = self.gpu;
         if profile::enabled() {
             self.submit_profiled(what)?;
-            return gpu.read_bytes(buf, offset, len);
+            return read.map(|(buf, offset, len)| gpu.read_bytes(buf, offset, len)).transpose();
         }
         let (ubuf, mut enc) = self.encode()?;
-        let staging = gpu.copy_out(&mut enc, buf, offset, len)?;
+        let staging = read.map(|(buf, offset, len)| gpu.copy_out(&mut enc, buf, offset, len).map(|s| (s, len))).transpose()?;
         gpu.submit_wait(enc.finish(), what)?;
         if let Some(u) = ubuf {
             gpu.put_spare(SpareKind::Uniform, u);
         }
-        gpu.read_staging(staging, len)
+        staging.map(|(s, len)| gpu.read_staging(s, len)).transpose()
     }
 
     /// `PINGCE_PROFILE` set: each dispatch submitted and waited for on its own, its wall time
