@@ -264,6 +264,38 @@ fn shared_context_choices_are_bit_identical_to_separate_pairs() {
     }
 }
 
+/// Contexts that begin like the first one start from a copy of its cached rows (the instruction
+/// line of a subject, or the same few-shot examples before each question), in its batch or a
+/// later one: the scores are still those of each pair scored on its own, in one cache or in
+/// chunks of it.
+#[test]
+fn contexts_sharing_a_prefix_are_bit_identical_to_separate_pairs() {
+    let head = "The following are questions about animals. Answer each with the animal's name.\n\n";
+    for name in ["tiny-llama", "tiny-mistral", "tiny-qwen3-moe"] {
+        let items: Vec<(String, Vec<String>)> = vec![
+            (format!("{head}Question: Which animal says moo?\nAnswer:"), vec![" cow".into(), " a big green frog".into()]),
+            (format!("{head}Question: Which animal barks?\nAnswer:"), vec![" dog".into(), " the cat".into()]),
+            (format!("{head}Question: Which animal says moo?\nAnswer:"), vec![" a cow".into()]),
+            (format!("{head}Question: Which animal purrs?"), vec!["\nAnswer: cat".into()]),
+        ];
+        let mut e = engine(name, 7);
+        // The items fit one batch and share the head (the third all of its context but the last token).
+        let enc: Vec<(Vec<u32>, Vec<Vec<u32>>)> = items.iter().map(|(c, cs)| (e.encode_request(c, &cs[0]).unwrap().0, cs.iter().map(|x| e.encode_request(c, x).unwrap().1).collect())).collect();
+        let plan = pingce::engine::choices::ChoicePlan::new(&enc, &enc[0].0, false);
+        assert_eq!(plan.items.len(), 4);
+        assert!(plan.shared_tokens >= 3 * pingce::engine::choices::MIN_SHARED && !plan.segs[2].is_empty(), "{name}: {} tokens shared", plan.shared_tokens);
+        let pairs: Vec<(String, String)> = items.iter().flat_map(|(c, cs)| cs.iter().map(move |x| (c.clone(), x.clone()))).collect();
+        let separate: Vec<Vec<u32>> = e.loglikelihood(&pairs, 0).unwrap().iter().map(|s| s.logprobs.iter().map(|v| v.to_bits()).collect()).collect();
+        let shared = |e: &mut Engine| -> Vec<Vec<u32>> { e.loglikelihood_choices(&items).unwrap().iter().flatten().map(|s| s.logprobs.iter().map(|v| v.to_bits()).collect()).collect() };
+        assert_eq!(shared(&mut e), separate, "{name}: shared prefix vs separate pairs");
+        e.set_kv_chunk_rows(Some(131));
+        assert_eq!(shared(&mut e), separate, "{name}: shared prefix copied across cache chunks");
+        // One item per batch: the later batches copy from the first context kept in the cache.
+        let mut e = engine(name, 2);
+        assert_eq!(shared(&mut e), separate, "{name}: prefix kept from batch to batch");
+    }
+}
+
 #[test]
 fn full_log_softmax_rows_agree_with_the_scores() {
     let mut e = engine("tiny-qwen3", 4);

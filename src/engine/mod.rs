@@ -2,6 +2,7 @@
 //! lm-evaluation-harness uses (loglikelihood, loglikelihood_rolling, generate_until).
 
 pub mod batch;
+pub mod choices;
 pub mod generate;
 pub mod kv_cache;
 pub mod request_file;

@@ -3,6 +3,7 @@
 use anyhow::{bail, Context, Result};
 
 use super::batch::{run, run_after_copies, Segment};
+use super::choices::ChoicePlan;
 use super::requests::{loglikelihood_tokens, rolling_windows};
 use super::Engine;
 use crate::kernels::logprobs::TokenScore;
@@ -165,7 +166,8 @@ impl Engine {
     }
 
     /// Multiple-choice scoring: for each (context, continuations) item, the context is prefilled
-    /// once and every continuation is scored from a copy of its KV cache. Bit-identical to
+    /// once and every continuation is scored from a copy of its KV cache; a context that begins
+    /// like the first one starts from a copy of its rows, kept from batch to batch ([`ChoicePlan`]). Bit-identical to
     /// [`loglikelihood`](Self::loglikelihood) on the separate pairs (tests/models.rs).
     pub fn loglikelihood_choices(&mut self, items: &[(String, Vec<String>)]) -> Result<Vec<Vec<Scored>>> {
         let prefix = self.tokenizer.prefix_token()?;
@@ -184,10 +186,10 @@ impl Engine {
             }
             enc.push((c0.unwrap_or_else(|| vec![prefix]), ts));
         }
-        let mut results: Vec<Vec<Scored>> = Vec::with_capacity(items.len());
+        // Items per batch: within the batch size (counted in continuations) and token budget.
+        let mut batches = Vec::new();
         let mut k = 0;
         while k < enc.len() {
-            // Items per pass: within the batch size (counted in continuations) and token budget.
             let mut end = k;
             let (mut conts, mut toks) = (0, 0);
             while end < enc.len() {
@@ -200,43 +202,32 @@ impl Engine {
                 toks += t;
                 end += 1;
             }
-            // Cache layout per item: context rows, then for each choice a region of
-            // (context + continuation) rows; choice 0 extends the context's own region.
-            let mut seg_a = Vec::new();
-            let mut seg_b = Vec::new();
-            let mut copies = Vec::new();
-            let mut rows = 0;
-            for (c, ts) in &enc[k..end] {
-                let base = rows;
-                seg_a.push(Segment { tokens: c, start_pos: 0, base, score: ts.iter().map(|t| (c.len() - 1, t[0])).collect() });
-                rows += c.len() + ts[0].len();
-                for (i, t) in ts.iter().enumerate() {
-                    let b = if i == 0 { base } else { rows };
-                    if i > 0 {
-                        copies.push((c.len(), base, b));
-                        rows += c.len() + t.len();
-                    }
-                    if t.len() > 1 {
-                        seg_b.push(Segment { tokens: &t[..t.len() - 1], start_pos: c.len(), base: b, score: (1..t.len()).map(|j| (j - 1, t[j])).collect() });
-                    }
-                }
+            batches.push(k..end);
+            k = end;
+        }
+        // The first context stays in the cache's first rows for the later batches to copy from,
+        // so the cache is sized once for every batch (growing it would drop those rows).
+        let root = enc.first().map(|e| e.0.as_slice()).unwrap_or(&[]);
+        let plans: Vec<ChoicePlan> = batches.iter().enumerate().map(|(i, r)| ChoicePlan::new(&enc[r.clone()], root, i > 0)).collect();
+        super::batch::ensure_cache(&self.gpu, &self.model, &mut self.ws, &mut self.rest, plans.iter().map(|p| p.rows).max().unwrap_or(0))?;
+        let mut results: Vec<Vec<Scored>> = Vec::with_capacity(items.len());
+        for (range, plan) in batches.into_iter().zip(&plans) {
+            let mut scores: Vec<Vec<Vec<TokenScore>>> = Vec::with_capacity(plan.segs.len());
+            for (copies, segs) in plan.copies.iter().zip(&plan.segs) {
+                scores.push(if segs.is_empty() { Vec::new() } else { run_after_copies(&self.gpu, &self.model, &mut self.ws, &mut self.rest, copies, segs, 0)? });
             }
-            super::batch::ensure_cache(&self.gpu, &self.model, &mut self.ws, &mut self.rest, rows)?;
-            let first = run(&self.gpu, &self.model, &mut self.ws, &mut self.rest, &seg_a, 0)?;
-            let rest = if seg_b.is_empty() { Vec::new() } else { run_after_copies(&self.gpu, &self.model, &mut self.ws, &mut self.rest, &copies, &seg_b, 0)? };
-            let mut rest = rest.into_iter();
-            for ((c, ts), a) in enc[k..end].iter().zip(first) {
+            for ((c, ts), ((hs, hi), tails)) in enc[range].iter().zip(&plan.items) {
+                let firsts = std::mem::take(&mut scores[*hs][*hi]);
                 let mut item = Vec::with_capacity(ts.len());
-                for (t, s0) in ts.iter().zip(a) {
+                for ((t, s0), tail) in ts.iter().zip(firsts).zip(tails) {
                     let mut s = vec![s0];
-                    if t.len() > 1 {
-                        s.extend(rest.next().unwrap());
+                    if let Some((st, si)) = tail {
+                        s.extend(std::mem::take(&mut scores[*st][*si]));
                     }
                     item.push(Scored::new(c.clone(), t.clone(), &s));
                 }
                 results.push(item);
             }
-            k = end;
         }
         Ok(results)
     }
