@@ -18,7 +18,7 @@ const MODELS: [&str; 2] = ["tiny-deepseek-v3", "tiny-deepseek-v2"];
 
 
 fn load(path: &Path, batch_size: usize) -> Engine {
-    Engine::load(Gpu::default_device().unwrap(), path, EngineOptions { batch_size, max_batch_tokens: 4096 }).unwrap()
+    Engine::load(Gpu::default_device().unwrap(), path, EngineOptions { batch_size, max_batch_tokens: 4096, ..Default::default() }).unwrap()
 }
 
 fn engine(name: &str, batch_size: usize) -> Engine {

@@ -30,7 +30,7 @@ fn ids(v: &Value) -> Vec<u32> {
 }
 
 fn engine() -> Engine {
-    Engine::load(Gpu::default_device().unwrap(), &model_path(), EngineOptions { batch_size: 8, max_batch_tokens: 2048 }).unwrap()
+    Engine::load(Gpu::default_device().unwrap(), &model_path(), EngineOptions { batch_size: 8, max_batch_tokens: 2048, ..Default::default() }).unwrap()
 }
 
 #[test]

@@ -144,7 +144,7 @@ fn bank_evaluates_per_category_with_group_averages() {
     let t = task::load_task_file(&root().join("evals/examples/quality_bank.yaml")).unwrap();
     let runs = plan::prepare(&t, &options(Path::new("/nonexistent"))).unwrap();
     let model = root().join("tests/fixtures/tiny-llama");
-    let mut engine = Engine::load(Gpu::default_device().unwrap(), &model, EngineOptions { batch_size: 8, max_batch_tokens: 4096 }).unwrap();
+    let mut engine = Engine::load(Gpu::default_device().unwrap(), &model, EngineOptions { batch_size: 8, max_batch_tokens: 4096, ..Default::default() }).unwrap();
     let out = tmpdir("run");
     let opts = RunOptions { out: out.clone(), chunk: 16, settings: json!({}), progress: false, shard: None };
     let res = run(&mut engine, &runs, &opts).unwrap();
@@ -180,7 +180,7 @@ fn generation_bank_scores_exact_match_regex_and_contains() {
     o.limit = Some(2);
     let runs = plan::prepare(&t, &o).unwrap();
     let model = root().join("tests/fixtures/tiny-llama");
-    let mut engine = Engine::load(Gpu::default_device().unwrap(), &model, EngineOptions { batch_size: 2, max_batch_tokens: 4096 }).unwrap();
+    let mut engine = Engine::load(Gpu::default_device().unwrap(), &model, EngineOptions { batch_size: 2, max_batch_tokens: 4096, ..Default::default() }).unwrap();
     let out = tmpdir("gen");
     let res = run(&mut engine, &runs, &RunOptions { out: out.clone(), chunk: 8, settings: json!({}), progress: false, shard: None }).unwrap();
     let r = &res["results"]["quality_terms"];

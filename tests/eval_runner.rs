@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 fn engine(batch_size: usize) -> Engine {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-llama");
-    Engine::load(Gpu::default_device().unwrap(), &dir, EngineOptions { batch_size, max_batch_tokens: 4096 }).unwrap()
+    Engine::load(Gpu::default_device().unwrap(), &dir, EngineOptions { batch_size, max_batch_tokens: 4096, ..Default::default() }).unwrap()
 }
 
 fn out_dir(tag: &str) -> PathBuf {

@@ -43,7 +43,7 @@ fn merged_shards_are_byte_identical_to_an_unsharded_run() {
     let tasks = plan::select_tasks(&root().join("evals"), &specs, false).unwrap();
     let o = PlanOptions { data_dir: root().join("evals/samples"), limit: Some(3), ..Default::default() };
     let settings = json!({"tasks": specs, "limit": 3});
-    let mut engine = Engine::load(Gpu::default_device().unwrap(), &root().join("tests/fixtures/tiny-llama"), EngineOptions { batch_size: 8, max_batch_tokens: 4096 }).unwrap();
+    let mut engine = Engine::load(Gpu::default_device().unwrap(), &root().join("tests/fixtures/tiny-llama"), EngineOptions { batch_size: 8, max_batch_tokens: 4096, ..Default::default() }).unwrap();
     let full = dir.join("full");
     let opts = |out: PathBuf, shard| RunOptions { out, chunk: 4, settings: settings.clone(), progress: false, shard };
     run(&mut engine, &plan::prepare(&tasks, &o).unwrap(), &opts(full.clone(), None)).unwrap();

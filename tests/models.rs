@@ -18,7 +18,7 @@ const MOE_MODELS: [&str; 2] = ["tiny-qwen2-moe", "tiny-qwen3-moe"];
 
 fn engine(name: &str, batch_size: usize) -> Engine {
     let gpu = Gpu::default_device().unwrap();
-    Engine::load(gpu, &dir(name), EngineOptions { batch_size, max_batch_tokens: 4096 }).unwrap()
+    Engine::load(gpu, &dir(name), EngineOptions { batch_size, max_batch_tokens: 4096, ..Default::default() }).unwrap()
 }
 
 #[test]
@@ -152,7 +152,7 @@ fn long_requests_split_over_passes_are_bit_identical() {
         let reqs: Vec<ScoreRequest> = r["texts"].as_array().unwrap().iter().map(|t| ScoreRequest { tokens: ids(&t["ids"]), score_from: 2 }).collect();
         let bits = |e: &mut Engine| -> Vec<Vec<u32>> { e.score(&reqs, 0).unwrap().iter().map(|s| s.iter().map(|x| x.logprob.to_bits()).collect()).collect() };
         let whole = bits(&mut engine(name, 16));
-        let mut e = Engine::load(Gpu::default_device().unwrap(), &dir(name), EngineOptions { batch_size: 16, max_batch_tokens: 13 }).unwrap();
+        let mut e = Engine::load(Gpu::default_device().unwrap(), &dir(name), EngineOptions { batch_size: 16, max_batch_tokens: 13, ..Default::default() }).unwrap();
         assert!(reqs.iter().any(|q| q.tokens.len() > 3 * 13));
         assert_eq!(bits(&mut e), whole, "{name}: passes of 13 tokens");
     }
@@ -283,7 +283,7 @@ fn contexts_sharing_a_prefix_are_bit_identical_to_separate_pairs() {
         let enc: Vec<(Vec<u32>, Vec<Vec<u32>>)> = items.iter().map(|(c, cs)| (e.encode_request(c, &cs[0]).unwrap().0, cs.iter().map(|x| e.encode_request(c, x).unwrap().1).collect())).collect();
         let plan = pingce::engine::choices::ChoicePlan::new(&enc, &enc[0].0, false);
         assert_eq!(plan.items.len(), 4);
-        assert!(plan.shared_tokens >= 3 * pingce::engine::choices::MIN_SHARED && !plan.segs[2].is_empty(), "{name}: {} tokens shared", plan.shared_tokens);
+        assert!(plan.shared_tokens >= 3 * pingce::engine::prefix::MIN_SHARED && !plan.segs[2].is_empty(), "{name}: {} tokens shared", plan.shared_tokens);
         let pairs: Vec<(String, String)> = items.iter().flat_map(|(c, cs)| cs.iter().map(move |x| (c.clone(), x.clone()))).collect();
         let separate: Vec<Vec<u32>> = e.loglikelihood(&pairs, 0).unwrap().iter().map(|s| s.logprobs.iter().map(|v| v.to_bits()).collect()).collect();
         let shared = |e: &mut Engine| -> Vec<Vec<u32>> { e.loglikelihood_choices(&items).unwrap().iter().flatten().map(|s| s.logprobs.iter().map(|v| v.to_bits()).collect()).collect() };
@@ -293,6 +293,34 @@ fn contexts_sharing_a_prefix_are_bit_identical_to_separate_pairs() {
         // One item per batch: the later batches copy from the first context kept in the cache.
         let mut e = engine(name, 2);
         assert_eq!(shared(&mut e), separate, "{name}: prefix kept from batch to batch");
+    }
+}
+
+/// Prompts that begin like the first one (the same few-shot examples) start from a copy of its
+/// cached rows: the same generations as without sharing, whatever the batching.
+#[test]
+fn generation_from_a_shared_prompt_start_is_identical() {
+    for name in ["tiny-llama", "tiny-mistral", "tiny-qwen3-moe"] {
+        let r = reference(name);
+        let gens = r["generations"].as_array().unwrap();
+        let head: Vec<u32> = gens.iter().flat_map(|g| ids(&g["prompt_ids"])).take(24).collect();
+        let reqs: Vec<GenRequest> = (0..5)
+            .map(|i| {
+                let tail = ids(&gens[i % gens.len()]["prompt_ids"]);
+                let prompt = head.iter().copied().chain(tail.into_iter().skip(i % 2).take(3 + i)).collect();
+                GenRequest { prompt, until: vec![], max_tokens: 4 + 3 * (i % 3) }
+            })
+            .collect();
+        assert!(reqs[1..].iter().all(|q| pingce::engine::prefix::shared_prefix(&q.prompt, &reqs[0].prompt) >= 24), "{name}: the prompts share their head");
+        let run = |slots: usize, share_prefixes: bool| -> Vec<Vec<u32>> {
+            let mut e = Engine::load(Gpu::default_device().unwrap(), &dir(name), EngineOptions { batch_size: slots, max_batch_tokens: 4096, share_prefixes }).unwrap();
+            e.generate(&reqs).unwrap().into_iter().map(|g| g.tokens).collect()
+        };
+        let want = run(2, false);
+        assert!(want.iter().map(|t| t.len()).sum::<usize>() > 10, "{name}: tokens were generated");
+        for slots in [1, 2, 5] {
+            assert_eq!(run(slots, true), want, "{name}: shared prompt start, {slots} slots");
+        }
     }
 }
 
@@ -340,7 +368,7 @@ fn generation_is_identical_whatever_the_batching() {
         };
         assert!(alone.iter().map(|g| g.tokens.len()).collect::<std::collections::BTreeSet<_>>().len() > 3, "{name}: lengths should vary");
         for (slots, max_batch_tokens) in [(1, 4096), (2, 4096), (3, 8), (8, 4096), (8, 1)] {
-            let mut e = Engine::load(Gpu::default_device().unwrap(), &dir(name), EngineOptions { batch_size: slots, max_batch_tokens }).unwrap();
+            let mut e = Engine::load(Gpu::default_device().unwrap(), &dir(name), EngineOptions { batch_size: slots, max_batch_tokens, ..Default::default() }).unwrap();
             let (mut prompts, mut decoded) = (0, 0);
             let out = e
                 .generate_observed(&reqs, &mut |p| {

@@ -212,7 +212,7 @@ fn fingerprint(e: &mut Engine) -> (Vec<u32>, Vec<Vec<u32>>) {
 }
 
 fn engine(path: &std::path::Path, devices: usize, place: Placement, batch: usize) -> Engine {
-    Engine::load_on(gpus(devices, None), path, EngineOptions { batch_size: batch, max_batch_tokens: 4096 }, &place).unwrap()
+    Engine::load_on(gpus(devices, None), path, EngineOptions { batch_size: batch, max_batch_tokens: 4096, ..Default::default() }, &place).unwrap()
 }
 
 #[test]
@@ -341,7 +341,7 @@ fn experts_held_in_memory_are_copied_to_the_host_and_give_the_same_bits() {
         let c = model.expert_cache.clone().unwrap();
         assert_eq!(c.mapped_layers(), 0);
         assert!(c.host_bytes() > 0);
-        let mut copied = Engine::new(gpu, model, tokenizer, EngineOptions { batch_size: 3, max_batch_tokens: 4096 }, vec![]);
+        let mut copied = Engine::new(gpu, model, tokenizer, EngineOptions { batch_size: 3, max_batch_tokens: 4096, ..Default::default() }, vec![]);
         let want = fingerprint(&mut engine(&p, 1, Placement::default(), 3));
         assert!(fingerprint(&mut copied) == want, "{name}: copied host experts differ");
         // The fixture's own files are mapped, not copied.

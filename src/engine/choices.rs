@@ -10,10 +10,8 @@
 //! (tests/models.rs).
 
 use super::batch::Segment;
+use super::prefix::shared_prefix;
 
-/// Tokens a context must share with the first context to start from its rows: fewer would save
-/// less than the copy (and, in the first batch, the extra pass) costs.
-pub const MIN_SHARED: usize = 8;
 
 /// Where a segment's scores land: its stage and its index among that stage's segments.
 pub type SegRef = (usize, usize);
@@ -31,16 +29,11 @@ pub struct ChoicePlan<'a> {
     pub shared_tokens: usize,
 }
 
-/// Tokens at the start of `a` and `b` that are the same.
-fn common_prefix(a: &[u32], b: &[u32]) -> usize {
-    a.iter().zip(b).take_while(|(x, y)| x == y).count()
-}
-
 impl<'a> ChoicePlan<'a> {
     /// The plan for `items`, each (context tokens, continuation tokens per choice); every
     /// context and continuation holds at least one token. `root` is the context kept in cache
-    /// rows `0..root.len()` from one batch to the next (the first batch's first context); with
-    /// `root_cached` false it is `items[0]`'s context, computed here.
+    /// rows `0..root.len()` from one batch to the next (the first batch's first context; empty
+    /// to share nothing); with `root_cached` false it is `items[0]`'s context, computed here.
     ///
     /// Cache layout per item: its context's rows, then one region of (context + continuation)
     /// rows per further choice; choice 0 extends the context's own region.
@@ -53,9 +46,7 @@ impl<'a> ChoicePlan<'a> {
     pub fn new(items: &'a [(Vec<u32>, Vec<Vec<u32>>)], root: &[u32], root_cached: bool) -> ChoicePlan<'a> {
         let mut plan = ChoicePlan { rows: if root_cached { root.len() } else { 0 }, copies: vec![Vec::new(); 3], segs: vec![Vec::new(), Vec::new(), Vec::new()], items: Vec::new(), shared_tokens: 0 };
         for (n, (c, ts)) in items.iter().enumerate() {
-            // The last context token is always computed: its output scores each first token.
-            let shared = if n == 0 && !root_cached { 0 } else { common_prefix(c, root).min(c.len() - 1) };
-            let shared = if shared >= MIN_SHARED { shared } else { 0 };
+            let shared = if n == 0 && !root_cached { 0 } else { shared_prefix(c, root) };
             plan.shared_tokens += shared;
             let base = plan.rows;
             let head_stage = if shared > 0 && !root_cached { 1 } else { 0 };

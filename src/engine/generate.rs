@@ -3,7 +3,8 @@
 
 use anyhow::{bail, Result};
 
-use super::batch::{run, Segment};
+use super::batch::{run, run_after_copies, Segment};
+use super::prefix::shared_prefix;
 use super::requests::{cut_at_stop, generation_context, stop_sequences, Encode};
 use super::Engine;
 use crate::kernels::logprobs::NO_TARGET;
@@ -96,8 +97,15 @@ impl Engine {
         if slots == 0 {
             return Ok(results.into_iter().map(Option::unwrap).collect());
         }
-        super::batch::ensure_cache(&self.gpu, &self.model, &mut self.ws, &mut self.rest, slots * slot_rows)?;
-        let mut free: Vec<usize> = (0..slots).rev().map(|s| s * slot_rows).collect();
+        // The first prompt's rows stay in cache rows 0..root.len() when later prompts begin like
+        // it (the same few-shot examples): each starts from a copy of what it shares.
+        let first = &prompts[*queue.front().unwrap()];
+        let root: &[u32] = if self.opts.share_prefixes && queue.iter().skip(1).any(|&i| shared_prefix(&prompts[i], first) > 0) { first } else { &[] };
+        super::batch::ensure_cache(&self.gpu, &self.model, &mut self.ws, &mut self.rest, root.len() + slots * slot_rows)?;
+        if !root.is_empty() {
+            run(&self.gpu, &self.model, &mut self.ws, &mut self.rest, &[Segment { tokens: root, start_pos: 0, base: 0, score: vec![(root.len() - 1, NO_TARGET)] }], 0)?;
+        }
+        let mut free: Vec<usize> = (0..slots).rev().map(|s| root.len() + s * slot_rows).collect();
         let mut active: Vec<Slot> = Vec::with_capacity(slots);
         let max_prefill = self.opts.max_batch_tokens.max(1);
         while !active.is_empty() || !queue.is_empty() {
@@ -110,18 +118,23 @@ impl Engine {
                 .map(|(s, t)| Segment { tokens: std::slice::from_ref(t), start_pos: prompts[s.req].len() + s.gen.len() - 1, base: s.base, score: vec![(0, NO_TARGET)] })
                 .collect();
             let (decoded, mut prefill_tokens) = (segs.len(), 0);
+            let mut copies = Vec::new();
             while let (Some(&i), Some(&base)) = (queue.front(), free.last()) {
                 let p = &prompts[i];
-                if prefill_tokens > 0 && prefill_tokens + p.len() > max_prefill {
+                let shared = shared_prefix(p, root);
+                if prefill_tokens > 0 && prefill_tokens + p.len() - shared > max_prefill {
                     break;
                 }
-                prefill_tokens += p.len();
+                prefill_tokens += p.len() - shared;
                 queue.pop_front();
                 free.pop();
-                segs.push(Segment { tokens: p, start_pos: 0, base, score: vec![(p.len() - 1, NO_TARGET)] });
+                if shared > 0 {
+                    copies.push((shared, 0, base));
+                }
+                segs.push(Segment { tokens: &p[shared..], start_pos: shared, base, score: vec![(p.len() - 1 - shared, NO_TARGET)] });
                 active.push(Slot { req: i, base, gen: Vec::new() });
             }
-            let out = run(&self.gpu, &self.model, &mut self.ws, &mut self.rest, &segs, 0)?;
+            let out = run_after_copies(&self.gpu, &self.model, &mut self.ws, &mut self.rest, &copies, &segs, 0)?;
             after_pass(Pass { decoded, prompts: segs.len() - decoded });
             drop(segs);
             debug_assert_eq!(out.len(), active.len());

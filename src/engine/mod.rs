@@ -5,6 +5,7 @@ pub mod batch;
 pub mod choices;
 pub mod generate;
 pub mod kv_cache;
+pub mod prefix;
 pub mod request_file;
 pub mod requests;
 pub mod scoring;
@@ -35,11 +36,14 @@ pub struct EngineOptions {
     pub batch_size: usize,
     /// Tokens per prefill pass (a longer single sequence still runs alone).
     pub max_batch_tokens: usize,
+    /// Start contexts and prompts that begin like a call's first one from a copy of its cached
+    /// rows ([`prefix`]).
+    pub share_prefixes: bool,
 }
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        EngineOptions { batch_size: 16, max_batch_tokens: 4096 }
+        EngineOptions { batch_size: 16, max_batch_tokens: 4096, share_prefixes: true }
     }
 }
 

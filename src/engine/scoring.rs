@@ -207,7 +207,7 @@ impl Engine {
         }
         // The first context stays in the cache's first rows for the later batches to copy from,
         // so the cache is sized once for every batch (growing it would drop those rows).
-        let root = enc.first().map(|e| e.0.as_slice()).unwrap_or(&[]);
+        let root = enc.first().filter(|_| self.opts.share_prefixes).map(|e| e.0.as_slice()).unwrap_or(&[]);
         let plans: Vec<ChoicePlan> = batches.iter().enumerate().map(|(i, r)| ChoicePlan::new(&enc[r.clone()], root, i > 0)).collect();
         super::batch::ensure_cache(&self.gpu, &self.model, &mut self.ws, &mut self.rest, plans.iter().map(|p| p.rows).max().unwrap_or(0))?;
         let mut results: Vec<Vec<Scored>> = Vec::with_capacity(items.len());
