@@ -1,17 +1,10 @@
 //! The cache layout and passes of one batch of multiple-choice items: each context is prefilled
 //! once and every continuation is scored from a copy of its cached rows; and a context that
-//! begins like the first item's (the instruction line of an MMLU or C-Eval subject, or the same
-//! few-shot examples before every question) starts from a copy of that context's rows, kept in
-//! the cache from batch to batch, instead of computing them again.
-//!
-//! A cached row depends only on the tokens at and before its position, and every kernel gives the
-//! same bits whatever else the pass holds, so a copied row is the row the item would compute
-//! itself: the scores are bit-identical to scoring each (context, continuation) pair on its own
-//! (tests/models.rs).
+//! begins like the first item's starts from a copy of that context's rows, kept in the cache from
+//! batch to batch ([`super::prefix`] says which rows, and why the scores keep their bits).
 
 use super::batch::Segment;
 use super::prefix::shared_prefix;
-
 
 /// Where a segment's scores land: its stage and its index among that stage's segments.
 pub type SegRef = (usize, usize);

@@ -167,8 +167,9 @@ impl Engine {
 
     /// Multiple-choice scoring: for each (context, continuations) item, the context is prefilled
     /// once and every continuation is scored from a copy of its KV cache; a context that begins
-    /// like the first one starts from a copy of its rows, kept from batch to batch ([`ChoicePlan`]). Bit-identical to
-    /// [`loglikelihood`](Self::loglikelihood) on the separate pairs (tests/models.rs).
+    /// like the first one starts from a copy of its rows, kept from batch to batch
+    /// ([`ChoicePlan`]). Bit-identical to [`loglikelihood`](Self::loglikelihood) on the separate
+    /// pairs (tests/models.rs).
     pub fn loglikelihood_choices(&mut self, items: &[(String, Vec<String>)]) -> Result<Vec<Vec<Scored>>> {
         let prefix = self.tokenizer.prefix_token()?;
         // Encode every pair as lm-eval does; the context tokens are the same for every choice.
