@@ -4,6 +4,7 @@
 // its y row entry / y_div). Each expert's weights are read once per 128 of its rows, not once
 // per token. The tile loop is matmul.wgsl's: every output accumulates fma(x, w, acc) over
 // k = 0, 1, 2, ... in order, so a row's result depends only on that row and the weights.
+// SPLITK (GPUs): the same order in its split-K form, as matmul.wgsl's SPLITK computes it.
 struct Params {
     n: u32, k: u32, w_stride: u32, cap: u32,
     x_stride: u32, x_div: u32, y_stride: u32, y_div: u32,
@@ -20,6 +21,9 @@ var<workgroup> m_shared: u32;
 const BM: u32 = 128u;
 const BN: u32 = 128u;
 const BK: u32 = 16u;
+//#if SPLITK
+const KSEG: u32 = 256u;
+//#endif
 // [BK][BM / 4] and [BK][BN / 4]: vec4 element (kk, i) holds rows (columns) 4i .. 4i + 3 at k0 + kk.
 var<workgroup> xs: array<vec4<f32>, 512>;
 var<workgroup> ws: array<vec4<f32>, 512>;
@@ -87,6 +91,10 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     // acc[i][h]: row 8 * ty + i, columns 4 * tx + 64 * h .. + 3.
     var acc: array<array<vec4<f32>, 2>, 8>;
     for (var i = 0u; i < 8u; i++) { acc[i][0] = vec4<f32>(0.0); acc[i][1] = vec4<f32>(0.0); }
+//#if SPLITK
+    var part: array<array<vec4<f32>, 2>, 8>;
+    for (var i = 0u; i < 8u; i++) { part[i][0] = vec4<f32>(0.0); part[i][1] = vec4<f32>(0.0); }
+//#endif
     // Tile loads: invocation tid fetches 4 consecutive k of rows (tid / 4) and (tid / 4) + 64.
     let lr = tid / 4u;
     let lk = (tid % 4u) * 4u;
@@ -104,10 +112,25 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
             let b1 = ws[kk * 32u + lid.x + 16u];
             let a = array<f32, 8>(a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w);
             for (var i = 0u; i < 8u; i++) {
+//#if SPLITK
+                part[i][0] = fma(vec4<f32>(a[i]), b0, part[i][0]);
+                part[i][1] = fma(vec4<f32>(a[i]), b1, part[i][1]);
+//#else
                 acc[i][0] = fma(vec4<f32>(a[i]), b0, acc[i][0]);
                 acc[i][1] = fma(vec4<f32>(a[i]), b1, acc[i][1]);
+//#endif
             }
         }
+//#if SPLITK
+        if ((k0 + BK) % KSEG == 0u || k0 + BK >= p.k) {
+            for (var i = 0u; i < 8u; i++) {
+                acc[i][0] = acc[i][0] + part[i][0];
+                acc[i][1] = acc[i][1] + part[i][1];
+                part[i][0] = vec4<f32>(0.0);
+                part[i][1] = vec4<f32>(0.0);
+            }
+        }
+//#endif
         workgroupBarrier();
     }
     for (var i = 0u; i < 8u; i++) {

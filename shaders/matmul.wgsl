@@ -3,6 +3,10 @@
 // k-tiles of 16. Every output accumulates fma(x, w, acc) over k = 0, 1, 2, ... in order, whatever
 // the tile or the number of rows m, so a row's result does not depend on what else is in the batch,
 // and equals bit for bit what the decode kernel (matvec.wgsl) computes.
+// SPLITK (GPUs): the same order in its split-K form, which lets the decode kernel spread one
+// output's k over many invocations: k in segments of KSEG (the last one shorter), each segment one
+// fma chain from 0 over its k in order, and the output the segments' sums added in segment order
+// onto 0. Here a segment is KSEG / BK consecutive k-tiles, summed into `part` and added on at its end.
 struct Params {
     m: u32, n: u32, k: u32, w_stride: u32,
     x_offset: u32, x_stride: u32, y_offset: u32, y_stride: u32,
@@ -18,6 +22,10 @@ struct Params {
 const BM: u32 = 128u;
 const BN: u32 = 128u;
 const BK: u32 = 16u;
+//#if SPLITK
+// The split-K segment (matvec.wgsl's KSEG): a multiple of BK, so segments end with a k-tile.
+const KSEG: u32 = 256u;
+//#endif
 // [BK][BM / 4] and [BK][BN / 4]: vec4 element (kk, i) holds rows (columns) 4i .. 4i + 3 at k0 + kk.
 var<workgroup> xs: array<vec4<f32>, 512>;
 var<workgroup> ws: array<vec4<f32>, 512>;
@@ -79,6 +87,10 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     // acc[i][h]: row 8 * ty + i, columns 4 * tx + 64 * h .. + 3.
     var acc: array<array<vec4<f32>, 2>, 8>;
     for (var i = 0u; i < 8u; i++) { acc[i][0] = vec4<f32>(0.0); acc[i][1] = vec4<f32>(0.0); }
+//#if SPLITK
+    var part: array<array<vec4<f32>, 2>, 8>;
+    for (var i = 0u; i < 8u; i++) { part[i][0] = vec4<f32>(0.0); part[i][1] = vec4<f32>(0.0); }
+//#endif
     // Tile loads: invocation tid fetches 4 consecutive k of rows (tid / 4) and (tid / 4) + 64.
     let lr = tid / 4u;
     let lk = (tid % 4u) * 4u;
@@ -96,10 +108,27 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
             let b1 = ws[kk * 32u + lid.x + 16u];
             let a = array<f32, 8>(a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w);
             for (var i = 0u; i < 8u; i++) {
+//#if SPLITK
+                part[i][0] = fma(vec4<f32>(a[i]), b0, part[i][0]);
+                part[i][1] = fma(vec4<f32>(a[i]), b1, part[i][1]);
+//#else
                 acc[i][0] = fma(vec4<f32>(a[i]), b0, acc[i][0]);
                 acc[i][1] = fma(vec4<f32>(a[i]), b1, acc[i][1]);
+//#endif
             }
         }
+//#if SPLITK
+        // A segment ends: its sums onto the total (the zero padding past k adds nothing: a chain
+        // from +0 never holds -0).
+        if ((k0 + BK) % KSEG == 0u || k0 + BK >= p.k) {
+            for (var i = 0u; i < 8u; i++) {
+                acc[i][0] = acc[i][0] + part[i][0];
+                acc[i][1] = acc[i][1] + part[i][1];
+                part[i][0] = vec4<f32>(0.0);
+                part[i][1] = vec4<f32>(0.0);
+            }
+        }
+//#endif
         workgroupBarrier();
     }
     for (var i = 0u; i < 8u; i++) {

@@ -1,6 +1,7 @@
 // Decode path of matmul (same Params and bindings), for a few rows m: each invocation owns four
 // weight rows and, for each, accumulates fma(x, w, acc) over k = 0, 1, 2, ... in order, exactly as the tiled
 // kernel does, so decode and prefill give bit-identical results. Rows m are taken 4 at a time.
+// On GPUs (SPLITK, near the end) both kernels take the split-K form of that order instead.
 // x is read as vec4 (one load per 4 k): k, x_offset and x_stride are multiples of 4 here.
 struct Params {
     m: u32, n: u32, k: u32, w_stride: u32,
@@ -278,7 +279,131 @@ const M_CHUNK: u32 = 8u;
 // projections make enough workgroups for a few CPU threads to share evenly (576 rows: 18).
 const WG: u32 = 8u;
 //#else
+//#if SPLITK
+const WG: u32 = 64u;
+//#else
 const WG: u32 = 32u;
+//#endif
+//#endif
+
+//#if SPLITK
+// SPLITK (GPUs, `Gpu::subgroup_x` off): the canonical order in its split-K form, as matmul.wgsl's
+// SPLITK computes it: k in segments of KSEG (the last one shorter), each segment one fma chain from
+// 0 over its k in order, the output the segments' sums added in segment order onto 0. So one
+// output's k is spread over many invocations: a workgroup of 64 takes RQ groups of 4 weight rows
+// times SLOTS segments side by side (`const SLOTS` prepended: a power of two chosen from k alone,
+// SLOTS * RQ = 64). Each invocation computes its segment's sums for up to 4 x rows; the first
+// invocation of each row group adds them on in segment order, SLOTS at a time through workgroup
+// memory.
+const KSEG: u32 = 256u;
+const RQ: u32 = 64u / SLOTS;
+// parts[rq * SLOTS + slot][r]: weight row r of group rq, segment `slot` of the round, x rows in .xyzw.
+var<workgroup> parts: array<array<vec4<f32>, 4>, 64>;
+
+// Segment s of weight rows w0 .. w3 (first elements) for the `rows` x rows from quad xq, xs apart.
+fn segment(w0: u32, w1: u32, w2: u32, w3: u32, xq: u32, xs: u32, rows: u32, s: u32) -> array<vec4<f32>, 4> {
+    var a0 = vec4<f32>(0.0);
+    var a1 = vec4<f32>(0.0);
+    var a2 = vec4<f32>(0.0);
+    var a3 = vec4<f32>(0.0);
+    let k_lo = s * KSEG;
+    let k_hi = min(p.k, k_lo + KSEG);
+//#if W_BLOCK32
+    // Whole 32-k blocks (KSEG is a multiple of 32 and rows are whole blocks).
+    for (var k = k_lo; k < k_hi; k += 32u) {
+        let b0 = wv_block(w0 + k);
+        let b1 = wv_block(w1 + k);
+        let b2 = wv_block(w2 + k);
+        let b3 = wv_block(w3 + k);
+        let xk = xq + (k >> 2u);
+        for (var t = 0u; t < 8u; t++) {
+            let v0 = wb_quad(b0, t);
+            let v1 = wb_quad(b1, t);
+            let v2 = wb_quad(b2, t);
+            let v3 = wb_quad(b3, t);
+            for (var j = 0u; j < rows; j++) {
+                let xv = x[xk + j * xs + t];
+                a0[j] = dot4(xv, v0, a0[j]);
+                a1[j] = dot4(xv, v1, a1[j]);
+                a2[j] = dot4(xv, v2, a2[j]);
+                a3[j] = dot4(xv, v3, a3[j]);
+            }
+        }
+    }
+//#else
+    for (var k = k_lo; k < k_hi; k += 4u) {
+        let v0 = w_quad(w0 + k);
+        let v1 = w_quad(w1 + k);
+        let v2 = w_quad(w2 + k);
+        let v3 = w_quad(w3 + k);
+        for (var j = 0u; j < rows; j++) {
+            let xv = x[xq + j * xs + (k >> 2u)];
+            a0[j] = dot4(xv, v0, a0[j]);
+            a1[j] = dot4(xv, v1, a1[j]);
+            a2[j] = dot4(xv, v2, a2[j]);
+            a3[j] = dot4(xv, v3, a3[j]);
+        }
+    }
+//#endif
+    return array<vec4<f32>, 4>(a0, a1, a2, a3);
+}
+
+fn split_k(li: u32, wid: vec3<u32>, nwg: vec3<u32>) {
+    let rq = li / SLOTS;
+    let slot = li % SLOTS;
+    let g = (wid.x + wid.y * nwg.x) * RQ + rq;
+    // Invocations past the last row read the last row and store nothing (every invocation takes
+    // part in the barriers).
+//#if SWIGLU
+    let n0 = g * 2u;
+    let nr = min(n0, p.n - 1u);
+    let n1 = min(n0 + 1u, p.n - 1u);
+    let w0 = nr * p.w_stride;
+    let w1 = n1 * p.w_stride;
+    let w2 = (p.n + nr) * p.w_stride;
+    let w3 = (p.n + n1) * p.w_stride;
+//#else
+    let n0 = g * 4u;
+    let last = p.n - 1u;
+    let w0 = min(n0, last) * p.w_stride;
+    let w1 = min(n0 + 1u, last) * p.w_stride;
+    let w2 = min(n0 + 2u, last) * p.w_stride;
+    let w3 = min(n0 + 3u, last) * p.w_stride;
+//#endif
+    let xs = p.x_stride >> 2u;
+    let segments = (p.k + KSEG - 1u) / KSEG;
+    let m_end = min(p.m, (wid.z + 1u) * M_CHUNK);
+    for (var m0 = wid.z * M_CHUNK; m0 < m_end; m0 += 4u) {
+        let rows = min(4u, m_end - m0);
+        let xq = (p.x_offset + m0 * p.x_stride) >> 2u;
+        var t0 = vec4<f32>(0.0);
+        var t1 = vec4<f32>(0.0);
+        var t2 = vec4<f32>(0.0);
+        var t3 = vec4<f32>(0.0);
+        for (var s0 = 0u; s0 < segments; s0 += SLOTS) {
+            var a = array<vec4<f32>, 4>(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
+            if (s0 + slot < segments) {
+                a = segment(w0, w1, w2, w3, xq, xs, rows, s0 + slot);
+            }
+            parts[li] = a;
+            workgroupBarrier();
+            if (slot == 0u) {
+                let n = min(SLOTS, segments - s0);
+                for (var j = 0u; j < n; j++) {
+                    let q = parts[rq * SLOTS + j];
+                    t0 = t0 + q[0];
+                    t1 = t1 + q[1];
+                    t2 = t2 + q[2];
+                    t3 = t3 + q[3];
+                }
+            }
+            workgroupBarrier();
+        }
+        if (slot == 0u) {
+            store4(n0, m0, rows, t0, t1, t2, t3);
+        }
+    }
+}
 //#endif
 @compute @workgroup_size(WG)
 //#if X_SUBGROUP
@@ -288,6 +413,9 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
 fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,
         @builtin(num_workgroups) nwg: vec3<u32>) {
 //#endif
+//#if SPLITK
+    split_k(lid.x, wid, nwg);
+//#else
     // Four weight rows per invocation: four independent accumulation chains per x row.
 //#if SWIGLU
     // y[m, n] = silu(g) * u for the stacked gate (rows 0 .. n) and up (rows n .. 2n) projections:
@@ -580,5 +708,6 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
 //#endif
         store4(n0, m0, rows, a0, a1, a2, a3);
     }
+//#endif
 //#endif
 }

@@ -5,7 +5,7 @@ mod common;
 use common::{assert_close, gpu, Rng};
 use pingce::device::Gpu;
 use pingce::kernels::attention::{Attention, Lanes};
-use pingce::kernels::linear::{linear_path, Path, Rows};
+use pingce::kernels::linear::{linear_path, split_k, Path, Rows, SPLIT_K_SEGMENT};
 use pingce::kernels::rmsnorm::{self, RmsNorm};
 use pingce::kernels::{embedding, kv_copy, kv_write, logprobs, rope, swiglu};
 use pingce::model::decoder::LayerCache;
@@ -896,11 +896,16 @@ fn expert_matmul_equals_the_dense_kernel_row_for_row() {
         ((5, 37, 32, 9, 2), Path::Vector, DType::Q4_1),
         ((5, 37, 64, 9, 2), Path::Vector, DType::Q8_0),
         ((5, 37, 64, 140, 1), Path::Vector, DType::Q4_0),
+        // More than one split-K segment (`linear::split_k`), checked on the variant taking it.
+        ((5, 37, 300, 9, 2), Path::Vector, DType::F32),
+        ((5, 37, 300, 140, 2), Path::Tiled, DType::F32),
+        ((5, 37, 288, 9, 2), Path::Vector, DType::Q8_0),
     ] {
         // A tiny binding limit puts two experts per chunk: three chunks.
         let expert_bytes = if dtype.block_size() == 1 { n * kk.next_multiple_of(2) * dtype.size() } else { dtype.bytes_for(n * kk) };
         let small = Gpu::default_device().unwrap().with_max_binding((expert_bytes * 2) as u64 + 255);
-        for g in [gpu(), &small] {
+        let other = if kk > SPLIT_K_SEGMENT { other_x_reads() } else { None };
+        for g in [gpu(), &small].into_iter().chain(other.as_ref()) {
             let (bytes, wv) = if dtype.block_size() == 1 {
                 encode(&rng.vec(experts * n * kk, 0.5), dtype)
             } else {
@@ -1057,8 +1062,16 @@ fn matvec_subgroup_and_plain_x_reads_give_the_same_bits() {
         for &m in ms {
             let x = rng.vec(m * k, 1.0);
             let a = run_linear(gpu(), Path::Vector, &wa, None, &x, m, None);
-            assert_eq!(a, run_linear(&other, Path::Vector, &wb, None, &x, m, None), "{dtype:?} m={m}");
+            let b = run_linear(&other, Path::Vector, &wb, None, &x, m, None);
             assert_eq!(a, run_linear(gpu(), Path::Tiled, &wa, None, &x, m, None), "{dtype:?} m={m} tiled");
+            if k <= SPLIT_K_SEGMENT {
+                // One split-K segment: the plain chain and the split-K form are the same order.
+                assert_eq!(a, b, "{dtype:?} m={m}");
+            } else {
+                // The two variants take the two forms of the order (`linear::split_k`).
+                assert_eq!(b, run_linear(&other, Path::Tiled, &wb, None, &x, m, None), "{dtype:?} m={m} other, tiled");
+                assert_close(&format!("{dtype:?} m={m} across forms"), &a, &b, 1e-3 * a.iter().fold(1f32, |t, v| t.max(v.abs())));
+            }
             let fused = |g: &Gpu, w: &Matrix| {
                 let (xb, act) = (f32_buf(g, &x), f32_buf(g, &vec![0.0; m * n]));
                 let mut rec = g.recorder();
@@ -1069,7 +1082,7 @@ fn matvec_subgroup_and_plain_x_reads_give_the_same_bits() {
             };
             // The fused SwiGLU variant shares the weight reads checked above; K-quants skip it
             // (each K-quant variant costs a software adapter minutes of shader compilation).
-            if dtype.block_size() != 256 {
+            if dtype.block_size() != 256 && k <= SPLIT_K_SEGMENT {
                 assert_eq!(fused(gpu(), &wa), fused(&other, &wb), "{dtype:?} m={m} fused");
             }
         }
@@ -1128,6 +1141,87 @@ fn attention_lanes_and_tiled_kernels_give_the_same_bits() {
                     assert_eq!(a_last, b_last, "{what}: decode pass");
                 }
             }
+        }
+    }
+}
+
+/// `cpu_linear` in the split-K form of the order (`linear::split_k`), in f32 as a GPU computes it:
+/// per segment of `SPLIT_K_SEGMENT` k one chain from 0, `fma` fused or (`fused` false) a multiply
+/// then an add, as llvmpipe compiles WGSL's `fma`; the segments' sums added in order onto 0.
+fn cpu_linear_split_k(x: &[f32], w: &[f32], m: usize, n: usize, k: usize, fused: bool) -> Vec<f32> {
+    let mut y = vec![0f32; m * n];
+    for i in 0..m {
+        for j in 0..n {
+            let mut total = 0f32;
+            for s in (0..k).step_by(SPLIT_K_SEGMENT) {
+                let mut part = 0f32;
+                for kk in s..k.min(s + SPLIT_K_SEGMENT) {
+                    let (a, b) = (x[i * k + kk], w[j * k + kk]);
+                    part = if fused { a.mul_add(b, part) } else { a * b + part };
+                }
+                total += part;
+            }
+            y[i * n + j] = total;
+        }
+    }
+    y
+}
+
+/// On adapters that take the split-K form of the order (GPUs; on a CPU adapter, its variant with
+/// `Gpu::subgroup_x` off), the tiled and matrix-vector kernels compute exactly that order: the bits
+/// of a CPU reference of it for float weights, with k of one segment, of several with a shorter
+/// last one, and of more segments than a workgroup takes side by side (two rounds); the same bits
+/// as each other for block formats; and the fused SwiGLU the bits of the projection then SwiGLU.
+#[test]
+fn split_k_order_is_the_same_in_both_kernels_and_matches_its_cpu_reference() {
+    let other = other_x_reads();
+    let gs: Vec<&Gpu> = [Some(gpu()), other.as_ref()].into_iter().flatten().filter(|g| split_k(g)).collect();
+    assert!(!gs.is_empty(), "no adapter variant takes the split-K form");
+    let mut rng = Rng::new(57);
+    let n = 37;
+    for g in gs {
+        for (dtype, k) in [(DType::F32, 200), (DType::F32, 700), (DType::BF16, 600), (DType::F16, 4100), (DType::Q4_1, 608), (DType::Q8_0, 288)] {
+            let (bytes, wv) = if dtype.is_float() {
+                encode(&rng.vec(n * k, 0.5), dtype)
+            } else {
+                let b = random_blocks(&mut rng, dtype, n * k);
+                let v = dtype.to_f32(&b);
+                (b, v)
+            };
+            let w = Matrix::upload(g, "w", dtype, n, k, &bytes).unwrap();
+            for m in [1, 2, 5, 9, 40] {
+                let x = rng.vec(m * k, 1.0);
+                let tiled = run_linear(g, Path::Tiled, &w, None, &x, m, None);
+                let what = format!("{dtype:?} k={k} m={m}");
+                if m <= 9 {
+                    assert_eq!(tiled, run_linear(g, Path::Vector, &w, None, &x, m, None), "{what}: tiled and vector");
+                }
+                if dtype.is_float() {
+                    let exact = [true, false].iter().any(|&f| tiled == cpu_linear_split_k(&x, &wv, m, n, k, f));
+                    assert!(exact, "{what}: not the split-K reference's bits");
+                } else {
+                    let wmax = wv.iter().fold(1f32, |a, v| a.max(v.abs()));
+                    assert_close(&what, &tiled, &cpu_linear(&x, &wv, None, m, n, k), 1e-4 * (k as f32).sqrt() * wmax);
+                }
+            }
+        }
+        // The fused gate/up + SwiGLU over several segments.
+        let (inter, k) = (19, 700);
+        let (bytes, _) = encode(&rng.vec(2 * inter * k, 0.5), DType::F32);
+        let w = Matrix::upload(g, "gate_up", DType::F32, 2 * inter, k, &bytes).unwrap();
+        for m in [1, 6] {
+            let x = rng.vec(m * k, 1.0);
+            let (xb, act) = (f32_buf(g, &x), f32_buf(g, &vec![0.0; m * inter]));
+            let mut rec = g.recorder();
+            let rows = Rows { x: &xb, x_offset: 0, x_stride: k, y: &act, y_offset: 0, y_stride: inter, m };
+            assert!(pingce::kernels::matvec::record_swiglu(&mut rec, &w, inter, &rows).unwrap());
+            rec.submit("fused").unwrap();
+            let gu = f32_buf(g, &run_linear(g, Path::Tiled, &w, None, &x, m, None));
+            let out = f32_buf(g, &vec![0.0; m * inter]);
+            let mut rec = g.recorder();
+            swiglu::swiglu(&mut rec, &gu, &out, m, inter).unwrap();
+            rec.submit("swiglu").unwrap();
+            assert_eq!(g.read_f32(&act, 0, m * inter).unwrap(), g.read_f32(&out, 0, m * inter).unwrap(), "fused m={m}");
         }
     }
 }

@@ -122,7 +122,11 @@ pub fn record_path(rec: &mut Recorder, path: Path, w: &Experts, g: &Gathered) ->
         return expert_matvec::record(rec, w, g);
     }
     for c in &w.matrix.chunks {
-        let kernel = compile(rec.gpu(), Shader::ExpertMatmul, &[c.dtype.define()])?;
+        let mut defs = vec![c.dtype.define()];
+        if super::linear::split_k(rec.gpu()) {
+            defs.push("SPLITK");
+        }
+        let kernel = compile(rec.gpu(), Shader::ExpertMatmul, &defs)?;
         let p = Params::chunk(w, c, g)?;
         let groups = [u("workgroups", w.rows.div_ceil(TILE))?, u("workgroups", g.cap.div_ceil(TILE))?, u("workgroups", c.rows / w.rows)?];
         rec.dispatch(kernel, &p, &[g.x, &c.buf, g.y, g.counts, g.lists], groups);

@@ -4,11 +4,14 @@
 use anyhow::{bail, Result};
 
 use super::expert_matmul::{Experts, Gathered, Params};
-use super::{compile, u, Shader};
+use super::{compile, compile_with, u, Shader};
 use crate::device::Recorder;
 
-/// Weight rows per workgroup (64 invocations of 4 rows each).
-const ROWS_PER_GROUP: usize = 256;
+/// Weight rows per workgroup (64 invocations of 4 rows each; with the split-K form, 4 rows per
+/// group of `SLOTS` invocations, as matvec.wgsl's `SPLITK`).
+fn rows_per_group(split: bool, k: usize) -> usize {
+    if split { 4 * 64 / super::matvec::slots(k) } else { 256 }
+}
 
 /// Whether the kernel can run: it reads x as vec4, so the columns and `x_stride` must be
 /// multiples of 4.
@@ -22,9 +25,14 @@ pub fn record(rec: &mut Recorder, w: &Experts, g: &Gathered) -> Result<()> {
         bail!("expert_matvec: cols {} and x_stride {} must be multiples of 4", w.matrix.cols, g.x_stride);
     }
     for c in &w.matrix.chunks {
-        let kernel = compile(rec.gpu(), Shader::ExpertMatvec, &[c.dtype.define()])?;
+        let split = super::linear::split_k(rec.gpu());
+        let kernel = if split {
+            compile_with(rec.gpu(), Shader::ExpertMatvec, &[c.dtype.define(), "SPLITK"], &[("SLOTS", u("slots", super::matvec::slots(w.matrix.cols))?)])?
+        } else {
+            compile(rec.gpu(), Shader::ExpertMatvec, &[c.dtype.define()])?
+        };
         let p = Params::chunk(w, c, g)?;
-        let groups = [u("workgroups", w.rows.div_ceil(ROWS_PER_GROUP))?, 1, u("workgroups", c.rows / w.rows)?];
+        let groups = [u("workgroups", w.rows.div_ceil(rows_per_group(split, w.matrix.cols)))?, 1, u("workgroups", c.rows / w.rows)?];
         rec.dispatch(kernel, &p, &[g.x, &c.buf, g.y, g.counts, g.lists], groups);
     }
     Ok(())

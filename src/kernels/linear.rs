@@ -1,6 +1,7 @@
 //! Linear layers, y = x · wᵀ (+ bias) (+ y) with w a `[out, in]` [`Matrix`] in its stored dtype:
 //! chooses between the tiled kernel ([`matmul`], prefill) and the matrix-vector one ([`matvec`],
-//! decode), which give the same bits.
+//! decode), which give the same bits: one `fma` chain over k on CPU adapters, its split-K form on
+//! GPUs ([`split_k`]).
 
 use anyhow::Result;
 
@@ -26,6 +27,21 @@ pub struct Rows<'a> {
     pub y_stride: usize,
     pub m: usize,
 }
+
+/// Whether the canonical order takes its split-K form on `gpu`: k in segments of
+/// [`SPLIT_K_SEGMENT`] (the last one shorter), each segment one `fma` chain from 0 over its k in
+/// order, and each output the segments' sums added in segment order onto 0. GPUs take it (`SPLITK`
+/// in matmul.wgsl and matvec.wgsl), so that decoding spreads one output's k over many invocations
+/// instead of one invocation streaming whole rows; CPU adapters (`Gpu::subgroup_x`) keep the plain
+/// chain over all of k, which their lane-per-row kernels compute at no cost. Either way the tiled
+/// and matrix-vector kernels give the same bits on one adapter, and the choice depends on the
+/// adapter alone, never on the batch. With k at most one segment the two forms are the same.
+pub fn split_k(gpu: &Gpu) -> bool {
+    !gpu.subgroup_x
+}
+
+/// The split-K segment length in k (see [`split_k`]).
+pub const SPLIT_K_SEGMENT: usize = 256;
 
 /// Rows up to which the matrix-vector kernel beats the tiled one on a GPU (it streams the weights
 /// once per 8 rows; the tiled kernel computes tiles of [`matmul::TILE`] rows).

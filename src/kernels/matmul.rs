@@ -72,7 +72,11 @@ pub(super) fn buffers<'a>(c: &'a Chunk, bias: Option<&'a wgpu::Buffer>, r: &Rows
 /// Records y[m, :] (+)= x[m, :] · wᵀ (+ bias) over tiles of `TILE` x `TILE` outputs.
 pub fn record(rec: &mut Recorder, w: &Matrix, bias: Option<&wgpu::Buffer>, accumulate: bool, r: &Rows) -> Result<()> {
     for c in &w.chunks {
-        let kernel = compile(rec.gpu(), Shader::Matmul, &defines(c, bias.is_some()))?;
+        let mut defs = defines(c, bias.is_some());
+        if super::linear::split_k(rec.gpu()) {
+            defs.push("SPLITK");
+        }
+        let kernel = compile(rec.gpu(), Shader::Matmul, &defs)?;
         let p = Params::chunk(w, c, accumulate, r)?;
         let groups = [u("workgroups", c.rows.div_ceil(TILE))?, u("workgroups", r.m.div_ceil(TILE))?, 1];
         rec.dispatch(kernel, &p, &buffers(c, bias, r), groups);

@@ -5,7 +5,7 @@ use anyhow::{bail, Result};
 
 use super::linear::Rows;
 use super::matmul::{buffers, defines};
-use super::{compile, u, Shader};
+use super::{compile, compile_with, u, Shader};
 use crate::device::recorder::grid;
 use crate::device::Recorder;
 use crate::tensor::{Chunk, DType, Layout, Matrix};
@@ -13,10 +13,18 @@ use crate::tensor::{Chunk, DType, Layout, Matrix};
 /// The uniform `Params` of `shaders/matvec.wgsl`: the same struct as matmul.wgsl's.
 pub type Params = super::matmul::Params;
 
-/// Weight rows per workgroup: 32 invocations of 4 rows each, or 8 with `X_SUBGROUP` (`WG` in the
-/// shader). The SWIGLU variant's invocations take 2 outputs (4 weight rows).
-fn rows_per_group(rec: &Recorder) -> usize {
-    if rec.gpu().subgroup_x { 32 } else { 128 }
+/// Weight rows per workgroup for `k` columns: 8 invocations of 4 rows each with `X_SUBGROUP`
+/// (`WG` in the shader); with `SPLITK`, 64 invocations over [`slots`] segments side by side, so
+/// 4 * 64 / slots rows. The SWIGLU variant's invocations take 2 outputs (4 weight rows).
+fn rows_per_group(rec: &Recorder, k: usize) -> usize {
+    if rec.gpu().subgroup_x { 32 } else { 4 * 64 / slots(k) }
+}
+
+/// `SLOTS` of the shader's `SPLITK` path: split-K segments computed side by side in a workgroup,
+/// the power of two at or above the number of segments, at most 16 (the rest in further rounds).
+/// A function of k alone; it changes speed, not bits.
+pub(crate) fn slots(k: usize) -> usize {
+    k.div_ceil(super::linear::SPLIT_K_SEGMENT).next_power_of_two().clamp(1, 16)
 }
 
 /// Whether the kernel can run: it reads x as vec4, so `w.cols`, `x_offset` and `x_stride` must be
@@ -59,7 +67,7 @@ fn swiglu_with(rec: &mut Recorder, gate_up: &Matrix, inter: usize, r: &Rows, nor
         b.push(nm.weight);
     }
     // Two outputs (two gate and two up rows) per invocation.
-    let groups = inter.div_ceil(rows_per_group(rec) / 2);
+    let groups = inter.div_ceil(rows_per_group(rec, gate_up.cols) / 2);
     dispatch(rec, defs, wv, &p, &b, groups)?;
     Ok(true)
 }
@@ -109,7 +117,7 @@ fn record_with(rec: &mut Recorder, w: &Matrix, bias: Option<&wgpu::Buffer>, accu
             p.eps = nm.eps;
             b.push(nm.weight);
         }
-        let groups = c.rows.div_ceil(rows_per_group(rec));
+        let groups = c.rows.div_ceil(rows_per_group(rec, w.cols));
         dispatch(rec, defs, wv, &p, &b, groups)?;
     }
     Ok(())
@@ -158,7 +166,12 @@ fn dispatch(rec: &mut Recorder, mut defs: Vec<&'static str>, wv: bool, p: &Param
     if wv && p.m == 1 && p.k % 32 == 0 {
         defs.push("M1");
     }
-    let kernel = compile(rec.gpu(), Shader::Matvec, &defs)?;
+    let kernel = if super::linear::split_k(rec.gpu()) {
+        defs.push("SPLITK");
+        compile_with(rec.gpu(), Shader::Matvec, &defs, &[("SLOTS", u("slots", slots(p.k as usize))?)])?
+    } else {
+        compile(rec.gpu(), Shader::Matvec, &defs)?
+    };
     let mut g = grid(u("workgroups", groups)?, rec.gpu().limits.max_compute_workgroups_per_dimension);
     g[2] = u("row chunks", (p.m as usize).div_ceil(M_CHUNK))?;
     rec.dispatch(kernel, p, buffers, g);
