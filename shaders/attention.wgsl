@@ -9,19 +9,19 @@
 // out = acc / l. Which workgroup, tile, slot or lane computes it, what else is in the batch, and
 // whether it is a prefill or a decode pass never enter (`tests/kernels.rs` has the CPU version).
 //
-// A workgroup takes QT consecutive tokens of one query head, LANES invocations per token. Its
-// tokens may belong to several sequences (packed batches, decoding): it serves them one cache
-// base at a time, staging each key block (then its value block) of that sequence in workgroup
-// memory once for all of its tokens. Lanes share a token's scores (lane k scores keys k, k+LANES
-// ..) and split its output (lane k owns the vec4s k, k+LANES, ..).
+// A workgroup takes QT consecutive tokens of one query head, LANES invocations per token
+// (QT * LANES = 64, both prepended: 8 and 8 for prefill; 1 and 64 for passes of about one token
+// per sequence, decoding, so that no workgroup serves several sequences one after another). Its
+// tokens may belong to several sequences (packed batches): it serves them one cache base at a
+// time, staging each key block (then its value block) of that sequence in workgroup memory once
+// for all of its tokens. Lanes share a token's scores (lane k scores keys k, k+LANES ..) and
+// split its output (lane k owns the vec4s k, k+LANES, ..).
 //
 // The cache of a layer may be split in up to 4 chunks of `chunk_rows` rows (`CHUNKED`: bindings
 // k1..k3 / v1..v3; unused ones repeat the last), read row by row, so chunking changes no number.
 // Specialised for the head size: `const D4: u32` (head_dim / 4) is prepended; rows are vec4.
 // Params, bindings, token_span, query_quad and cache(): shaders/lib/kv_cache.wgsl.
 const KB: u32 = 16u;
-const QT: u32 = 8u;
-const LANES: u32 = 8u;
 const A4: u32 = (D4 + LANES - 1u) / LANES;
 
 // One block of keys, then of values, of the sequence being served.

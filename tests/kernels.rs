@@ -1090,8 +1090,9 @@ fn matvec_subgroup_and_plain_x_reads_give_the_same_bits() {
 }
 
 /// The two attention kernels (tiled over workgroup memory, and one token per invocation with
-/// subgroup broadcasts: `Gpu::subgroup_x`, on for CPU adapters), the latter in both lane layouts
-/// (tokens, and query heads for decoding), give the same bits: packed sequences of awkward
+/// subgroup broadcasts: `Gpu::subgroup_x`, on for CPU adapters), each in both layouts (the lanes
+/// kernel: tokens, and query heads for decoding; the tiled one: 8 tokens of 8 lanes per
+/// workgroup, and one token of 64 lanes for decoding), give the same bits: packed sequences of awkward
 /// lengths, GQA with groups of 3, 2, 9 (two workgroups per kv head) and 1, head sizes 20 and 64,
 /// with and without a sliding window, the cache whole and in chunks; then a decode pass of the
 /// last token of each sequence gives the bits of the whole pass's rows.

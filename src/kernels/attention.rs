@@ -13,9 +13,16 @@ use crate::model::decoder::LayerCache;
 
 /// Keys per block of the online softmax (`KB` in the shader): blocks start at multiples of it.
 pub const KEY_BLOCK: usize = 16;
-/// Query tokens per workgroup (`QT`) and invocations per token (`LANES`).
-const QUERY_TILE: usize = 8;
-const LANES: usize = 8;
+/// Query tokens per workgroup (`QT`) and invocations per token (`LANES`) of the tiled kernel, by
+/// the pass's [`Lanes`] layout: 8 tokens of 8 lanes for prefill; for decoding one token of 64
+/// lanes, so that a workgroup never serves the tokens of several sequences one after another
+/// (a decode step's consecutive tokens are different sequences). The same bits either way.
+fn query_tile(layout: Lanes) -> (usize, usize) {
+    match layout {
+        Lanes::Tokens => (8, 8),
+        Lanes::Heads => (1, 64),
+    }
+}
 /// Most chunks a layer's cache may be split in (bindings k0..k3, v0..v3 of the shader).
 pub const MAX_CHUNKS: usize = 4;
 
@@ -38,8 +45,9 @@ pub struct Params {
     pub pad: u32,
 }
 
-/// How the CPU-adapter kernel (`attention_lanes.wgsl`) lays its lanes out. Both give the same
-/// bits (tests/kernels.rs); only the speed differs.
+/// How the kernels lay a pass out: the CPU-adapter kernel (`attention_lanes.wgsl`) its lanes, the
+/// tiled one its tokens per workgroup ([`query_tile`]). Both give the same bits
+/// (tests/kernels.rs); only the speed differs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Lanes {
     /// 8 consecutive tokens of one query head per workgroup: prefill, where they share their
@@ -112,7 +120,8 @@ impl Attention {
         }
         let gpu = rec.gpu();
         let lanes = gpu.subgroup_x;
-        let shared = (KEY_BLOCK * self.head_dim + QUERY_TILE * KEY_BLOCK + QUERY_TILE * 4 + 4) * 4;
+        let (qt, tile_lanes) = query_tile(lanes_layout);
+        let shared = (KEY_BLOCK * self.head_dim + qt * KEY_BLOCK + qt * 4 + 4) * 4;
         if !lanes && shared as u64 > gpu.limits.max_compute_workgroup_storage_size as u64 {
             bail!(
                 "attention: head_dim {} needs {shared} bytes of workgroup memory, above the adapter's {}",
@@ -139,7 +148,12 @@ impl Attention {
             defines.push("ROPE_KV");
         }
         let shader = if lanes { Shader::AttentionLanes } else { Shader::Attention };
-        let k = compile_with(gpu, shader, &defines, &[("D4", u("D4", self.head_dim / 4)?)])?;
+        let d4 = ("D4", u("D4", self.head_dim / 4)?);
+        let k = if lanes {
+            compile_with(gpu, shader, &defines, &[d4])?
+        } else {
+            compile_with(gpu, shader, &defines, &[d4, ("QT", u("QT", qt)?), ("LANES", u("LANES", tile_lanes)?)])?
+        };
         let p = Params {
             tokens: u("tokens", tokens)?,
             heads_q: u("heads_q", self.heads_q)?,
@@ -164,14 +178,16 @@ impl Attention {
                 bufs.extend([&cache.k[c], &cache.v[c]]);
             }
         }
-        // Both kernels: QUERY_TILE tokens of one head per workgroup; HEADS: one token and up to
-        // 8 query heads of one kv head.
+        // attention_lanes.wgsl: 8 tokens of one head per workgroup, or with HEADS one token and up
+        // to 8 query heads of one kv head; the tiled kernel: `qt` tokens of one head.
         let groups = if heads {
             tokens * self.heads_kv * (self.heads_q / self.heads_kv).div_ceil(8)
+        } else if lanes {
+            tokens.div_ceil(8) * self.heads_q
         } else {
-            tokens.div_ceil(QUERY_TILE) * self.heads_q
+            tokens.div_ceil(qt) * self.heads_q
         };
-        debug_assert_eq!(QUERY_TILE * LANES, 64);
+        debug_assert_eq!(qt * tile_lanes, 64);
         rec.dispatch_linear(k, &p, &bufs, u("workgroups", groups)?);
         Ok(())
     }
