@@ -1196,6 +1196,10 @@ fn split_k_order_is_the_same_in_both_kernels_and_matches_its_cpu_reference() {
                 let what = format!("{dtype:?} k={k} m={m}");
                 if m <= 9 {
                     assert_eq!(tiled, run_linear(g, Path::Vector, &w, None, &x, m, None), "{what}: tiled and vector");
+                    // With a bias and onto what y holds (the residual add).
+                    let (bias, y0) = (rng.vec(n, 1.0), rng.vec(m * n, 1.0));
+                    let with = |path| run_linear(g, path, &w, Some(&bias), &x, m, Some(&y0));
+                    assert_eq!(with(Path::Tiled), with(Path::Vector), "{what}: bias and accumulate");
                 }
                 if dtype.is_float() {
                     let exact = [true, false].iter().any(|&f| tiled == cpu_linear_split_k(&x, &wv, m, n, k, f));
