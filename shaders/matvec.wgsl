@@ -279,11 +279,8 @@ const M_CHUNK: u32 = 8u;
 // projections make enough workgroups for a few CPU threads to share evenly (576 rows: 18).
 const WG: u32 = 8u;
 //#else
-//#if SPLITK
+// SPLITK: 64 invocations, RQ groups of 4 weight rows times SLOTS segments.
 const WG: u32 = 64u;
-//#else
-const WG: u32 = 32u;
-//#endif
 //#endif
 
 //#if SPLITK
@@ -414,6 +411,8 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
         @builtin(num_workgroups) nwg: vec3<u32>) {
 //#endif
 //#if SPLITK
+    // Without X_SUBGROUP the kernel is the split-K one (linear::split_k: adapters without
+    // `Gpu::subgroup_x` take that form of the order); what follows is X_SUBGROUP's.
     split_k(lid.x, wid, nwg);
 //#else
     // Four weight rows per invocation: four independent accumulation chains per x row.
@@ -421,9 +420,6 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     // y[m, n] = silu(g) * u for the stacked gate (rows 0 .. n) and up (rows n .. 2n) projections:
     // gate rows n0, n0 + 1 and up rows n0, n0 + 1, so the activation is written directly.
     let n0 = ((wid.x + wid.y * nwg.x) * WG + lid.x) * 2u;
-//#if !X_SUBGROUP
-    if (n0 >= p.n) { return; }
-//#endif
     let nr = min(n0, p.n - 1u);
     let n1 = min(n0 + 1u, p.n - 1u);
     let w0 = nr * p.w_stride;
@@ -432,9 +428,6 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     let w3 = (p.n + n1) * p.w_stride;
 //#else
     let n0 = ((wid.x + wid.y * nwg.x) * WG + lid.x) * 4u;
-//#if !X_SUBGROUP
-    if (n0 >= p.n) { return; }
-//#endif
     let last = p.n - 1u;
     let w0 = min(n0, last) * p.w_stride;
     let w1 = min(n0 + 1u, last) * p.w_stride;
@@ -511,7 +504,6 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 let v1 = wb_quad(b1, t);
                 let v2 = wb_quad(b2, t);
                 let v3 = wb_quad(b3, t);
-//#if X_SUBGROUP
                 let xl = x[xk + (sl & 7u) * xs + t];
                 let x0 = subgroupBroadcast(xl, 0u);
                 let x1 = subgroupBroadcast(xl, 1u);
@@ -521,16 +513,6 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 let x5 = subgroupBroadcast(xl, 5u);
                 let x6 = subgroupBroadcast(xl, 6u);
                 let x7 = subgroupBroadcast(xl, 7u);
-//#else
-                let x0 = x[xk + t];
-                let x1 = x[xk + xs + t];
-                let x2 = x[xk + 2u * xs + t];
-                let x3 = x[xk + 3u * xs + t];
-                let x4 = x[xk + 4u * xs + t];
-                let x5 = x[xk + 5u * xs + t];
-                let x6 = x[xk + 6u * xs + t];
-                let x7 = x[xk + 7u * xs + t];
-//#endif
                 a0 = vec4<f32>(dot4(x0, v0, a0.x), dot4(x1, v0, a0.y), dot4(x2, v0, a0.z), dot4(x3, v0, a0.w));
                 a1 = vec4<f32>(dot4(x0, v1, a1.x), dot4(x1, v1, a1.y), dot4(x2, v1, a1.z), dot4(x3, v1, a1.w));
                 a2 = vec4<f32>(dot4(x0, v2, a2.x), dot4(x1, v2, a2.y), dot4(x2, v2, a2.z), dot4(x3, v2, a2.w));
@@ -569,18 +551,11 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                     let v1 = wb_quad(b1, t);
                     let v2 = wb_quad(b2, t);
                     let v3 = wb_quad(b3, t);
-//#if X_SUBGROUP
                     let xl = x[xk + (sl & 3u) * xs + t];
                     let x0 = subgroupBroadcast(xl, 0u);
                     let x1 = subgroupBroadcast(xl, 1u);
                     let x2 = subgroupBroadcast(xl, 2u);
                     let x3 = subgroupBroadcast(xl, 3u);
-//#else
-                    let x0 = x[xk + t];
-                    let x1 = x[xk + xs + t];
-                    let x2 = x[xk + 2u * xs + t];
-                    let x3 = x[xk + 3u * xs + t];
-//#endif
                     a0 = vec4<f32>(dot4(x0, v0, a0.x), dot4(x1, v0, a0.y), dot4(x2, v0, a0.z), dot4(x3, v0, a0.w));
                     a1 = vec4<f32>(dot4(x0, v1, a1.x), dot4(x1, v1, a1.y), dot4(x2, v1, a1.z), dot4(x3, v1, a1.w));
                     a2 = vec4<f32>(dot4(x0, v2, a2.x), dot4(x1, v2, a2.y), dot4(x2, v2, a2.z), dot4(x3, v2, a2.w));
@@ -598,22 +573,12 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 let b2 = wv_block(w2 + k);
                 let b3 = wv_block(w3 + k);
                 let xk = xq + (k >> 2u);
-//#if X_SUBGROUP
                 // The block's 8 x quads, one per lane.
                 let s = dot_block(x[xk + (sl & 7u)], b0, b1, b2, b3, vec4<f32>(s0, s1, s2, s3));
                 s0 = s.x;
                 s1 = s.y;
                 s2 = s.z;
                 s3 = s.w;
-//#else
-                for (var t = 0u; t < 8u; t++) {
-                    let x0 = x[xk + t];
-                    s0 = dot4(x0, wb_quad(b0, t), s0);
-                    s1 = dot4(x0, wb_quad(b1, t), s1);
-                    s2 = dot4(x0, wb_quad(b2, t), s2);
-                    s3 = dot4(x0, wb_quad(b3, t), s3);
-                }
-//#endif
             }
             a0.x = s0;
             a1.x = s1;
@@ -651,7 +616,6 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
             var s3 = 0.0;
             var k = 0u;
 //#if GROUP8
-//#if X_SUBGROUP
             // Weights read a block at a time (floats, Q4_K, Q5_K): 32 k at a time, their 8 x
             // quads one per lane, shared by subgroupBroadcast.
             for (; k + 32u <= p.k; k += 32u) {
@@ -661,7 +625,6 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 s2 = s.z;
                 s3 = s.w;
             }
-//#endif
 //#endif
             for (; k < p.k; k += 4u) {
                 let x0 = x[xq + (k >> 2u)];

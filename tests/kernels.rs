@@ -1038,15 +1038,16 @@ fn fused_gate_up_swiglu_is_bit_identical_to_projection_then_swiglu() {
     }
 }
 
-/// The matrix-vector kernel's two ways of reading x (each invocation loading the quads itself, or
-/// lanes 0..7 of a subgroup loading them once and broadcasting: `Gpu::subgroup_x`, on for CPU
-/// adapters) give the same bits, plain and fused with SwiGLU, for an output count that leaves
-/// a subgroup partly past the last row and row counts that take every path (1, 2, 4, groups of 8,
-/// several chunks of x rows), for ggml blocks, Q4_K and Q5_K (read a sub-block at a time) and float
-/// weights (a quad per vector load, 32 k at a time for a single row, k = 44 leaving a tail of 3
-/// quads).
+/// The matrix-vector kernel's CPU layout (lanes 0..7 of a subgroup loading x once and
+/// broadcasting it: `Gpu::subgroup_x`, on for CPU adapters) and its GPU one (the split-K form of
+/// the order, `linear::split_k`) give the same bits where k is one split-K segment, plain and
+/// fused with SwiGLU, for an output count that leaves a subgroup partly past the last row and row
+/// counts that take every path (1, 2, 4, groups of 8, several chunks of x rows), for ggml blocks,
+/// Q4_K and Q5_K (read a sub-block at a time) and float weights (a quad per vector load, 32 k at a
+/// time for a single row, k = 44 leaving a tail of 3 quads); with two segments (K-quants) each
+/// layout gives its tiled kernel's bits and the two agree closely.
 #[test]
-fn matvec_subgroup_and_plain_x_reads_give_the_same_bits() {
+fn matvec_cpu_and_gpu_layouts_agree() {
     let Some(other) = other_x_reads() else { return };
     let mut rng = Rng::new(31);
     let n = 37;

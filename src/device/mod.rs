@@ -37,8 +37,9 @@ pub struct Gpu {
     /// Kernels laid out for a CPU adapter with subgroups of at least 8 lanes: the matrix-vector
     /// kernel shares x through subgroup broadcasts (`X_SUBGROUP`), reads whole blocks with `WV`
     /// and takes every row count for the formats `matvec::reads_whole_blocks` names, in
-    /// workgroups of one subgroup; attention runs `attention_lanes.wgsl`. The same bits either
-    /// way; tests switch it off to check the other variants.
+    /// workgroups of one subgroup; attention runs `attention_lanes.wgsl`. Off (GPUs), the linear
+    /// kernels take the split-K form of the order (`kernels::linear::split_k`), the same bits as
+    /// on for k up to one segment. Tests switch it to check the other variants on one adapter.
     pub subgroup_x: bool,
     /// Uniform and readback buffers of finished submissions, kept for the next ones: a decode
     /// step would otherwise allocate (and a software adapter map, zero and unmap) both anew.
