@@ -10,9 +10,10 @@
 // whether it is a prefill or a decode pass never enter (`tests/kernels.rs` has the CPU version).
 //
 // A workgroup takes QT consecutive tokens of one query head, LANES invocations per token
-// (QT * LANES = 64, both prepended: 8 and 8 for prefill; 1 and 64 for passes of about one token
-// per sequence, decoding, so that no workgroup serves several sequences one after another). Its
-// tokens may belong to several sequences (packed batches): it serves them one cache base at a
+// (QT = p.qt, LANES = 64 / QT: 8 and 8 for prefill; 1 and 64 for passes of about one token per
+// sequence, decoding, so that no workgroup serves several sequences one after another). Both are
+// read at run time: prefill and decode run the same compiled kernel, so a driver that fuses a
+// multiply and an add on its own does it alike in both. Its// tokens may belong to several sequences (packed batches): it serves them one cache base at a
 // time, staging each key block (then its value block) of that sequence in workgroup memory once
 // for all of its tokens. Lanes share a token's scores (lane k scores keys k, k+LANES ..) and
 // split its output (lane k owns the vec4s k, k+LANES, ..).
@@ -22,14 +23,16 @@
 // Specialised for the head size: `const D4: u32` (head_dim / 4) is prepended; rows are vec4.
 // Params, bindings, token_span, query_quad and cache(): shaders/lib/kv_cache.wgsl.
 const KB: u32 = 16u;
-const A4: u32 = (D4 + LANES - 1u) / LANES;
+// Most tokens per workgroup, and output vec4s per lane (for LANES of at least 8).
+const QT_MAX: u32 = 8u;
+const A4: u32 = (D4 + 7u) / 8u;
 
 // One block of keys, then of values, of the sequence being served.
 var<workgroup> kv: array<vec4<f32>, KB * D4>;
 // The block's scores, per slot.
-var<workgroup> sc: array<f32, QT * KB>;
+var<workgroup> sc: array<f32, QT_MAX * KB>;
 // Per slot: the cache base it still waits for (0xffffffff: none), and its first / last position.
-var<workgroup> want: array<vec4<u32>, QT>;
+var<workgroup> want: array<vec4<u32>, QT_MAX>;
 // The sequence served next: [base, first block, last position, any].
 var<workgroup> sel: vec4<u32>;
 
@@ -37,6 +40,8 @@ var<workgroup> sel: vec4<u32>;
 @compute @workgroup_size(64)
 fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,
         @builtin(num_workgroups) nwg: vec3<u32>) {
+    let QT = p.qt;
+    let LANES = 64u / QT;
     let tiles = (p.tokens + QT - 1u) / QT;
     let wg = wid.x + wid.y * nwg.x;
     if (wg >= tiles * p.heads_q) { return; }

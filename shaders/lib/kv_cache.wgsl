@@ -5,8 +5,9 @@
 struct Params {
     tokens: u32, heads_q: u32, heads_kv: u32, head_dim: u32,
     q_stride: u32, q_offset: u32, out_stride: u32, window: u32,
-    scale: f32, chunk_rows: u32, sin_offset: u32, pad1: u32,
+    scale: f32, chunk_rows: u32, sin_offset: u32, qt: u32,
 }
+// qt: query tokens per workgroup of attention.wgsl (its layout); unused by attention_lanes.wgsl.
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> q: array<vec4<f32>>;
 //#if ROPE_KV

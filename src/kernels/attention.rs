@@ -16,7 +16,8 @@ pub const KEY_BLOCK: usize = 16;
 /// Query tokens per workgroup (`QT`) and invocations per token (`LANES`) of the tiled kernel, by
 /// the pass's [`Lanes`] layout: 8 tokens of 8 lanes for prefill; for decoding one token of 64
 /// lanes, so that a workgroup never serves the tokens of several sequences one after another
-/// (a decode step's consecutive tokens are different sequences). The same bits either way.
+/// (a decode step's consecutive tokens are different sequences). The same bits either way: the
+/// kernel reads them at run time (`Params::qt`), one compiled kernel for both.
 fn query_tile(layout: Lanes) -> (usize, usize) {
     match layout {
         Lanes::Tokens => (8, 8),
@@ -42,7 +43,8 @@ pub struct Params {
     pub chunk_rows: u32,
     /// With `ROPE_KV`: where the sines start in the rope table (`RopeTable::sin_offset`).
     pub sin_offset: u32,
-    pub pad: u32,
+    /// Query tokens per workgroup of the tiled kernel ([`query_tile`]); unused by the lanes one.
+    pub qt: u32,
 }
 
 /// How the kernels lay a pass out: the CPU-adapter kernel (`attention_lanes.wgsl`) its lanes, the
@@ -148,12 +150,7 @@ impl Attention {
             defines.push("ROPE_KV");
         }
         let shader = if lanes { Shader::AttentionLanes } else { Shader::Attention };
-        let d4 = ("D4", u("D4", self.head_dim / 4)?);
-        let k = if lanes {
-            compile_with(gpu, shader, &defines, &[d4])?
-        } else {
-            compile_with(gpu, shader, &defines, &[d4, ("QT", u("QT", qt)?), ("LANES", u("LANES", tile_lanes)?)])?
-        };
+        let k = compile_with(gpu, shader, &defines, &[("D4", u("D4", self.head_dim / 4)?)])?;
         let p = Params {
             tokens: u("tokens", tokens)?,
             heads_q: u("heads_q", self.heads_q)?,
@@ -166,7 +163,7 @@ impl Attention {
             scale: 1.0 / (self.head_dim as f32).sqrt(),
             chunk_rows: u("chunk_rows", cache.chunk_rows)?,
             sin_offset: rope.map_or(Ok(0), |t| u("sin_offset", t.max_pos * t.half))?,
-            pad: 0,
+            qt: u("qt", qt)?,
         };
         let mut bufs: Vec<&wgpu::Buffer> = vec![q, &cache.k[0], &cache.v[0], meta, out];
         if let Some(t) = rope {
