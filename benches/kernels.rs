@@ -92,7 +92,9 @@ fn bench_linear_vector(c: &mut Criterion) {
 fn bench_matvec(c: &mut Criterion) {
     let mut g = c.benchmark_group("matvec");
     g.sample_size(10);
-    for (n, k, dtype) in [(1536, 576, DType::F32), (576, 1536, DType::F32), (49152, 576, DType::F32), (1536, 576, DType::BF16), (1536, 576, DType::Q4_1), (1536, 576, DType::Q8_0), (1536, 512, DType::Q4_K), (1536, 512, DType::Q5_K), (1536, 512, DType::Q6_K)] {
+    // SmolLM2's shapes, and a 7B model's 4096 x 4096 (on a GPU: the split-K kernel's bandwidth
+    // where a projection is large enough to fill the device; `tools/gpu-check` runs this group).
+    for (n, k, dtype) in [(1536, 576, DType::F32), (576, 1536, DType::F32), (49152, 576, DType::F32), (1536, 576, DType::BF16), (1536, 576, DType::Q4_1), (1536, 576, DType::Q8_0), (1536, 512, DType::Q4_K), (1536, 512, DType::Q5_K), (1536, 512, DType::Q6_K), (4096, 4096, DType::Q4_1), (4096, 4096, DType::BF16)] {
         let w = matrix(n, k, dtype);
         let x = gpu().upload("x", bytemuck::cast_slice(&values(k, 3))).unwrap();
         let y = gpu().storage("y", (n * 4) as u64).unwrap();
