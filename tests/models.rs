@@ -296,6 +296,43 @@ fn contexts_sharing_a_prefix_are_bit_identical_to_separate_pairs() {
     }
 }
 
+/// Choices that differ in their contexts and share the continuation (Winogrande: the sentence up
+/// to the blank with each option, then the rest) prefill the tokens their contexts begin with
+/// once: the scores and greedy flags of each pair scored on its own, in one batch, across cache
+/// chunks, one item per batch and with sharing off; an item whose contexts share no token is
+/// scored pair by pair among them.
+#[test]
+fn choice_contexts_sharing_their_start_are_bit_identical_to_separate_pairs() {
+    let s = "The trophy doesn't fit into the brown suitcase because the";
+    let t = "Sarah was a much better surgeon than Maria so";
+    let items: Vec<Vec<(String, String)>> = vec![
+        vec![(format!("{s} trophy"), " is too large.".into()), (format!("{s} suitcase"), " is too large.".into())],
+        vec![(format!("{t} Sarah"), " always got the harder cases.".into()), (format!("{t} Maria"), " always got the harder cases.".into())],
+        vec![("Cats".into(), " sleep all day.".into()), ("Dogs".into(), " sleep all day.".into())],
+        vec![(format!("{s} trophy"), " is too small.".into()), (format!("{s} suitcase"), " is too small.".into()), (format!("{s} box"), " is".into())],
+    ];
+    let pairs: Vec<(String, String)> = items.iter().flatten().cloned().collect();
+    type Bits = Vec<(Vec<u32>, Vec<bool>)>;
+    let bits = |v: Vec<pingce::engine::scoring::Scored>| -> Bits { v.iter().map(|x| (x.logprobs.iter().map(|l| l.to_bits()).collect(), x.is_greedy.clone())).collect() };
+    for name in ["tiny-llama", "tiny-mistral", "tiny-qwen3-moe"] {
+        let mut e = engine(name, 7);
+        // The sentences' contexts share their start (the test's point); the third item's none.
+        let ctx = |i: usize, j: usize| e.encode_request(&items[i][j].0, &items[i][j].1).unwrap().0;
+        let common = |a: Vec<u32>, b: Vec<u32>| a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+        assert!(common(ctx(0, 0), ctx(0, 1)) >= 8 && common(ctx(1, 0), ctx(1, 1)) >= 5, "{name}: the contexts share their start");
+        assert_eq!(common(ctx(2, 0), ctx(2, 1)), 0, "{name}: the third item's contexts share nothing");
+        let separate = bits(e.loglikelihood(&pairs, 0).unwrap());
+        let shared = |e: &mut Engine| -> Bits { bits(e.loglikelihood_choice_contexts(&items).unwrap().into_iter().flatten().collect()) };
+        assert_eq!(shared(&mut e), separate, "{name}: shared context start vs separate pairs");
+        e.set_kv_chunk_rows(Some(131));
+        assert_eq!(shared(&mut e), separate, "{name}: across cache chunks");
+        let mut e = engine(name, 2);
+        assert_eq!(shared(&mut e), separate, "{name}: one item per batch");
+        let mut e = Engine::load(Gpu::default_device().unwrap(), &dir(name), EngineOptions { batch_size: 7, max_batch_tokens: 4096, share_prefixes: false }).unwrap();
+        assert_eq!(shared(&mut e), separate, "{name}: sharing off");
+    }
+}
+
 /// Prompts that begin like the first one (the same few-shot examples) start from a copy of its
 /// cached rows: the same generations as without sharing, whatever the batching.
 #[test]

@@ -187,6 +187,56 @@ impl Engine {
             }
             enc.push((c0.unwrap_or_else(|| vec![prefix]), ts));
         }
+        let scores = self.score_choice_items(&enc)?;
+        Ok(enc.into_iter().zip(scores).map(|((c, ts), ss)| ts.into_iter().zip(ss).map(|(t, s)| Scored::new(c.clone(), t, &s)).collect()).collect())
+    }
+
+    /// lm-eval `loglikelihood` for items whose choices differ in their contexts and share the
+    /// continuation (Winogrande: the sentence up to the blank with each option, then the rest).
+    /// The choices' contexts begin alike: the tokens they all begin with are prefilled once and
+    /// each choice continues from a copy of those rows, scoring only its continuation ([`ChoicePlan`]
+    /// with those tokens as the context). Bit-identical to [`loglikelihood`](Self::loglikelihood)
+    /// on each item's pairs, which it falls back to where the contexts share no token or
+    /// `share_prefixes` is off (tests/models.rs).
+    pub fn loglikelihood_choice_contexts(&mut self, items: &[Vec<(String, String)>]) -> Result<Vec<Vec<Scored>>> {
+        let mut shared = Vec::new();
+        let mut plain = Vec::new();
+        // Per item: whether it is shared, and its encoded pairs.
+        let mut encoded: Vec<(bool, Vec<(Vec<u32>, Vec<u32>)>)> = Vec::with_capacity(items.len());
+        for pairs in items {
+            let enc: Vec<(Vec<u32>, Vec<u32>)> = pairs.iter().map(|(c, t)| self.encode_request(c, t)).collect::<Result<_>>()?;
+            // The context tokens every choice begins with, leaving each choice's last context
+            // token to be computed (it scores the continuation's first token).
+            let common = enc.iter().map(|(c, _)| c.len()).min().unwrap_or(0);
+            let common = (0..common).take_while(|&i| enc.iter().all(|(c, _)| c[i] == enc[0].0[i])).count();
+            let p = common.min(enc.iter().map(|(c, _)| c.len() - 1).min().unwrap_or(0));
+            let share = self.opts.share_prefixes && p >= 1 && enc.len() > 1;
+            if share {
+                shared.push((enc[0].0[..p].to_vec(), enc.iter().map(|(c, t)| c[p..].iter().chain(t).copied().collect()).collect::<Vec<Vec<u32>>>()));
+            } else {
+                plain.extend(pairs.iter().cloned());
+            }
+            encoded.push((share, enc));
+        }
+        let mut shared_scores = self.score_choice_items(&shared)?.into_iter();
+        let mut plain_scores = self.loglikelihood(&plain, 0)?.into_iter();
+        let mut out = Vec::with_capacity(items.len());
+        for (share, enc) in encoded {
+            if share {
+                let ss = shared_scores.next().unwrap();
+                // Each choice's scores cover its own context tokens after the shared ones, then its
+                // continuation: keep the continuation's.
+                out.push(enc.into_iter().zip(ss).map(|((c, t), s)| { let from = s.len() - t.len(); Scored::new(c, t, &s[from..]) }).collect());
+            } else {
+                out.push(enc.iter().map(|_| plain_scores.next().unwrap()).collect());
+            }
+        }
+        Ok(out)
+    }
+
+    /// The scores of every continuation token of `enc`'s items ((context, continuations) token
+    /// lists), per item and continuation, by [`ChoicePlan`]s in batches.
+    fn score_choice_items(&mut self, enc: &[(Vec<u32>, Vec<Vec<u32>>)]) -> Result<Vec<Vec<Vec<TokenScore>>>> {
         // Items per batch: within the batch size (counted in continuations) and token budget.
         let mut batches = Vec::new();
         let mut k = 0;
@@ -211,21 +261,21 @@ impl Engine {
         let root = enc.first().filter(|_| self.opts.share_prefixes).map(|e| e.0.as_slice()).unwrap_or(&[]);
         let plans: Vec<ChoicePlan> = batches.iter().enumerate().map(|(i, r)| ChoicePlan::new(&enc[r.clone()], root, i > 0)).collect();
         super::batch::ensure_cache(&self.gpu, &self.model, &mut self.ws, &mut self.rest, plans.iter().map(|p| p.rows).max().unwrap_or(0))?;
-        let mut results: Vec<Vec<Scored>> = Vec::with_capacity(items.len());
+        let mut results: Vec<Vec<Vec<TokenScore>>> = Vec::with_capacity(enc.len());
         for (range, plan) in batches.into_iter().zip(&plans) {
             let mut scores: Vec<Vec<Vec<TokenScore>>> = Vec::with_capacity(plan.segs.len());
             for (copies, segs) in plan.copies.iter().zip(&plan.segs) {
                 scores.push(if segs.is_empty() { Vec::new() } else { run_after_copies(&self.gpu, &self.model, &mut self.ws, &mut self.rest, copies, segs, 0)? });
             }
-            for ((c, ts), ((hs, hi), tails)) in enc[range].iter().zip(&plan.items) {
+            for ((_, ts), ((hs, hi), tails)) in enc[range].iter().zip(&plan.items) {
                 let firsts = std::mem::take(&mut scores[*hs][*hi]);
                 let mut item = Vec::with_capacity(ts.len());
-                for ((t, s0), tail) in ts.iter().zip(firsts).zip(tails) {
+                for (s0, tail) in firsts.into_iter().zip(tails) {
                     let mut s = vec![s0];
                     if let Some((st, si)) = tail {
                         s.extend(std::mem::take(&mut scores[*st][*si]));
                     }
-                    item.push(Scored::new(c.clone(), t.clone(), &s));
+                    item.push(s);
                 }
                 results.push(item);
             }

@@ -68,19 +68,23 @@ fn f32s(v: &[f32]) -> Vec<f64> {
 /// Scores a chunk of items into sample records.
 fn score_items(engine: &mut Engine, task: &TaskRun, items: &[&Item]) -> Result<Vec<Value>> {
     let mut shared = Vec::new();
+    let mut contexts = Vec::new();
     let mut pairs = Vec::new();
     let mut gens = Vec::new();
     let mut texts = Vec::new();
     for it in items {
         match &it.kind {
             ItemKind::Choices { continuations, .. } => shared.push((it.context.clone(), continuations.clone())),
-            ItemKind::ChoiceContexts { .. } | ItemKind::Continuation { .. } => pairs.extend(it.loglikelihood_requests()),
+            ItemKind::ChoiceContexts { .. } => contexts.push(it.loglikelihood_requests()),
+            ItemKind::Continuation { .. } => pairs.extend(it.loglikelihood_requests()),
             ItemKind::Rolling { text, .. } => texts.push(text.clone()),
             ItemKind::Generate { until, max_gen_toks, .. } => gens.push(UntilRequest { context: it.context.clone(), until: until.clone(), max_gen_toks: *max_gen_toks }),
         }
     }
     // Choices share their context's prefill (bit-identical to scoring each pair).
     let mut choice_scores = engine.loglikelihood_choices(&shared)?.into_iter();
+    // Choices in their contexts (Winogrande) share the tokens their contexts begin with.
+    let mut context_scores = engine.loglikelihood_choice_contexts(&contexts)?.into_iter();
     let mut scored = engine.loglikelihood(&pairs, 0)?.into_iter();
     let mut rolled = engine.loglikelihood_rolling(&texts, 0)?.into_iter();
     let mut generated = engine.generate_until(&gens)?.into_iter();
@@ -98,7 +102,7 @@ fn score_items(engine: &mut Engine, task: &TaskRun, items: &[&Item]) -> Result<V
                 choice_record(&mut r, &s, choices, gold, labels);
             }
             ItemKind::ChoiceContexts { choices, gold, .. } => {
-                let s: Vec<_> = scored.by_ref().take(choices.len()).collect();
+                let s = context_scores.next().unwrap();
                 choice_record(&mut r, &s, choices, gold, &[]);
             }
             ItemKind::Continuation { .. } => {
