@@ -123,7 +123,7 @@ fn bench_attention(c: &mut Criterion) {
         b.iter(|| {
             let mut rec = gpu().recorder();
             kv_write(&mut rec, &qkv, stride, hq * d, (hq + hkv) * d, hkv * d, t, &meta, &cache).unwrap();
-            att.record(&mut rec, &qkv, 0, stride, t, Lanes::Tokens, &meta, &cache, &out).unwrap();
+            att.record(&mut rec, &qkv, 0, stride, t, Lanes::Tokens, t, &meta, &cache, &out).unwrap();
             rec.submit("bench").unwrap();
         })
     });

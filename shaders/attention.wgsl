@@ -6,8 +6,11 @@
 // pos), blocks in ascending order. Per block: each score is one fma chain over the head in
 // order (q pre-scaled), the block max m_b, m' = max(m, m_b), c = exp(m - m'), then
 // l = l*c + e_j and acc = acc*c + e_j*v_j for e_j = exp(s_j - m') in ascending j, and at the end
-// out = acc / l. Which workgroup, tile, slot or lane computes it, what else is in the batch, and
-// whether it is a prefill or a decode pass never enter (`tests/kernels.rs` has the CPU version).
+// out = acc / l. Long contexts: blocks go in spans of KS positions, each span's m, l, acc from
+// a fresh state, the spans folded in ascending order (lib/key_spans.wgsl). Which workgroup, tile,
+// slot or lane computes it, what else is in the batch, whether it is a prefill or a decode pass,
+// and whether the spans are walked here or split over workgroups (`Params::spans`, then
+// attention_combine.wgsl) never enter (`tests/kernels.rs` has the CPU version).
 //
 // A workgroup takes QT consecutive tokens of one query head, LANES invocations per token
 // (QT = p.qt, LANES = 64 / QT: 8 and 8 for prefill; 1 and 64 for passes of about one token per
@@ -43,7 +46,10 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     let QT = p.qt;
     let LANES = 64u / QT;
     let tiles = (p.tokens + QT - 1u) / QT;
-    let wg = wid.x + wid.y * nwg.x;
+    // With spans (decoding, one token per workgroup): workgroup wg takes span wg % spans.
+    let split = p.spans > 0u;
+    let wg = (wid.x + wid.y * nwg.x) / max(p.spans, 1u);
+    let own = (wid.x + wid.y * nwg.x) % max(p.spans, 1u);
     if (wg >= tiles * p.heads_q) { return; }
     let h = wg / tiles;
     let slot = lid.x / LANES;
@@ -67,6 +73,12 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     }
     var m = -1e30;
     var l = 0.0;
+    // The spans before the current one (`span`), folded.
+    var fm = -1e30;
+    var fl = 0.0;
+    var facc: array<vec4<f32>, A4>;
+    for (var k = 0u; k < A4; k++) { facc[k] = vec4<f32>(0.0); }
+    var span = own;
     var pending = live;
 
     loop {
@@ -89,7 +101,13 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
         let cur = workgroupUniformLoad(&sel);
         if (cur.w == 0u) { break; }
         let mine = pending && base == cur.x;
-        for (var b = cur.y / KB; b <= cur.z / KB; b++) {
+        var b_lo = cur.y / KB;
+        var b_hi = cur.z / KB + 1u;
+        if (split) {
+            b_lo = max(b_lo, own * (KS / KB));
+            b_hi = min(b_hi, (own + 1u) * (KS / KB));
+        }
+        for (var b = b_lo; b < b_hi; b++) {
             let p0 = b * KB;
             let n = min(KB, cur.z + 1u - p0);
             // This token's keys in the block: j in [jlo, jhi) (none unless use_block).
@@ -112,6 +130,16 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 kv[x] = cache(cur.x + p0 + x / D4, kvh, x % D4, true);
             }
             workgroupBarrier();
+            if (use_block && p0 / KS != span) {
+                // A new span: fold the last one's state, start afresh.
+                let c = span_scales(fm, m);
+                fl = span_sum(fl, l, c);
+                for (var k = 0u; k < A4; k++) { facc[k] = span_acc(facc[k], acc[k], c); acc[k] = vec4<f32>(0.0); }
+                fm = max(fm, m);
+                m = -1e30;
+                l = 0.0;
+                span = p0 / KS;
+            }
             if (use_block) {
                 var mb = -1e30;
                 for (var j = jlo; j < jhi; j++) { mb = max(mb, sc[slot * KB + j]); }
@@ -133,11 +161,21 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
         }
         if (mine) { pending = false; }
     }
-    if (live) {
+    if (live && split) {
+        // This span's state, for attention_combine.wgsl.
+        let r = ((t * p.heads_q + h) * p.spans + own) * (D4 + 1u);
+        for (var k = 0u; k < A4; k++) {
+            let i = lane + k * LANES;
+            if (i < D4) { out[r + i] = acc[k]; }
+        }
+        if (lane == 0u) { out[r + D4] = vec4<f32>(m, l, 0.0, 0.0); }
+    } else if (live) {
+        let c = span_scales(fm, m);
+        fl = span_sum(fl, l, c);
         let ob = (t * p.out_stride) / 4u + h * D4;
         for (var k = 0u; k < A4; k++) {
             let i = lane + k * LANES;
-            if (i < D4) { out[ob + i] = acc[k] / l; }
+            if (i < D4) { out[ob + i] = span_acc(facc[k], acc[k], c) / fl; }
         }
     }
 }

@@ -8,7 +8,8 @@
 // blocks of KB positions aligned to multiples of KB, blocks ascending; per block each score is
 // one fma chain over the head in order, (d.x + d.y) + (d.z + d.w); the block max m_b over the
 // token's keys, m' = max(m, m_b), c = exp(m - m'), l = l*c, acc = acc*c, then l = l + e_j and
-// acc = fma(e_j, v_j, acc) for e_j = exp(s_j - m') in ascending j; out = acc / l. A block's
+// acc = fma(e_j, v_j, acc) for e_j = exp(s_j - m') in ascending j; spans of KS positions each
+// from a fresh state, folded in ascending order (lib/key_spans.wgsl); out = acc / l. A block's
 // scores are computed once, kept for e_j (attention.wgsl keeps them in workgroup memory).
 //
 // Tokens of a workgroup may belong to several sequences (packed batches, decoding): they are
@@ -110,6 +111,12 @@ fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: ve
     }
     var m = -1e30;
     var l = 0.0;
+    // The spans before the current one (`span`), folded.
+    var fm = -1e30;
+    var fl = 0.0;
+    var facc: array<vec4<f32>, D4>;
+    for (var i = 0u; i < D4; i++) { facc[i] = vec4<f32>(0.0); }
+    var span = 0u;
     var pending = live;
 
     loop {
@@ -123,6 +130,16 @@ fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: ve
             let p0 = b * KB;
             let n = min(KB, hi + 1u - p0);
             let use_block = mine && max(start, p0) < min(pos + 1u, p0 + KB);
+            if (use_block && p0 / KS != span) {
+                // A new span: fold the last one's state, start afresh.
+                let c = span_scales(fm, m);
+                fl = span_sum(fl, l, c);
+                for (var i = 0u; i < D4; i++) { facc[i] = span_acc(facc[i], acc[i], c); acc[i] = vec4<f32>(0.0); }
+                fm = max(fm, m);
+                m = -1e30;
+                l = 0.0;
+                span = p0 / KS;
+            }
             var mb = -1e30;
             var sc: array<f32, KB>;
             for (var j = 0u; j < n; j++) {
@@ -155,7 +172,9 @@ fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: ve
         if (mine) { pending = false; }
     }
     if (live) {
+        let c = span_scales(fm, m);
+        fl = span_sum(fl, l, c);
         let ob = (t * p.out_stride) / 4u + h * D4;
-        for (var i = 0u; i < D4; i++) { out[ob + i] = acc[i] / l; }
+        for (var i = 0u; i < D4; i++) { out[ob + i] = span_acc(facc[i], acc[i], c) / fl; }
     }
 }

@@ -4,7 +4,7 @@ mod common;
 
 use common::{assert_close, gpu, Rng};
 use pingce::device::Gpu;
-use pingce::kernels::attention::{Attention, Lanes};
+use pingce::kernels::attention::{Attention, Lanes, KEY_SPAN};
 use pingce::kernels::linear::{linear_path, split_k, Path, Rows, SPLIT_K_SEGMENT};
 use pingce::kernels::rmsnorm::{self, RmsNorm};
 use pingce::kernels::{embedding, kv_copy, kv_write, logprobs, rope, swiglu};
@@ -519,7 +519,7 @@ fn attention_rotating_keys_matches_rope_kv_then_attention() {
             } else {
                 let kv = rope::KvColumns { k_from: hq, v_offset: q_dim + kv_dim, kv_dim };
                 assert!(rope::rope_kv(&mut rec, &qb, stride, tokens, hq + hkv, &kv, &table, &mb, &cache).unwrap());
-                att.record(&mut rec, &qb, 0, stride, tokens, Lanes::Heads, &mb, &cache, &out).unwrap();
+                att.record(&mut rec, &qb, 0, stride, tokens, Lanes::Heads, 0, &mb, &cache, &out).unwrap();
             }
             rec.submit("attention").unwrap();
             let read = |b: &wgpu::Buffer, n: usize| g.read_f32(b, 0, n).unwrap();
@@ -554,9 +554,12 @@ fn cpu_attention(q: &[f32], k: &[f32], v: &[f32], pos: usize, hq: usize, hkv: us
 
 /// The shader's order in f32: key blocks of KEY_BLOCK positions aligned to its multiples, per
 /// block the max, the rescale of the running sum and accumulator, then e_j in ascending j; each
-/// score one fma chain per vec4 lane, lanes summed (x+y)+(z+w). Only `exp` differs from the GPU's.
+/// score one fma chain per vec4 lane, lanes summed (x+y)+(z+w); spans of KEY_SPAN positions each
+/// from a fresh state, folded in ascending order (shaders/lib/key_spans.wgsl). Only `exp`
+/// differs from the GPU's.
 fn cpu_attention_blockwise(q: &[f32], k: &[f32], v: &[f32], pos: usize, hq: usize, hkv: usize, d: usize, window: Option<usize>) -> Vec<f32> {
     let kb = pingce::kernels::attention::KEY_BLOCK;
+    let ks = pingce::kernels::attention::KEY_SPAN;
     let scale = 1.0 / (d as f32).sqrt();
     let start = window.map_or(0, |w| (pos + 1).saturating_sub(w));
     let mut out = vec![0f32; hq * d];
@@ -565,7 +568,23 @@ fn cpu_attention_blockwise(q: &[f32], k: &[f32], v: &[f32], pos: usize, hq: usiz
         let qs: Vec<f32> = q[h * d..(h + 1) * d].iter().map(|x| x * scale).collect();
         let (mut m, mut l) = (-1e30f32, 0f32);
         let mut acc = vec![0f32; d];
+        // The spans before the current one, folded.
+        let (mut fm, mut fl, mut facc, mut span) = (-1e30f32, 0f32, vec![0f32; d], 0);
+        let fold = |fm: &mut f32, fl: &mut f32, facc: &mut [f32], m: f32, l: f32, acc: &[f32]| {
+            let mx = fm.max(m);
+            let (ca, cb) = ((*fm - mx).exp(), (m - mx).exp());
+            *fl = l.mul_add(cb, *fl * ca);
+            for (f, a) in facc.iter_mut().zip(acc) {
+                *f = a.mul_add(cb, *f * ca);
+            }
+            *fm = mx;
+        };
         for b in start / kb..=pos / kb {
+            if b * kb / ks != span {
+                fold(&mut fm, &mut fl, &mut facc, m, l, &acc);
+                (m, l, span) = (-1e30, 0.0, b * kb / ks);
+                acc.iter_mut().for_each(|a| *a = 0.0);
+            }
             let (lo, hi) = (start.max(b * kb), (pos + 1).min(b * kb + kb));
             let s: Vec<f32> = (lo..hi)
                 .map(|j| {
@@ -591,8 +610,9 @@ fn cpu_attention_blockwise(q: &[f32], k: &[f32], v: &[f32], pos: usize, hq: usiz
             }
             m = mn;
         }
+        fold(&mut fm, &mut fl, &mut facc, m, l, &acc);
         for i in 0..d {
-            out[h * d + i] = acc[i] / l;
+            out[h * d + i] = facc[i] / fl;
         }
     }
     out
@@ -643,7 +663,7 @@ fn attention_tiled_matches_cpu_and_is_invariant() {
                 if write {
                     kv_write::kv_write(&mut rec, q, stride, q_dim, q_dim + kv_dim, kv_dim, n, meta, cache).unwrap();
                 }
-                att.record(&mut rec, q, 0, stride, n, Lanes::Tokens, meta, cache, &out).unwrap();
+                att.record(&mut rec, q, 0, stride, n, Lanes::Tokens, 0, meta, cache, &out).unwrap();
                 rec.submit("attention").unwrap();
                 g.read_f32(&out, 0, n * q_dim).unwrap()
             };
@@ -1124,7 +1144,7 @@ fn attention_lanes_and_tiled_kernels_give_the_same_bits() {
                         let out = f32_buf(g, &vec![0.0; n * q_dim]);
                         let mut rec = g.recorder();
                         kv_write::kv_write(&mut rec, &qb, stride, q_dim, q_dim + kv_dim, kv_dim, n, &mb, &cache).unwrap();
-                        att.record(&mut rec, &qb, 0, stride, n, lanes, &mb, &cache, &out).unwrap();
+                        att.record(&mut rec, &qb, 0, stride, n, lanes, 0, &mb, &cache, &out).unwrap();
                         rec.submit("attention").unwrap();
                         g.read_f32(&out, 0, n * q_dim).unwrap()
                     };
@@ -1144,6 +1164,87 @@ fn attention_lanes_and_tiled_kernels_give_the_same_bits() {
                 }
             }
         }
+    }
+}
+
+/// Contexts longer than a key span ([`KEY_SPAN`] positions, folded span by span): a prefill pass
+/// of two packed sequences of 300 and 530 tokens against the CPU reference at and around the
+/// span boundaries, with and without a sliding window that starts inside a span, the cache whole
+/// and in chunks; then those tokens decoded alone (reverse order), their spans split over
+/// workgroups and folded by the combine kernel (GPUs: `Attention::spans`) and walked in one,
+/// give the prefill pass's bits; and the CPU adapters' kernel gives the same bits throughout.
+#[test]
+fn attention_key_spans_walked_or_split_give_the_same_bits() {
+    let mut rng = Rng::new(47);
+    let ks = KEY_SPAN;
+    for (hq, hkv, d) in [(6, 2, 20), (4, 2, 64)] {
+        let (kv_dim, q_dim) = (hkv * d, hq * d);
+        let stride = q_dim + 2 * kv_dim;
+        let (lens, bases) = ([ks + 44, 2 * ks + 18], [3usize, ks + 60]);
+        let (rows, tokens) = (bases[1] + lens[1] + 5, lens[0] + lens[1]);
+        let qkv = rng.vec(tokens * stride, 1.0);
+        let meta: Vec<u32> = lens.iter().zip(bases).flat_map(|(&l, b)| (0..l).flat_map(move |p| [p as u32, b as u32])).collect();
+        let picks: Vec<usize> = [0, ks - 1, ks, ks + 1, lens[0] - 1].into_iter().chain([ks - 1, ks, 2 * ks - 1, 2 * ks, lens[1] - 1].map(|p| lens[0] + p)).rev().collect();
+        let qkv_picks: Vec<f32> = picks.iter().flat_map(|&t| qkv[t * stride..(t + 1) * stride].to_vec()).collect();
+        let meta_picks: Vec<u32> = picks.iter().flat_map(|&t| [meta[2 * t], meta[2 * t + 1]]).collect();
+        let keys = lens[1];
+        for window in [None, Some(ks + 37)] {
+            for chunk in [rows, 301] {
+                let att = Attention { heads_q: hq, heads_kv: hkv, head_dim: d, window };
+                // The prefill pass, then the picked tokens decoded with `decode_keys` as the pass's longest context.
+                let run = |g: &Gpu, decode_keys: usize| {
+                    let (k, v) = chunked_cache(g, rows, kv_dim, chunk);
+                    let cache = LayerCache { k: &k, v: &v, chunk_rows: chunk };
+                    let pass = |qkv: &[f32], meta: &[u32], lanes: Lanes, keys: usize, write: bool| {
+                        let n = meta.len() / 2;
+                        let (qb, mb) = (f32_buf(g, qkv), u32_buf(g, meta));
+                        let out = f32_buf(g, &vec![0.0; n * q_dim]);
+                        let mut rec = g.recorder();
+                        if write {
+                            kv_write::kv_write(&mut rec, &qb, stride, q_dim, q_dim + kv_dim, kv_dim, n, &mb, &cache).unwrap();
+                        }
+                        att.record(&mut rec, &qb, 0, stride, n, lanes, keys, &mb, &cache, &out).unwrap();
+                        rec.submit("attention").unwrap();
+                        g.read_f32(&out, 0, n * q_dim).unwrap()
+                    };
+                    let whole = pass(&qkv, &meta, Lanes::Tokens, keys, true);
+                    (whole, pass(&qkv_picks, &meta_picks, Lanes::Heads, decode_keys, false))
+                };
+                let what = format!("hq {hq} hkv {hkv} d {d} window {window:?} chunk {chunk}");
+                let g = gpu();
+                let (a, a_dec) = run(g, keys);
+                let want: Vec<f32> = picks.iter().flat_map(|&t| a[t * q_dim..(t + 1) * q_dim].to_vec()).collect();
+                assert_eq!(a_dec, want, "{what}: decode pass (spans split: {})", Attention::spans(g, Lanes::Heads, keys));
+                assert_eq!(run(g, 0).1, want, "{what}: decode pass, spans walked");
+                let mut t0 = 0;
+                for &l in &lens {
+                    let col = |off: usize, p: usize| qkv[(t0 + p) * stride + off..(t0 + p) * stride + off + kv_dim].to_vec();
+                    let ks_: Vec<f32> = (0..l).flat_map(|p| col(q_dim, p)).collect();
+                    let vs: Vec<f32> = (0..l).flat_map(|p| col(q_dim + kv_dim, p)).collect();
+                    for t in picks.iter().filter(|&&t| t >= t0 && t < t0 + l) {
+                        let (p, q) = (t - t0, &qkv[t * stride..t * stride + q_dim]);
+                        let got = &a[t * q_dim..(t + 1) * q_dim];
+                        assert_close(&format!("{what} pos {p}"), got, &cpu_attention(q, &ks_, &vs, p, hq, hkv, d, window), 2e-5);
+                        assert_close(&format!("{what} pos {p}"), got, &cpu_attention_blockwise(q, &ks_, &vs, p, hq, hkv, d, window), 2e-6);
+                    }
+                    t0 += l;
+                }
+                // The other kernel (on a CPU adapter: the GPUs' tiled one, which splits the spans).
+                if let Some(other) = other_x_reads() {
+                    let (b, b_dec) = run(&other, keys);
+                    assert_eq!(b, a, "{what}: subgroup_x {}", other.subgroup_x);
+                    assert_eq!(b_dec, want, "{what}: subgroup_x {}, decode pass (spans split: {})", other.subgroup_x, Attention::spans(&other, Lanes::Heads, keys));
+                    assert_eq!(run(&other, 0).1, want, "{what}: subgroup_x {}, decode pass, spans walked", other.subgroup_x);
+                }
+            }
+        }
+    }
+    let (g, other) = (gpu(), other_x_reads());
+    let tiled = if g.subgroup_x { other.as_ref() } else { Some(g) };
+    if let Some(t) = tiled {
+        assert_eq!(Attention::spans(t, Lanes::Heads, 2 * KEY_SPAN + 18), 3);
+        assert_eq!(Attention::spans(t, Lanes::Heads, KEY_SPAN), 0);
+        assert_eq!(Attention::spans(t, Lanes::Tokens, 4 * KEY_SPAN), 0);
     }
 }
 

@@ -6,8 +6,11 @@ struct Params {
     tokens: u32, heads_q: u32, heads_kv: u32, head_dim: u32,
     q_stride: u32, q_offset: u32, out_stride: u32, window: u32,
     scale: f32, chunk_rows: u32, sin_offset: u32, qt: u32,
+    spans: u32, pad0: u32, pad1: u32, pad2: u32,
 }
 // qt: query tokens per workgroup of attention.wgsl (its layout); unused by attention_lanes.wgsl.
+// spans: 0, or attention.wgsl computes one key span per workgroup (S = spans of them per token
+// and head) and writes its state for attention_combine.wgsl (see lib/key_spans.wgsl).
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> q: array<vec4<f32>>;
 //#if ROPE_KV

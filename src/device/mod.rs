@@ -70,6 +70,7 @@ const BIND_GROUPS_KEEP: usize = 4096;
 struct Spare {
     uniform: Vec<wgpu::Buffer>,
     readback: Vec<wgpu::Buffer>,
+    scratch: Vec<wgpu::Buffer>,
 }
 
 impl Spare {
@@ -77,6 +78,7 @@ impl Spare {
         match kind {
             SpareKind::Uniform => &mut self.uniform,
             SpareKind::Readback => &mut self.readback,
+            SpareKind::Scratch => &mut self.scratch,
         }
     }
 }
@@ -88,6 +90,8 @@ pub enum SpareKind {
     Uniform,
     /// The host's copy of results (mapped for reading after the submission).
     Readback,
+    /// Storage passed between kernels within one submission ([`Recorder::scratch`]).
+    Scratch,
 }
 
 /// Spare buffers kept per kind, and the largest kept (a pass's uniforms and scores are a few
@@ -217,6 +221,7 @@ impl Gpu {
         let (label, usage) = match kind {
             SpareKind::Uniform => ("params", wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST),
             SpareKind::Readback => ("readback", wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST),
+            SpareKind::Scratch => ("scratch", wgpu::BufferUsages::STORAGE),
         };
         self.buffer(label, size.next_power_of_two().min(self.limits.max_buffer_size.max(size)), usage)
     }

@@ -20,6 +20,8 @@ pub struct Recorder<'g> {
     gpu: &'g Gpu,
     params: Vec<u8>,
     dispatches: Vec<Dispatch>,
+    /// Storage the recorded kernels pass between them within the submission ([`scratch`](Self::scratch)).
+    scratch: Vec<wgpu::Buffer>,
 }
 
 /// Splits `n` workgroups over x and y so that neither exceeds the per-dimension limit.
@@ -35,7 +37,7 @@ pub fn grid(n: u32, max_dim: u32) -> [u32; 3] {
 
 impl<'g> Recorder<'g> {
     pub fn new(gpu: &'g Gpu) -> Self {
-        Recorder { gpu, params: Vec::new(), dispatches: Vec::new() }
+        Recorder { gpu, params: Vec::new(), dispatches: Vec::new(), scratch: Vec::new() }
     }
 
     pub fn gpu(&self) -> &'g Gpu {
@@ -65,6 +67,19 @@ impl<'g> Recorder<'g> {
     pub fn dispatch_linear<P: Pod>(&mut self, kernel: Arc<Kernel>, params: &P, buffers: &[&wgpu::Buffer], n: u32) {
         let g = grid(n, self.gpu.limits.max_compute_workgroups_per_dimension);
         self.dispatch(kernel, params, buffers, g)
+    }
+
+    /// A storage buffer of at least `size` bytes for results one recorded kernel leaves for the
+    /// next (attention's key spans for its combine kernel): every call of the submission gets the
+    /// same buffer (grown if needed), as its dispatches run one after another; it goes back to
+    /// the spares once the submission has finished.
+    pub fn scratch(&mut self, size: u64) -> Result<wgpu::Buffer> {
+        if let Some(b) = self.scratch.last().filter(|b| b.size() >= size) {
+            return Ok(b.clone());
+        }
+        let b = self.gpu.take_spare(SpareKind::Scratch, size)?;
+        self.scratch.push(b.clone());
+        Ok(b)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -111,7 +126,20 @@ impl<'g> Recorder<'g> {
         Ok(self.submit_then_read(what, Some((buf, offset, len)))?.unwrap_or_default())
     }
 
-    fn submit_then_read(self, what: &str, read: Option<(&wgpu::Buffer, u64, u64)>) -> Result<Option<Vec<u8>>> {
+    fn submit_then_read(mut self, what: &str, read: Option<(&wgpu::Buffer, u64, u64)>) -> Result<Option<Vec<u8>>> {
+        let gpu = self.gpu;
+        let scratch = std::mem::take(&mut self.scratch);
+        let out = self.submit_then_read_inner(what, read);
+        // Given back only after a finished submission (an error may leave one running).
+        if out.is_ok() {
+            for b in scratch {
+                gpu.put_spare(SpareKind::Scratch, b);
+            }
+        }
+        out
+    }
+
+    fn submit_then_read_inner(self, what: &str, read: Option<(&wgpu::Buffer, u64, u64)>) -> Result<Option<Vec<u8>>> {
         let gpu = self.gpu;
         if profile::enabled() {
             self.submit_profiled(what)?;

@@ -89,6 +89,8 @@ pub fn run(gpu: &Gpu, model: &Decoder, ws: &mut Workspace, rest: &mut [Stage], s
 /// and one upload of `tokens × hidden` floats per boundary, nothing else.
 pub fn run_after_copies(gpu: &Gpu, model: &Decoder, ws: &mut Workspace, rest: &mut [Stage], copies: &[(usize, usize, usize)], segs: &[Segment], topk: usize) -> Result<Vec<Vec<TokenScore>>> {
     let tokens: usize = segs.iter().map(|s| s.tokens.len()).sum();
+    // The longest context any token of the pass attends to (picks kernel layouts, not numbers).
+    let keys = segs.iter().map(|s| s.start_pos + s.tokens.len()).max().unwrap_or(0);
     let max_pos = model.cfg.max_position_embeddings;
     let mut ids = Vec::with_capacity(tokens);
     let mut meta = Vec::with_capacity(2 * tokens);
@@ -156,7 +158,7 @@ pub fn run_after_copies(gpu: &Gpu, model: &Decoder, ws: &mut Workspace, rest: &m
             }
             cache.record_copy(&mut rec, model.cfg.kv_dim(), rows, src, dst)?;
         }
-        model.record_layers(&mut rec, acts, tokens, segs.len(), &cache.layers())?;
+        model.record_layers(&mut rec, acts, tokens, segs.len(), keys, &cache.layers())?;
         let head = ws.head.as_ref();
         if last && rows > 0 {
             let (_, gather_buf, target_buf) = ws.score_rows.as_ref().unwrap();

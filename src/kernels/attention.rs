@@ -1,7 +1,10 @@
 //! `shaders/attention.wgsl`: causal grouped-query attention over the KV cache, tiled with an
 //! online softmax over key blocks of [`KEY_BLOCK`] positions in a fixed order (see the shader).
 //! On CPU adapters with subgroups (`Gpu::subgroup_x`) `shaders/attention_lanes.wgsl` runs
-//! instead: one query token per invocation, the same arithmetic and bits.
+//! instead: one query token per invocation, the same arithmetic and bits. Blocks go in spans of
+//! [`KEY_SPAN`] positions folded in order (`shaders/lib/key_spans.wgsl`), so that on a GPU a
+//! decode step over a long context spreads its spans over workgroups and
+//! `shaders/attention_combine.wgsl` folds them: the numbers of walking them in one.
 
 use anyhow::{bail, Result};
 use bytemuck::{Pod, Zeroable};
@@ -13,6 +16,10 @@ use crate::model::decoder::LayerCache;
 
 /// Keys per block of the online softmax (`KB` in the shader): blocks start at multiples of it.
 pub const KEY_BLOCK: usize = 16;
+/// Keys per span (`KS` in the shaders; a multiple of [`KEY_BLOCK`]): each span's online softmax
+/// starts afresh and the spans are folded in ascending order, so a context of up to `KEY_SPAN`
+/// keys is one span, and a longer one can be split over workgroups without changing a bit.
+pub const KEY_SPAN: usize = 256;
 /// Query tokens per workgroup (`QT`) and invocations per token (`LANES`) of the tiled kernel, by
 /// the pass's [`Lanes`] layout: 8 tokens of 8 lanes for prefill; for decoding one token of 64
 /// lanes, so that a workgroup never serves the tokens of several sequences one after another
@@ -45,6 +52,19 @@ pub struct Params {
     pub sin_offset: u32,
     /// Query tokens per workgroup of the tiled kernel ([`query_tile`]); unused by the lanes one.
     pub qt: u32,
+    /// 0, or key spans per (token, head) of a split pass ([`Attention::spans`]): a workgroup each.
+    pub spans: u32,
+    pub pad: [u32; 3],
+}
+
+/// The uniform `Params` of `shaders/attention_combine.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+struct CombineParams {
+    tokens: u32,
+    heads_q: u32,
+    spans: u32,
+    out_stride: u32,
 }
 
 /// How the kernels lay a pass out: the CPU-adapter kernel (`attention_lanes.wgsl`) its lanes, the
@@ -80,9 +100,19 @@ impl Attention {
     /// out[t, h*d..] = softmax(q·kᵀ / sqrt(d)) · v for query rows at `q_offset + t * q_stride`,
     /// keys and values from `cache` (one or several chunks of rows). `lanes` picks the layout of
     /// the CPU adapters' kernel ([`Lanes::for_pass`]); GPUs run the tiled kernel either way.
+    /// `keys`, the pass's longest context (its last position + 1, or more), only picks whether a
+    /// GPU splits the key spans over workgroups ([`spans`](Self::spans)): never a number.
     #[allow(clippy::too_many_arguments)]
-    pub fn record(&self, rec: &mut Recorder, q: &wgpu::Buffer, q_offset: usize, q_stride: usize, tokens: usize, lanes_layout: Lanes, meta: &wgpu::Buffer, cache: &LayerCache, out: &wgpu::Buffer) -> Result<()> {
-        self.record_with(rec, q, q_offset, q_stride, tokens, lanes_layout, meta, cache, out, None)
+    pub fn record(&self, rec: &mut Recorder, q: &wgpu::Buffer, q_offset: usize, q_stride: usize, tokens: usize, lanes_layout: Lanes, keys: usize, meta: &wgpu::Buffer, cache: &LayerCache, out: &wgpu::Buffer) -> Result<()> {
+        self.record_with(rec, q, q_offset, q_stride, tokens, lanes_layout, keys, meta, cache, out, None)
+    }
+
+    /// Key spans per (token, head) that a pass gives a workgroup each, or 0 to walk them in one:
+    /// on GPUs (adapters without `Gpu::subgroup_x`), decode passes ([`Lanes::Heads`], one token
+    /// per workgroup) whose longest context `keys` is longer than one span. Both ways give the
+    /// same bits (`shaders/lib/key_spans.wgsl`); only how many workgroups share the work differs.
+    pub fn spans(gpu: &Gpu, lanes: Lanes, keys: usize) -> usize {
+        if !gpu.subgroup_x && lanes == Lanes::Heads && keys > KEY_SPAN { keys.div_ceil(KEY_SPAN) } else { 0 }
     }
 
     /// Whether [`record_rotating`](Self::record_rotating) can run this pass: a CPU adapter's heads
@@ -102,11 +132,11 @@ impl Attention {
         if !self.rotates_keys(rec.gpu(), Lanes::Heads, tokens, tokens, cache, table) {
             bail!("internal: attention cannot rotate the keys of this pass");
         }
-        self.record_with(rec, qkv, 0, qkv_stride, tokens, Lanes::Heads, meta, cache, out, Some(table))
+        self.record_with(rec, qkv, 0, qkv_stride, tokens, Lanes::Heads, 0, meta, cache, out, Some(table))
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn record_with(&self, rec: &mut Recorder, q: &wgpu::Buffer, q_offset: usize, q_stride: usize, tokens: usize, lanes_layout: Lanes, meta: &wgpu::Buffer, cache: &LayerCache, out: &wgpu::Buffer, rope: Option<&RopeTable>) -> Result<()> {
+    fn record_with(&self, rec: &mut Recorder, q: &wgpu::Buffer, q_offset: usize, q_stride: usize, tokens: usize, lanes_layout: Lanes, keys: usize, meta: &wgpu::Buffer, cache: &LayerCache, out: &wgpu::Buffer, rope: Option<&RopeTable>) -> Result<()> {
         if self.head_dim > 256 || self.head_dim % 4 != 0 || self.heads_kv == 0 || self.heads_q % self.heads_kv != 0 {
             bail!("attention: head_dim {} (a multiple of 4, at most 256) / heads {} over kv heads {}", self.head_dim, self.heads_q, self.heads_kv);
         }
@@ -150,7 +180,9 @@ impl Attention {
             defines.push("ROPE_KV");
         }
         let shader = if lanes { Shader::AttentionLanes } else { Shader::Attention };
-        let k = compile_with(gpu, shader, &defines, &[("D4", u("D4", self.head_dim / 4)?)])?;
+        let consts = [("D4", u("D4", self.head_dim / 4)?), ("KS", KEY_SPAN as u32)];
+        let k = compile_with(gpu, shader, &defines, &consts)?;
+        let spans = Self::spans(gpu, lanes_layout, keys);
         let p = Params {
             tokens: u("tokens", tokens)?,
             heads_q: u("heads_q", self.heads_q)?,
@@ -164,8 +196,12 @@ impl Attention {
             chunk_rows: u("chunk_rows", cache.chunk_rows)?,
             sin_offset: rope.map_or(Ok(0), |t| u("sin_offset", t.max_pos * t.half))?,
             qt: u("qt", qt)?,
+            spans: u("spans", spans)?,
+            pad: [0; 3],
         };
-        let mut bufs: Vec<&wgpu::Buffer> = vec![q, &cache.k[0], &cache.v[0], meta, out];
+        // Split: each span's state (acc, then m and l: head_dim / 4 + 1 vec4) into scratch.
+        let part = if spans > 0 { Some(rec.scratch((tokens * self.heads_q * spans * (self.head_dim / 4 + 1) * 16) as u64)?) } else { None };
+        let mut bufs: Vec<&wgpu::Buffer> = vec![q, &cache.k[0], &cache.v[0], meta, part.as_ref().unwrap_or(out)];
         if let Some(t) = rope {
             bufs.push(&t.buf);
         }
@@ -185,7 +221,12 @@ impl Attention {
             tokens.div_ceil(qt) * self.heads_q
         };
         debug_assert_eq!(qt * tile_lanes, 64);
-        rec.dispatch_linear(k, &p, &bufs, u("workgroups", groups)?);
+        rec.dispatch_linear(k, &p, &bufs, u("workgroups", groups * spans.max(1))?);
+        if let Some(part) = &part {
+            let combine = compile_with(gpu, Shader::AttentionCombine, &[], &consts)?;
+            let cp = CombineParams { tokens: p.tokens, heads_q: p.heads_q, spans: p.spans, out_stride: p.out_stride };
+            rec.dispatch_linear(combine, &cp, &[part, out], u("workgroups", (tokens * self.heads_q * self.head_dim / 4).div_ceil(64))?);
+        }
         Ok(())
     }
 }

@@ -35,12 +35,15 @@ const WEIGHTS: &str = include_str!("../../shaders/lib/weights.wgsl");
 const ROW_LSE: &str = include_str!("../../shaders/lib/row_lse.wgsl");
 /// `shaders/lib/kv_cache.wgsl`: the attention kernels' Params, bindings and chunked cache reads.
 const KV_CACHE: &str = include_str!("../../shaders/lib/kv_cache.wgsl");
+/// `shaders/lib/key_spans.wgsl`: folding the online-softmax states of spans of keys.
+const KEY_SPANS: &str = include_str!("../../shaders/lib/key_spans.wgsl");
 
 /// The kernels in `shaders/`, one per `.wgsl` file there (the snippets in `shaders/lib/` are not
 /// kernels: they are prepended to the kernels that use them).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Shader {
     Attention,
+    AttentionCombine,
     AttentionLanes,
     Embedding,
     ExpertMatmul,
@@ -66,6 +69,7 @@ impl Shader {
     pub fn name(self) -> &'static str {
         match self {
             Shader::Attention => "attention",
+            Shader::AttentionCombine => "attention_combine",
             Shader::AttentionLanes => "attention_lanes",
             Shader::Embedding => "embedding",
             Shader::ExpertMatmul => "expert_matmul",
@@ -91,6 +95,7 @@ impl Shader {
     fn source(self) -> &'static str {
         match self {
             Shader::Attention => include_str!("../../shaders/attention.wgsl"),
+            Shader::AttentionCombine => include_str!("../../shaders/attention_combine.wgsl"),
             Shader::AttentionLanes => include_str!("../../shaders/attention_lanes.wgsl"),
             Shader::Embedding => include_str!("../../shaders/embedding.wgsl"),
             Shader::ExpertMatmul => include_str!("../../shaders/expert_matmul.wgsl"),
@@ -117,7 +122,8 @@ impl Shader {
         match self {
             Shader::Embedding | Shader::ExpertMatmul | Shader::ExpertMatvec | Shader::Matmul | Shader::Matvec => &[WEIGHTS],
             Shader::Logprobs | Shader::LogSoftmax => &[ROW_LSE],
-            Shader::Attention | Shader::AttentionLanes => &[KV_CACHE],
+            Shader::Attention | Shader::AttentionLanes => &[KV_CACHE, KEY_SPANS],
+            Shader::AttentionCombine => &[KEY_SPANS],
             _ => &[],
         }
     }
@@ -127,7 +133,8 @@ impl Shader {
         match self {
             Shader::Embedding | Shader::ExpertMatmul | Shader::ExpertMatvec | Shader::Matmul | Shader::Matvec => &["weights"],
             Shader::Logprobs | Shader::LogSoftmax => &["row_lse"],
-            Shader::Attention | Shader::AttentionLanes => &["kv_cache"],
+            Shader::Attention | Shader::AttentionLanes => &["kv_cache", "key_spans"],
+            Shader::AttentionCombine => &["key_spans"],
             _ => &[],
         }
     }

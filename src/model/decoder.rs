@@ -287,8 +287,9 @@ impl Decoder {
 
     /// Records embedding and every layer for `tokens` rows of `a` (ids and meta already written)
     /// from `seqs` sequences, writing keys and values into `cache`. The final hidden states stay
-    /// in `a`. `seqs` only picks kernel layouts that give the same bits.
-    pub fn record_layers(&self, rec: &mut Recorder, a: &Activations, tokens: usize, seqs: usize, cache: &[LayerCache]) -> Result<()> {
+    /// in `a`. `seqs` and `keys` (the longest context a token of the pass attends to: its
+    /// position + 1) only pick kernel layouts that give the same bits.
+    pub fn record_layers(&self, rec: &mut Recorder, a: &Activations, tokens: usize, seqs: usize, keys: usize, cache: &[LayerCache]) -> Result<()> {
         let lanes = Lanes::for_pass(tokens, seqs);
         let c = &self.cfg;
         let (hd, q_dim, kv_dim) = (c.hidden_size, c.q_dim(), c.kv_dim());
@@ -312,7 +313,7 @@ impl Decoder {
                 // MLA builds the rotated, padded q/k/v rows itself (see model::mla).
                 mla.record_qkv(rec, &a.h, hd, tokens, ma, &self.rope, &a.meta, &a.qkv, qkv_dim)?;
                 kv_write::kv_write(rec, &a.qkv, qkv_dim, q_dim, q_dim + kv_dim, kv_dim, tokens, &a.meta, lc)?;
-                layer.attention.record(rec, &a.qkv, 0, qkv_dim, tokens, lanes, &a.meta, lc, &a.att)?;
+                layer.attention.record(rec, &a.qkv, 0, qkv_dim, tokens, lanes, keys, &a.meta, lc, &a.att)?;
             } else {
                 if !qkv_done {
                     let rows = Rows { x: &a.h, x_offset: 0, x_stride: hd, y: &a.qkv, y_offset: 0, y_stride: qkv_dim, m: tokens };
@@ -337,7 +338,7 @@ impl Decoder {
                         rope(rec, &a.qkv, 0, qkv_dim, tokens, c.num_heads + c.num_kv_heads, &self.rope, &a.meta)?;
                         kv_write::kv_write(rec, &a.qkv, qkv_dim, q_dim, q_dim + kv_dim, kv_dim, tokens, &a.meta, lc)?;
                     }
-                    layer.attention.record(rec, &a.qkv, 0, qkv_dim, tokens, lanes, &a.meta, lc, &a.att)?;
+                    layer.attention.record(rec, &a.qkv, 0, qkv_dim, tokens, lanes, keys, &a.meta, lc, &a.att)?;
                 }
             }
             // MLA: o_proj reads the value columns of the padded heads.
