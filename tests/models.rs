@@ -173,6 +173,49 @@ fn prefill_and_incremental_decode_agree() {
     }
 }
 
+/// Decoding past attention's first key spans (`KEY_SPAN` positions): a 600-token sequence scored
+/// in one prefill and, from token 250 on, one decode step at a time give the same bits, on the
+/// adapter's own kernels and (where the adapter has subgroups) on the other variant's: on a CPU
+/// adapter that is the GPUs' tiled attention, whose decode steps then split the spans over
+/// workgroups and fold them in attention_combine.wgsl. The fixtures' configs allow 256 positions;
+/// a copy allows 700 (RoPE needs no more than the position).
+#[test]
+fn decode_past_a_key_span_agrees_with_prefill() {
+    use pingce::kernels::attention::{Attention, Lanes, KEY_SPAN};
+    let len = 600;
+    assert!(len > 2 * KEY_SPAN);
+    for name in ["tiny-llama", "tiny-mistral"] {
+        let tmp = std::env::temp_dir().join(format!("pingce-span-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&tmp).unwrap();
+        for f in std::fs::read_dir(dir(name)).unwrap() {
+            let f = f.unwrap().path();
+            std::fs::copy(&f, tmp.join(f.file_name().unwrap())).unwrap();
+        }
+        let mut cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(tmp.join("config.json")).unwrap()).unwrap();
+        cfg["max_position_embeddings"] = 700.into();
+        std::fs::write(tmp.join("config.json"), cfg.to_string()).unwrap();
+        let mut rng = common::Rng::new(11);
+        let tokens: Vec<u32> = (0..len).map(|_| rng.below(400) as u32 + 1).collect();
+        let mut variants = vec![Gpu::default_device().unwrap()];
+        let mut other = Gpu::default_device().unwrap();
+        other.subgroup_x = !other.subgroup_x;
+        if other.device.features().contains(wgpu::Features::SUBGROUP) || !other.subgroup_x {
+            variants.push(other);
+        }
+        for gpu in variants {
+            let what = format!("{name}, subgroup_x {}, spans split: {}", gpu.subgroup_x, Attention::spans(&gpu, Lanes::Heads, len) > 0);
+            let mut e = Engine::load(gpu, &tmp, EngineOptions { batch_size: 4, max_batch_tokens: 4096, ..Default::default() }).unwrap();
+            let full = e.score(&[ScoreRequest { tokens: tokens.clone(), score_from: 1 }], 0).unwrap().remove(0);
+            let prefix = 250;
+            let inc = e.score_incremental(&tokens, prefix).unwrap();
+            let want: Vec<f32> = full[prefix - 1..].iter().map(|s| s.logprob).collect();
+            assert!(want.iter().all(|x| x.is_finite()), "{what}");
+            assert_eq!(inc, want, "{what}: prefill vs incremental decode");
+        }
+        std::fs::remove_dir_all(&tmp).unwrap();
+    }
+}
+
 #[test]
 fn loglikelihood_splits_pairs_like_lm_eval() {
     let mut e = engine("tiny-llama", 4);
