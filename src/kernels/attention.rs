@@ -57,15 +57,6 @@ pub struct Params {
     pub pad: [u32; 3],
 }
 
-/// The uniform `Params` of `shaders/attention_combine.wgsl`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Pod, Zeroable)]
-struct CombineParams {
-    tokens: u32,
-    heads_q: u32,
-    spans: u32,
-    out_stride: u32,
-}
 
 /// How the kernels lay a pass out: the CPU-adapter kernel (`attention_lanes.wgsl`) its lanes, the
 /// tiled one its tokens per workgroup ([`query_tile`]). Both give the same bits
@@ -223,9 +214,7 @@ impl Attention {
         debug_assert_eq!(qt * tile_lanes, 64);
         rec.dispatch_linear(k, &p, &bufs, u("workgroups", groups * spans.max(1))?);
         if let Some(part) = &part {
-            let combine = compile_with(gpu, Shader::AttentionCombine, &[], &consts)?;
-            let cp = CombineParams { tokens: p.tokens, heads_q: p.heads_q, spans: p.spans, out_stride: p.out_stride };
-            rec.dispatch_linear(combine, &cp, &[part, out], u("workgroups", (tokens * self.heads_q * self.head_dim / 4).div_ceil(64))?);
+            super::attention_combine::combine(rec, part, out, p.out_stride, tokens, self.heads_q, self.head_dim, spans, &consts)?;
         }
         Ok(())
     }

@@ -4,6 +4,7 @@
 //! the two matrix kernels. Each is tested against a plain CPU reference in `tests/kernels.rs`.
 
 pub mod attention;
+pub mod attention_combine;
 pub mod embedding;
 pub mod expert_matmul;
 pub mod expert_matvec;
