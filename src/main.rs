@@ -17,6 +17,7 @@ const BUG: u8 = 70;
 const RETRY: u8 = 75;
 
 fn main() -> ExitCode {
+    pingce::device::select::tune_software_threads();
     let args = cli::Cli::parse();
     std::panic::set_hook(Box::new(|info| {
         eprintln!("error: internal bug in pingce ({info}); please report it with the command that caused it");

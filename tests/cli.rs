@@ -249,6 +249,19 @@ fn bench_json_reports_every_measurement() {
     assert!(v["adapter"].as_str().unwrap().contains("Vulkan") || !v["adapter"].as_str().unwrap().is_empty());
     assert_eq!(v["git_commit"].as_str().unwrap().len() >= 7 || v["git_commit"] == "unknown", true);
     assert!(v["gpu_mib_allocated"].as_f64().unwrap() > 0.0 && v["mc_suite"].is_null());
+    // lavapipe's worker threads: two per CPU on machines of up to 4 CPUs unless set, else as set.
+    let cpus = std::thread::available_parallelism().unwrap().get() as u64;
+    if std::env::var_os("LP_NUM_THREADS").is_none() {
+        assert_eq!(v["lp_num_threads"].as_u64(), (cpus <= 4).then_some(2 * cpus), "{}", v["lp_num_threads"]);
+    }
+    let o = Command::new(env!("CARGO_BIN_EXE_pingce"))
+        .args(["bench", "--model", "tests/fixtures/tiny-llama", "--prompt-tokens", "8", "--prefill-batch", "1", "--decode-tokens", "2", "--decode-batch", "1", "--json"])
+        .env("LP_NUM_THREADS", "3")
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()["lp_num_threads"], 3);
 }
 
 /// `pingce bench --repeat 3`: each figure is the best of three runs, with the median and every

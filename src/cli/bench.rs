@@ -217,6 +217,8 @@ pub fn run(a: BenchArgs) -> Result<()> {
         "repeat": repeat,
         "git_commit": pingce::GIT_COMMIT,
         "adapter": engine.describe_devices(),
+        // lavapipe's worker threads (see device::select::tune_software_threads): speed only.
+        "lp_num_threads": std::env::var(pingce::device::select::LP_NUM_THREADS).ok().and_then(|v| v.parse::<u64>().ok()),
         "model": path.display().to_string(),
         "weights_mib": engine.weight_bytes() as f64 / 1048576.0,
         "model_files_mib": file_bytes as f64 / 1048576.0,
@@ -230,6 +232,9 @@ pub fn run(a: BenchArgs) -> Result<()> {
         return Ok(());
     }
     println!("adapter: {}", report["adapter"].as_str().unwrap_or_default());
+    if let (Some(t), true) = (report["lp_num_threads"].as_u64(), report["adapter"].as_str().unwrap_or_default().contains("llvmpipe")) {
+        println!("lavapipe worker threads: {t} (LP_NUM_THREADS)");
+    }
     println!("model: {} ({:.1} MiB of weights on the GPU; {:.1} MiB of model files)", path.display(), report["weights_mib"].as_f64().unwrap_or(0.0), report["model_files_mib"].as_f64().unwrap_or(0.0));
     let p = &report["prefill"];
     // With --repeat: the best run, then the median of all.
