@@ -132,10 +132,8 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
             workgroupBarrier();
             if (use_block && p0 / KS != span) {
                 // A new span: fold the last one's state, start afresh.
-                let c = span_scales(fm, m);
-                fl = span_sum(fl, l, c);
+                let c = span_fold(&fm, &fl, m, l);
                 for (var k = 0u; k < A4; k++) { facc[k] = span_acc(facc[k], acc[k], c); acc[k] = vec4<f32>(0.0); }
-                fm = max(fm, m);
                 m = -1e30;
                 l = 0.0;
                 span = p0 / KS;
@@ -170,8 +168,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
         }
         if (lane == 0u) { out[r + D4] = vec4<f32>(m, l, 0.0, 0.0); }
     } else if (live) {
-        let c = span_scales(fm, m);
-        fl = span_sum(fl, l, c);
+        let c = span_fold(&fm, &fl, m, l);
         let ob = (t * p.out_stride) / 4u + h * D4;
         for (var k = 0u; k < A4; k++) {
             let i = lane + k * LANES;

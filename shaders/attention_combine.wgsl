@@ -22,10 +22,8 @@ fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: ve
     for (var s = 0u; s < p.spans; s++) {
         let r = (th * p.spans + s) * (D4 + 1u);
         let ml = part[r + D4];
-        let c = span_scales(m, ml.x);
-        l = span_sum(l, ml.y, c);
+        let c = span_fold(&m, &l, ml.x, ml.y);
         acc = span_acc(acc, part[r + i], c);
-        m = max(m, ml.x);
     }
     let t = th / p.heads_q;
     let h = th % p.heads_q;

@@ -132,10 +132,8 @@ fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: ve
             let use_block = mine && max(start, p0) < min(pos + 1u, p0 + KB);
             if (use_block && p0 / KS != span) {
                 // A new span: fold the last one's state, start afresh.
-                let c = span_scales(fm, m);
-                fl = span_sum(fl, l, c);
+                let c = span_fold(&fm, &fl, m, l);
                 for (var i = 0u; i < D4; i++) { facc[i] = span_acc(facc[i], acc[i], c); acc[i] = vec4<f32>(0.0); }
-                fm = max(fm, m);
                 m = -1e30;
                 l = 0.0;
                 span = p0 / KS;
@@ -172,8 +170,7 @@ fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: ve
         if (mine) { pending = false; }
     }
     if (live) {
-        let c = span_scales(fm, m);
-        fl = span_sum(fl, l, c);
+        let c = span_fold(&fm, &fl, m, l);
         let ob = (t * p.out_stride) / 4u + h * D4;
         for (var i = 0u; i < D4; i++) { out[ob + i] = span_acc(facc[i], acc[i], c) / fl; }
     }

@@ -22,3 +22,11 @@ fn span_sum(l: f32, ls: f32, c: vec2<f32>) -> f32 {
 fn span_acc(a: vec4<f32>, b: vec4<f32>, c: vec2<f32>) -> vec4<f32> {
     return fma(b, vec4<f32>(c.y), a * c.x);
 }
+// Folds the state (m, l) of a span onto the spans so far (*fm, *fl) and returns the weights by
+// which the caller folds the accumulators: facc = span_acc(facc, acc, c).
+fn span_fold(fm: ptr<function, f32>, fl: ptr<function, f32>, m: f32, l: f32) -> vec2<f32> {
+    let c = span_scales(*fm, m);
+    *fl = span_sum(*fl, l, c);
+    *fm = max(*fm, m);
+    return c;
+}
