@@ -283,30 +283,16 @@ const WG: u32 = 8u;
 const WG: u32 = 64u;
 //#endif
 
-//#if SPLITK
-// SPLITK (GPUs, `Gpu::subgroup_x` off): the canonical order in its split-K form, as matmul.wgsl's
-// SPLITK computes it: k in segments of KSEG (the last one shorter), each segment one fma chain from
-// 0 over its k in order, the output the segments' sums added in segment order onto 0. So one
-// output's k is spread over many invocations: a workgroup of 64 takes RQ groups of 4 weight rows
-// times SLOTS segments side by side (`const SLOTS` prepended: a power of two chosen from k alone,
-// SLOTS * RQ = 64). Each invocation computes its segment's sums for up to 4 x rows; the first
-// invocation of each row group adds them on in segment order, SLOTS at a time through workgroup
-// memory.
-const KSEG: u32 = 256u;
-const RQ: u32 = 64u / SLOTS;
-// parts[rq * SLOTS + slot][r]: weight row r of group rq, segment `slot` of the round, x rows in .xyzw.
-var<workgroup> parts: array<array<vec4<f32>, 4>, 64>;
-
-// Segment s of weight rows w0 .. w3 (first elements) for the `rows` x rows from quad xq, xs apart.
-fn segment(w0: u32, w1: u32, w2: u32, w3: u32, xq: u32, xs: u32, rows: u32, s: u32) -> array<vec4<f32>, 4> {
+// The chains of weight rows w0 .. w3 (first elements) over k_lo .. k_hi for the `rows` (1 to 4) x
+// rows from quad xq, xs apart, each from 0, the accumulators indexed by row: a split-K segment, and
+// the CPU adapters' kernel for groups of 2 or 3 rows over the whole of k.
+fn chains(w0: u32, w1: u32, w2: u32, w3: u32, xq: u32, xs: u32, rows: u32, k_lo: u32, k_hi: u32) -> array<vec4<f32>, 4> {
     var a0 = vec4<f32>(0.0);
     var a1 = vec4<f32>(0.0);
     var a2 = vec4<f32>(0.0);
     var a3 = vec4<f32>(0.0);
-    let k_lo = s * KSEG;
-    let k_hi = min(p.k, k_lo + KSEG);
 //#if W_BLOCK32
-    // Whole 32-k blocks (KSEG is a multiple of 32 and rows are whole blocks).
+    // Whole 32-k blocks (k_lo a multiple of 32: KSEG is, and rows are whole blocks).
     for (var k = k_lo; k < k_hi; k += 32u) {
         let b0 = wv_block(w0 + k);
         let b1 = wv_block(w1 + k);
@@ -345,6 +331,21 @@ fn segment(w0: u32, w1: u32, w2: u32, w3: u32, xq: u32, xs: u32, rows: u32, s: u
     return array<vec4<f32>, 4>(a0, a1, a2, a3);
 }
 
+//#if SPLITK
+// SPLITK (GPUs, `Gpu::subgroup_x` off): the canonical order in its split-K form, as matmul.wgsl's
+// SPLITK computes it: k in segments of KSEG (the last one shorter), each segment one fma chain from
+// 0 over its k in order, the output the segments' sums added in segment order onto 0. So one
+// output's k is spread over many invocations: a workgroup of 64 takes RQ groups of 4 weight rows
+// times SLOTS segments side by side (`const SLOTS` prepended: a power of two chosen from k alone,
+// SLOTS * RQ = 64). Each invocation computes its segment's sums for up to 4 x rows; the first
+// invocation of each row group adds them on in segment order, SLOTS at a time through workgroup
+// memory.
+const KSEG: u32 = 256u;
+const RQ: u32 = 64u / SLOTS;
+// parts[rq * SLOTS + slot][r]: weight row r of group rq, segment `slot` of the round, x rows in .xyzw.
+var<workgroup> parts: array<array<vec4<f32>, 4>, 64>;
+
+
 fn split_k(li: u32, wid: vec3<u32>, nwg: vec3<u32>) {
     let rq = li / SLOTS;
     let slot = li % SLOTS;
@@ -380,7 +381,7 @@ fn split_k(li: u32, wid: vec3<u32>, nwg: vec3<u32>) {
         for (var s0 = 0u; s0 < segments; s0 += SLOTS) {
             var a = array<vec4<f32>, 4>(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
             if (s0 + slot < segments) {
-                a = segment(w0, w1, w2, w3, xq, xs, rows, s0 + slot);
+                a = chains(w0, w1, w2, w3, xq, xs, rows, (s0 + slot) * KSEG, min(p.k, (s0 + slot + 1u) * KSEG));
             }
             parts[li] = a;
             workgroupBarrier();
@@ -585,26 +586,11 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
             a2.x = s2;
             a3.x = s3;
         } else {
-            for (var k = 0u; k < p.k; k += 32u) {
-                let b0 = wv_block(w0 + k);
-                let b1 = wv_block(w1 + k);
-                let b2 = wv_block(w2 + k);
-                let b3 = wv_block(w3 + k);
-                let xk = xq + (k >> 2u);
-                for (var t = 0u; t < 8u; t++) {
-                    let v0 = wb_quad(b0, t);
-                    let v1 = wb_quad(b1, t);
-                    let v2 = wb_quad(b2, t);
-                    let v3 = wb_quad(b3, t);
-                    for (var j = 0u; j < rows; j++) {
-                        let xv = x[xk + j * xs + t];
-                        a0[j] = dot4(xv, v0, a0[j]);
-                        a1[j] = dot4(xv, v1, a1[j]);
-                        a2[j] = dot4(xv, v2, a2[j]);
-                        a3[j] = dot4(xv, v3, a3[j]);
-                    }
-                }
-            }
+            let c = chains(w0, w1, w2, w3, xq, xs, rows, 0u, p.k);
+            a0 = c[0];
+            a1 = c[1];
+            a2 = c[2];
+            a3 = c[3];
         }
 //#else
         // Quads of k (one u32 of 4-bit weights, two of 16-bit ones), in order; single rows and
@@ -654,19 +640,11 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 a3 = vec4<f32>(dot4(x0, v3, a3.x), dot4(x1, v3, a3.y), dot4(x2, v3, a3.z), dot4(x3, v3, a3.w));
             }
         } else {
-            for (var k = 0u; k < p.k; k += 4u) {
-                let v0 = w_quad(w0 + k);
-                let v1 = w_quad(w1 + k);
-                let v2 = w_quad(w2 + k);
-                let v3 = w_quad(w3 + k);
-                for (var j = 0u; j < rows; j++) {
-                    let xv = x[xq + j * xs + (k >> 2u)];
-                    a0[j] = dot4(xv, v0, a0[j]);
-                    a1[j] = dot4(xv, v1, a1[j]);
-                    a2[j] = dot4(xv, v2, a2[j]);
-                    a3[j] = dot4(xv, v3, a3[j]);
-                }
-            }
+            let c = chains(w0, w1, w2, w3, xq, xs, rows, 0u, p.k);
+            a0 = c[0];
+            a1 = c[1];
+            a2 = c[2];
+            a3 = c[3];
         }
 //#endif
         store4(n0, m0, rows, a0, a1, a2, a3);
