@@ -307,8 +307,18 @@ impl Gpu {
 
     /// Submits `cmd` and waits for it, turning wgpu errors into an error about `what`.
     pub fn submit_wait(&self, cmd: wgpu::CommandBuffer, what: &str) -> Result<()> {
+        let idx = self.submit(cmd, what)?;
+        self.wait(idx, what)
+    }
+
+    /// Submits `cmd` without waiting for it (see [`wait`](Self::wait)).
+    pub fn submit(&self, cmd: wgpu::CommandBuffer, what: &str) -> Result<wgpu::SubmissionIndex> {
         self.hooks.submit(what)?;
-        let idx = self.queue.submit([cmd]);
+        Ok(self.queue.submit([cmd]))
+    }
+
+    /// Waits for submission `idx` to finish, turning wgpu errors into an error about `what`.
+    pub fn wait(&self, idx: wgpu::SubmissionIndex, what: &str) -> Result<()> {
         let polled = self.device.poll(wgpu::PollType::Wait { submission_index: Some(idx), timeout: None });
         // A rejected submission fails the wait too: report what wgpu said about it first.
         self.check(what)?;

@@ -16,10 +16,15 @@ struct Dispatch {
     groups: [u32; 3],
 }
 
+/// A buffer copy made before the recorded dispatches: (source, offset, destination, offset, bytes).
+type Copy = (wgpu::Buffer, u64, wgpu::Buffer, u64, u64);
+
 pub struct Recorder<'g> {
     gpu: &'g Gpu,
     params: Vec<u8>,
     dispatches: Vec<Dispatch>,
+    /// Copies made before the first dispatch ([`copy_first`](Self::copy_first)).
+    copies: Vec<Copy>,
     /// Storage the recorded kernels pass between them within the submission ([`scratch`](Self::scratch)).
     scratch: Vec<wgpu::Buffer>,
 }
@@ -37,7 +42,7 @@ pub fn grid(n: u32, max_dim: u32) -> [u32; 3] {
 
 impl<'g> Recorder<'g> {
     pub fn new(gpu: &'g Gpu) -> Self {
-        Recorder { gpu, params: Vec::new(), dispatches: Vec::new(), scratch: Vec::new() }
+        Recorder { gpu, params: Vec::new(), dispatches: Vec::new(), copies: Vec::new(), scratch: Vec::new() }
     }
 
     pub fn gpu(&self) -> &'g Gpu {
@@ -82,8 +87,15 @@ impl<'g> Recorder<'g> {
         Ok(b)
     }
 
+    /// Copies `size` bytes at `src_offset` of `src` to `dst_offset` of `dst` before any of the
+    /// recorded dispatches run (and after the buffer writes made before the submission): a pass's
+    /// input taken from an earlier pass's results on the device (offsets and size multiples of 4).
+    pub fn copy_first(&mut self, src: &wgpu::Buffer, src_offset: u64, dst: &wgpu::Buffer, dst_offset: u64, size: u64) {
+        self.copies.push((src.clone(), src_offset, dst.clone(), dst_offset, size));
+    }
+
     pub fn is_empty(&self) -> bool {
-        self.dispatches.is_empty()
+        self.dispatches.is_empty() && self.copies.is_empty()
     }
 
     /// Encodes everything recorded, its parameters in a spare uniform buffer (returned, to be
@@ -91,6 +103,9 @@ impl<'g> Recorder<'g> {
     fn encode(self) -> Result<(Option<wgpu::Buffer>, wgpu::CommandEncoder)> {
         let gpu = self.gpu;
         let mut enc = gpu.device.create_command_encoder(&Default::default());
+        for (src, so, dst, d, n) in &self.copies {
+            enc.copy_buffer_to_buffer(src, *so, dst, *d, *n);
+        }
         if self.dispatches.is_empty() {
             return Ok((None, enc));
         }
@@ -126,6 +141,23 @@ impl<'g> Recorder<'g> {
         Ok(self.submit_then_read(what, Some((buf, offset, len)))?.unwrap_or_default())
     }
 
+    /// [`submit_read`](Self::submit_read) without waiting: the bytes come with
+    /// [`Pending::wait`], so the host can record the next pass while this one runs. Passes
+    /// run in submission order, so a later pass may read what this one writes.
+    pub fn submit_read_later(self, what: &str, buf: &wgpu::Buffer, offset: u64, len: u64) -> Result<Pending> {
+        let gpu = self.gpu;
+        if profile::enabled() {
+            let data = self.submit_read(what, buf, offset, len)?;
+            return Ok(Pending { what: what.to_string(), state: PendingState::Read(data) });
+        }
+        let mut rec = self;
+        let scratch = std::mem::take(&mut rec.scratch);
+        let (ubuf, mut enc) = rec.encode()?;
+        let staging = gpu.copy_out(&mut enc, buf, offset, len)?;
+        let index = gpu.submit(enc.finish(), what)?;
+        Ok(Pending { what: what.to_string(), state: PendingState::Running { index, ubuf, staging, len, scratch } })
+    }
+
     fn submit_then_read(mut self, what: &str, read: Option<(&wgpu::Buffer, u64, u64)>) -> Result<Option<Vec<u8>>> {
         let gpu = self.gpu;
         let scratch = std::mem::take(&mut self.scratch);
@@ -158,7 +190,14 @@ impl<'g> Recorder<'g> {
     /// added to its kernel's total (see [`profile::report`]). Results are the same; only slower.
     fn submit_profiled(self, what: &str) -> Result<()> {
         let gpu = self.gpu;
-        let Recorder { params, dispatches, .. } = self;
+        let Recorder { params, dispatches, copies, .. } = self;
+        if !copies.is_empty() {
+            let mut enc = gpu.device.create_command_encoder(&Default::default());
+            for (src, so, dst, d, n) in &copies {
+                enc.copy_buffer_to_buffer(src, *so, dst, *d, *n);
+            }
+            gpu.submit_wait(enc.finish(), what)?;
+        }
         for d in dispatches {
             let mut one = Recorder::new(gpu);
             one.params = params[d.param_offset as usize..(d.param_offset + d.param_size) as usize].to_vec();
@@ -173,6 +212,38 @@ impl<'g> Recorder<'g> {
             }
         }
         Ok(())
+    }
+}
+
+/// A submission from [`Recorder::submit_read_later`] whose results are not read yet.
+pub struct Pending {
+    what: String,
+    state: PendingState,
+}
+
+enum PendingState {
+    Running { index: wgpu::SubmissionIndex, ubuf: Option<wgpu::Buffer>, staging: wgpu::Buffer, len: u64, scratch: Vec<wgpu::Buffer> },
+    /// Already finished (`PINGCE_PROFILE` runs every dispatch on its own).
+    Read(Vec<u8>),
+}
+
+impl Pending {
+    /// Waits for the submission and returns the bytes it copied back; its buffers go back to the
+    /// spares. Dropped instead, they are simply freed once the device is done with them.
+    pub fn wait(self, gpu: &Gpu) -> Result<Vec<u8>> {
+        match self.state {
+            PendingState::Read(data) => Ok(data),
+            PendingState::Running { index, ubuf, staging, len, scratch } => {
+                gpu.wait(index, &self.what)?;
+                if let Some(u) = ubuf {
+                    gpu.put_spare(SpareKind::Uniform, u);
+                }
+                for b in scratch {
+                    gpu.put_spare(SpareKind::Scratch, b);
+                }
+                gpu.read_staging(staging, len)
+            }
+        }
     }
 }
 

@@ -1,9 +1,9 @@
 //! Greedy generation: prefill the prompts, then decode one token per sequence per step with
 //! the matrix-vector path, stopping at EOS, a stop string or the token limit.
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 
-use super::batch::{run, run_after_copies, Segment};
+use super::batch::{run, submit_any, InFlight, Segment};
 use super::prefix::shared_prefix;
 use super::requests::{cut_at_stop, generation_context, stop_sequences, Encode};
 use super::Engine;
@@ -51,10 +51,23 @@ pub struct Pass {
 
 /// A sequence being decoded in one slot of the KV cache.
 struct Slot {
+    /// Names the slot in the passes that compute its tokens (unique within a call).
+    id: usize,
     req: usize,
     /// Cache row of the sequence's position 0.
     base: usize,
+    /// Generated tokens read back so far.
     gen: Vec<u32>,
+    /// Generated tokens whose computation has been submitted: `gen.len()` or one more (the
+    /// pass in flight computes it).
+    issued: usize,
+}
+
+/// A submitted pass: which slot each of its scored rows belongs to, and what it holds.
+struct Submitted {
+    flight: InFlight,
+    slots: Vec<usize>,
+    prompts: usize,
 }
 
 impl Engine {
@@ -69,6 +82,13 @@ impl Engine {
 
     /// [`generate`](Self::generate), calling `after_pass` once each pass has run and its tokens
     /// are read: `pingce bench` times the decode steps after the last pass that prefilled prompts.
+    ///
+    /// On a model held by one device (and unless `opts.pipeline` is off) each step is submitted
+    /// before the step before it is read back, its input tokens copied from that step's argmax
+    /// on the device: the host checks stops and records the next step while the device runs,
+    /// instead of the device waiting on the host between steps. A sequence that turns out to
+    /// have stopped has run one step more, whose result is dropped (its cache rows are past its
+    /// end and written afresh by the slot's next sequence); no number changes.
     pub fn generate_observed(&mut self, reqs: &[GenRequest], after_pass: &mut dyn FnMut(Pass)) -> Result<Vec<Generation>> {
         let max_len = self.max_length();
         let prefix = self.tokenizer.prefix_token()?;
@@ -105,19 +125,80 @@ impl Engine {
         if !root.is_empty() {
             run(&self.gpu, &self.model, &mut self.ws, &mut self.rest, &[Segment { tokens: root, start_pos: 0, base: 0, score: vec![(root.len() - 1, NO_TARGET)] }], 0)?;
         }
+        let pipelined = self.rest.is_empty() && self.opts.pipeline;
         let mut free: Vec<usize> = (0..slots).rev().map(|s| root.len() + s * slot_rows).collect();
         let mut active: Vec<Slot> = Vec::with_capacity(slots);
+        let mut next_id = 0;
         let max_prefill = self.opts.max_batch_tokens.max(1);
-        while !active.is_empty() || !queue.is_empty() {
-            // This pass: the next token of every active sequence, then prompts of new ones into
-            // free slots while the pass stays under `max_batch_tokens` (at least one prompt).
-            let last: Vec<u32> = active.iter().map(|s| *s.gen.last().unwrap()).collect();
-            let mut segs: Vec<Segment> = active
-                .iter()
-                .zip(&last)
-                .map(|(s, t)| Segment { tokens: std::slice::from_ref(t), start_pos: prompts[s.req].len() + s.gen.len() - 1, base: s.base, score: vec![(0, NO_TARGET)] })
-                .collect();
-            let (decoded, mut prefill_tokens) = (segs.len(), 0);
+        let mut flight: Option<Submitted> = None;
+        // Reads a finished pass: each row's token goes to its slot, if that is still running.
+        let mut read = |this: &mut Engine, done: Submitted, active: &mut Vec<Slot>, free: &mut Vec<usize>, results: &mut Vec<Option<Generation>>| -> Result<()> {
+            let out = done.flight.finish(&this.gpu)?;
+            debug_assert_eq!(out.len(), done.slots.len());
+            // Rows of decode steps come first, then the prompts'.
+            let steps = done.slots.len() - done.prompts;
+            let mut decoded = 0;
+            for (row, (id, sc)) in done.slots.iter().zip(out).enumerate() {
+                // A sequence that stopped in the pass before ran this step for nothing.
+                let Some(k) = active.iter().position(|s| s.id == *id) else { continue };
+                decoded += usize::from(row < steps);
+                let s = &mut active[k];
+                let next = sc[0].argmax;
+                let r = &reqs[s.req];
+                let stop = if eos.contains(&next) {
+                    Some(StopReason::Eos)
+                } else {
+                    s.gen.push(next);
+                    if cut_at_stop(&this.tokenizer.decode(&s.gen)?, &r.until).1 {
+                        Some(StopReason::StopString)
+                    } else if s.gen.len() >= r.max_tokens {
+                        Some(StopReason::MaxTokens)
+                    } else {
+                        None
+                    }
+                };
+                if let Some(stop) = stop {
+                    let mut s = active.remove(k);
+                    let text = cut_at_stop(&this.tokenizer.decode(&s.gen)?, &r.until).0;
+                    results[s.req] = Some(Generation { tokens: std::mem::take(&mut s.gen), text, stop });
+                    free.push(s.base);
+                }
+            }
+            after_pass(Pass { decoded, prompts: done.prompts });
+            Ok(())
+        };
+        while !active.is_empty() || !queue.is_empty() || flight.is_some() {
+            if !pipelined {
+                if let Some(done) = flight.take() {
+                    read(self, done, &mut active, &mut free, &mut results)?;
+                }
+            }
+            // The next pass: a step of every sequence that wants another token (its input read
+            // back, or, in flight, taken from the pass before on the device), then prompts of new
+            // ones into free slots while the pass stays under `max_batch_tokens` (at least one).
+            let mut inputs: Vec<u32> = Vec::with_capacity(active.len());
+            let mut steps = Vec::with_capacity(active.len());
+            let mut links = Vec::new();
+            let mut row_slots = Vec::with_capacity(slots);
+            for s in active.iter_mut().filter(|s| s.issued < reqs[s.req].max_tokens) {
+                // Generated token `issued - 1` is the input, at position prompt + issued - 1.
+                let input = s.issued - 1;
+                match s.gen.get(input) {
+                    Some(&t) => inputs.push(t),
+                    None => {
+                        let prev = flight.as_ref().context("internal: a generated token neither read nor in flight")?;
+                        let row = prev.slots.iter().position(|&id| id == s.id).context("internal: a generated token missing from the pass in flight")?;
+                        links.push((steps.len(), row));
+                        inputs.push(0);
+                    }
+                }
+                steps.push((prompts[s.req].len() + input, s.base));
+                row_slots.push(s.id);
+                s.issued += 1;
+            }
+            let mut segs: Vec<Segment> = steps.iter().zip(&inputs).map(|(&(pos, base), t)| Segment { tokens: std::slice::from_ref(t), start_pos: pos, base, score: vec![(0, NO_TARGET)] }).collect();
+            let decoded = segs.len();
+            let mut prefill_tokens = 0;
             let mut copies = Vec::new();
             while let (Some(&i), Some(&base)) = (queue.front(), free.last()) {
                 let p = &prompts[i];
@@ -132,38 +213,25 @@ impl Engine {
                     copies.push((shared, 0, base));
                 }
                 segs.push(Segment { tokens: &p[shared..], start_pos: shared, base, score: vec![(p.len() - 1 - shared, NO_TARGET)] });
-                active.push(Slot { req: i, base, gen: Vec::new() });
+                active.push(Slot { id: next_id, req: i, base, gen: Vec::new(), issued: 1 });
+                row_slots.push(next_id);
+                next_id += 1;
             }
-            let out = run_after_copies(&self.gpu, &self.model, &mut self.ws, &mut self.rest, &copies, &segs, 0)?;
-            after_pass(Pass { decoded, prompts: segs.len() - decoded });
-            drop(segs);
-            debug_assert_eq!(out.len(), active.len());
-            let mut still = Vec::with_capacity(slots);
-            for (mut s, sc) in active.drain(..).zip(out) {
-                let next = sc[0].argmax;
-                let r = &reqs[s.req];
-                let stop = if eos.contains(&next) {
-                    Some(StopReason::Eos)
-                } else {
-                    s.gen.push(next);
-                    if cut_at_stop(&self.tokenizer.decode(&s.gen)?, &r.until).1 {
-                        Some(StopReason::StopString)
-                    } else if s.gen.len() >= r.max_tokens {
-                        Some(StopReason::MaxTokens)
-                    } else {
-                        None
-                    }
-                };
-                match stop {
-                    Some(stop) => {
-                        let text = cut_at_stop(&self.tokenizer.decode(&s.gen)?, &r.until).0;
-                        results[s.req] = Some(Generation { tokens: std::mem::take(&mut s.gen), text, stop });
-                        free.push(s.base);
-                    }
-                    None => still.push(s),
+            let next = if segs.is_empty() {
+                None
+            } else {
+                let chain = flight.as_ref().filter(|f| f.flight.chains()).map(|f| (&f.flight, links.as_slice()));
+                if chain.is_none() && !links.is_empty() {
+                    bail!("internal: chained tokens with no pass to take them from");
                 }
+                let flight = submit_any(&self.gpu, &self.model, &mut self.ws, &mut self.rest, &copies, &segs, 0, chain)?;
+                Some(Submitted { flight, slots: row_slots, prompts: segs.len() - decoded })
+            };
+            drop(segs);
+            if let Some(done) = flight.take() {
+                read(self, done, &mut active, &mut free, &mut results)?;
             }
-            active = still;
+            flight = next;
         }
         Ok(results.into_iter().map(|g| g.expect("every request finished")).collect())
     }

@@ -39,11 +39,14 @@ pub struct EngineOptions {
     /// Start contexts and prompts that begin like a call's first one from a copy of its cached
     /// rows ([`prefix`]).
     pub share_prefixes: bool,
+    /// Generation submits each decode step before reading the one before it (on a model held by
+    /// one device; see [`Engine::generate_observed`]).
+    pub pipeline: bool,
 }
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        EngineOptions { batch_size: 16, max_batch_tokens: 4096, share_prefixes: true }
+        EngineOptions { batch_size: 16, max_batch_tokens: 4096, share_prefixes: true, pipeline: true }
     }
 }
 
