@@ -266,6 +266,31 @@ impl InFlight {
     }
 }
 
+/// Passes submitted ahead of reading them back: the host prepares and records pass n + 1 while
+/// the device runs pass n. Passes run in submission order whatever is read when, so a later pass
+/// may use what an earlier one left in the cache; results come back oldest first, tagged.
+#[derive(Default)]
+pub struct Ahead {
+    flights: std::collections::VecDeque<(usize, InFlight)>,
+}
+
+impl Ahead {
+    /// Adds a submitted pass; with more than one in flight, waits for the oldest and returns it.
+    pub fn push(&mut self, gpu: &Gpu, tag: usize, f: InFlight) -> Result<Option<(usize, Vec<Vec<TokenScore>>)>> {
+        self.flights.push_back((tag, f));
+        if self.flights.len() < 2 {
+            return Ok(None);
+        }
+        let (tag, f) = self.flights.pop_front().unwrap();
+        Ok(Some((tag, f.finish(gpu)?)))
+    }
+
+    /// Waits for the passes still in flight; their results, oldest first.
+    pub fn finish(self, gpu: &Gpu) -> Result<Vec<(usize, Vec<Vec<TokenScore>>)>> {
+        self.flights.into_iter().map(|(tag, f)| Ok((tag, f.finish(gpu)?))).collect()
+    }
+}
+
 /// [`submit`] where the model is held by one device; where it is split over several (`rest`),
 /// the pass runs at once (its result kept for [`InFlight::finish`]) and cannot be chained.
 #[allow(clippy::too_many_arguments)]

@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Context, Result};
 
-use super::batch::{run, run_after_copies, Segment};
+use super::batch::{submit_any, Ahead, Segment};
 use super::choices::ChoicePlan;
 use super::requests::{loglikelihood_tokens, rolling_windows};
 use super::Engine;
@@ -64,6 +64,17 @@ impl Engine {
         let mut order: Vec<usize> = (0..reqs.len()).collect();
         order.sort_by_key(|&i| std::cmp::Reverse(reqs[i].tokens.len()));
         let mut results: Vec<Vec<TokenScore>> = vec![Vec::new(); reqs.len()];
+        // Each pass is submitted before the one before it is read (`Ahead`); a pass's tag is the
+        // index of its requests in `passes`, whose scores go to those requests in order.
+        let mut passes: Vec<Vec<usize>> = Vec::new();
+        let mut ahead = Ahead::default();
+        let mut take = |done: Option<(usize, Vec<Vec<TokenScore>>)>, passes: &[Vec<usize>]| {
+            if let Some((tag, out)) = done {
+                for (&i, o) in passes[tag].iter().zip(out) {
+                    results[i].extend(o);
+                }
+            }
+        };
         let mut k = 0;
         while k < order.len() {
             // A request longer than a pass holds (its activations would outgrow the adapter's
@@ -74,16 +85,16 @@ impl Engine {
             let pass = self.opts.max_batch_tokens.max(1);
             if r.tokens.len() - 1 > pass {
                 super::batch::ensure_cache(&self.gpu, &self.model, &mut self.ws, &mut self.rest, r.tokens.len())?;
-                let mut out = Vec::with_capacity(r.tokens.len() - r.score_from);
                 let mut s = 0;
                 while s < r.tokens.len() - 1 {
                     let e = (s + pass).min(r.tokens.len() - 1);
                     let score = (r.score_from.max(s + 1)..=e).map(|p| (p - 1 - s, r.tokens[p])).collect();
                     let seg = Segment { tokens: &r.tokens[s..e], start_pos: s, base: 0, score };
-                    out.extend(run(&self.gpu, &self.model, &mut self.ws, &mut self.rest, std::slice::from_ref(&seg), topk)?.remove(0));
+                    let f = submit_any(&self.gpu, &self.model, &mut self.ws, &mut self.rest, &[], std::slice::from_ref(&seg), topk, None)?;
+                    passes.push(vec![order[k]]);
+                    take(ahead.push(&self.gpu, passes.len() - 1, f)?, &passes);
                     s = e;
                 }
-                results[order[k]] = out;
                 k += 1;
                 continue;
             }
@@ -106,10 +117,12 @@ impl Engine {
                 base += r.tokens.len();
             }
             super::batch::ensure_cache(&self.gpu, &self.model, &mut self.ws, &mut self.rest, base)?;
-            let out = run(&self.gpu, &self.model, &mut self.ws, &mut self.rest, &segs, topk)?;
-            for (&i, o) in batch.iter().zip(out) {
-                results[i] = o;
-            }
+            let f = submit_any(&self.gpu, &self.model, &mut self.ws, &mut self.rest, &[], &segs, topk, None)?;
+            passes.push(batch);
+            take(ahead.push(&self.gpu, passes.len() - 1, f)?, &passes);
+        }
+        for done in ahead.finish(&self.gpu)? {
+            take(Some(done), &passes);
         }
         Ok(results)
     }
@@ -261,12 +274,22 @@ impl Engine {
         let root = enc.first().filter(|_| self.opts.share_prefixes).map(|e| e.0.as_slice()).unwrap_or(&[]);
         let plans: Vec<ChoicePlan> = batches.iter().enumerate().map(|(i, r)| ChoicePlan::new(&enc[r.clone()], root, i > 0)).collect();
         super::batch::ensure_cache(&self.gpu, &self.model, &mut self.ws, &mut self.rest, plans.iter().map(|p| p.rows).max().unwrap_or(0))?;
-        let mut results: Vec<Vec<Vec<TokenScore>>> = Vec::with_capacity(enc.len());
-        for (range, plan) in batches.into_iter().zip(&plans) {
-            let mut scores: Vec<Vec<Vec<TokenScore>>> = Vec::with_capacity(plan.segs.len());
-            for (copies, segs) in plan.copies.iter().zip(&plan.segs) {
-                scores.push(if segs.is_empty() { Vec::new() } else { run_after_copies(&self.gpu, &self.model, &mut self.ws, &mut self.rest, copies, segs, 0)? });
+        // Every pass of every batch, each submitted before the one before it is read (`Ahead`):
+        // scores[b][j] of batch b's pass j.
+        let mut scores: Vec<Vec<Vec<Vec<TokenScore>>>> = plans.iter().map(|p| vec![Vec::new(); p.segs.len()]).collect();
+        let tags: Vec<(usize, usize)> = plans.iter().enumerate().flat_map(|(b, p)| (0..p.segs.len()).map(move |j| (b, j))).collect();
+        let mut ahead = Ahead::default();
+        for (tag, &(b, j)) in tags.iter().enumerate() {
+            let f = submit_any(&self.gpu, &self.model, &mut self.ws, &mut self.rest, &plans[b].copies[j], &plans[b].segs[j], 0, None)?;
+            if let Some((t, out)) = ahead.push(&self.gpu, tag, f)? {
+                scores[tags[t].0][tags[t].1] = out;
             }
+        }
+        for (t, out) in ahead.finish(&self.gpu)? {
+            scores[tags[t].0][tags[t].1] = out;
+        }
+        let mut results: Vec<Vec<Vec<TokenScore>>> = Vec::with_capacity(enc.len());
+        for ((range, plan), mut scores) in batches.into_iter().zip(&plans).zip(scores) {
             for ((_, ts), ((hs, hi), tails)) in enc[range].iter().zip(&plan.items) {
                 let firsts = std::mem::take(&mut scores[*hs][*hi]);
                 let mut item = Vec::with_capacity(ts.len());
