@@ -22,7 +22,7 @@ const BM: u32 = 128u;
 const BN: u32 = 128u;
 const BK: u32 = 16u;
 //#if SPLITK
-const KSEG: u32 = 256u;
+// KSEG: the split-K segment, `const KSEG` prepended (linear::SPLIT_K_SEGMENT), a multiple of BK.
 //#endif
 // [BK][BM / 4] and [BK][BN / 4]: vec4 element (kk, i) holds rows (columns) 4i .. 4i + 3 at k0 + kk.
 var<workgroup> xs: array<vec4<f32>, 512>;

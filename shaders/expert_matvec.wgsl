@@ -75,7 +75,7 @@ fn store_rows(e: u32, m0: u32, n0: u32, rows: u32, accs: array<vec4<f32>, 4>) {
 }
 
 //#if SPLITK
-const KSEG: u32 = 256u;
+// KSEG: the split-K segment, `const KSEG` prepended (linear::SPLIT_K_SEGMENT).
 const RQ: u32 = 64u / SLOTS;
 var<workgroup> parts: array<array<vec4<f32>, 4>, 64>;
 var<workgroup> m_shared: u32;

@@ -23,8 +23,8 @@ const BM: u32 = 128u;
 const BN: u32 = 128u;
 const BK: u32 = 16u;
 //#if SPLITK
-// The split-K segment (matvec.wgsl's KSEG): a multiple of BK, so segments end with a k-tile.
-const KSEG: u32 = 256u;
+// KSEG, the split-K segment (`const KSEG` prepended: linear::SPLIT_K_SEGMENT), is a multiple of BK,
+// so segments end with a k-tile.
 //#endif
 // [BK][BM / 4] and [BK][BN / 4]: vec4 element (kk, i) holds rows (columns) 4i .. 4i + 3 at k0 + kk.
 var<workgroup> xs: array<vec4<f32>, 512>;

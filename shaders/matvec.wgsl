@@ -339,8 +339,7 @@ fn chains(w0: u32, w1: u32, w2: u32, w3: u32, xq: u32, xs: u32, rows: u32, k_lo:
 // times SLOTS segments side by side (`const SLOTS` prepended: a power of two chosen from k alone,
 // SLOTS * RQ = 64). Each invocation computes its segment's sums for up to 4 x rows; the first
 // invocation of each row group adds them on in segment order, SLOTS at a time through workgroup
-// memory.
-const KSEG: u32 = 256u;
+// memory. KSEG, the segment, is prepended as a const too (linear::SPLIT_K_SEGMENT).
 const RQ: u32 = 64u / SLOTS;
 // parts[rq * SLOTS + slot][r]: weight row r of group rq, segment `slot` of the round, x rows in .xyzw.
 var<workgroup> parts: array<array<vec4<f32>, 4>, 64>;

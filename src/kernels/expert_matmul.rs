@@ -5,7 +5,7 @@ use anyhow::{bail, Result};
 use bytemuck::{Pod, Zeroable};
 
 use super::linear::Path;
-use super::{compile, expert_matvec, u, Shader};
+use super::{compile_with, expert_matvec, u, Shader};
 use crate::device::{Gpu, Recorder};
 use crate::tensor::{Chunk, DType, Layout, Matrix};
 
@@ -123,10 +123,11 @@ pub fn record_path(rec: &mut Recorder, path: Path, w: &Experts, g: &Gathered) ->
     }
     for c in &w.matrix.chunks {
         let mut defs = vec![c.dtype.define()];
-        if super::linear::split_k(rec.gpu()) {
+        let split = super::linear::split_k(rec.gpu());
+        if split {
             defs.push("SPLITK");
         }
-        let kernel = compile(rec.gpu(), Shader::ExpertMatmul, &defs)?;
+        let kernel = compile_with(rec.gpu(), Shader::ExpertMatmul, &defs, if split { &[super::linear::KSEG] } else { &[] })?;
         let p = Params::chunk(w, c, g)?;
         let groups = [u("workgroups", w.rows.div_ceil(TILE))?, u("workgroups", g.cap.div_ceil(TILE))?, u("workgroups", c.rows / w.rows)?];
         rec.dispatch(kernel, &p, &[g.x, &c.buf, g.y, g.counts, g.lists], groups);

@@ -27,7 +27,7 @@ pub fn record(rec: &mut Recorder, w: &Experts, g: &Gathered) -> Result<()> {
     for c in &w.matrix.chunks {
         let split = super::linear::split_k(rec.gpu());
         let kernel = if split {
-            compile_with(rec.gpu(), Shader::ExpertMatvec, &[c.dtype.define(), "SPLITK"], &[("SLOTS", u("slots", super::matvec::slots(w.matrix.cols))?)])?
+            compile_with(rec.gpu(), Shader::ExpertMatvec, &[c.dtype.define(), "SPLITK"], &[("SLOTS", u("slots", super::matvec::slots(w.matrix.cols))?), super::linear::KSEG])?
         } else {
             compile(rec.gpu(), Shader::ExpertMatvec, &[c.dtype.define()])?
         };

@@ -43,6 +43,12 @@ pub fn split_k(gpu: &Gpu) -> bool {
 /// The split-K segment length in k (see [`split_k`]).
 pub const SPLIT_K_SEGMENT: usize = 256;
 
+// A multiple of 32: the matrix-vector kernels take whole 32-weight blocks, the tiled ones k-tiles of 16.
+const _: () = assert!(SPLIT_K_SEGMENT % 32 == 0);
+
+/// `const KSEG` for the kernels' `SPLITK` form: the shaders take the segment from here alone.
+pub(crate) const KSEG: (&str, u32) = ("KSEG", SPLIT_K_SEGMENT as u32);
+
 /// Rows up to which the matrix-vector kernel beats the tiled one on a GPU (it streams the weights
 /// once per 8 rows; the tiled kernel computes tiles of [`matmul::TILE`] rows).
 pub const VECTOR_MAX_ROWS: usize = 32;

@@ -5,7 +5,7 @@ use anyhow::Result;
 use bytemuck::{Pod, Zeroable};
 
 use super::linear::Rows;
-use super::{compile, u, Shader};
+use super::{compile_with, u, Shader};
 use crate::device::Recorder;
 use crate::tensor::{Chunk, Matrix};
 
@@ -73,10 +73,11 @@ pub(super) fn buffers<'a>(c: &'a Chunk, bias: Option<&'a wgpu::Buffer>, r: &Rows
 pub fn record(rec: &mut Recorder, w: &Matrix, bias: Option<&wgpu::Buffer>, accumulate: bool, r: &Rows) -> Result<()> {
     for c in &w.chunks {
         let mut defs = defines(c, bias.is_some());
-        if super::linear::split_k(rec.gpu()) {
+        let split = super::linear::split_k(rec.gpu());
+        if split {
             defs.push("SPLITK");
         }
-        let kernel = compile(rec.gpu(), Shader::Matmul, &defs)?;
+        let kernel = compile_with(rec.gpu(), Shader::Matmul, &defs, if split { &[super::linear::KSEG] } else { &[] })?;
         let p = Params::chunk(w, c, accumulate, r)?;
         let groups = [u("workgroups", c.rows.div_ceil(TILE))?, u("workgroups", r.m.div_ceil(TILE))?, 1];
         rec.dispatch(kernel, &p, &buffers(c, bias, r), groups);

@@ -168,7 +168,7 @@ fn dispatch(rec: &mut Recorder, mut defs: Vec<&'static str>, wv: bool, p: &Param
     }
     let kernel = if super::linear::split_k(rec.gpu()) {
         defs.push("SPLITK");
-        compile_with(rec.gpu(), Shader::Matvec, &defs, &[("SLOTS", u("slots", slots(p.k as usize))?)])?
+        compile_with(rec.gpu(), Shader::Matvec, &defs, &[("SLOTS", u("slots", slots(p.k as usize))?), super::linear::KSEG])?
     } else {
         compile(rec.gpu(), Shader::Matvec, &defs)?
     };
