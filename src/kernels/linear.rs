@@ -44,7 +44,7 @@ pub fn split_k(gpu: &Gpu) -> bool {
 pub const SPLIT_K_SEGMENT: usize = 256;
 
 // A multiple of 32: the matrix-vector kernels take whole 32-weight blocks, the tiled ones k-tiles of 16.
-const _: () = assert!(SPLIT_K_SEGMENT % 32 == 0);
+const _: () = assert!(SPLIT_K_SEGMENT.is_multiple_of(32));
 
 /// `const KSEG` for the kernels' `SPLITK` form: the shaders take the segment from here alone.
 pub(crate) const KSEG: (&str, u32) = ("KSEG", SPLIT_K_SEGMENT as u32);
