@@ -145,61 +145,49 @@ impl<'g> Recorder<'g> {
     /// [`Pending::wait`], so the host can record the next pass while this one runs. Passes
     /// run in submission order, so a later pass may read what this one writes.
     pub fn submit_read_later(self, what: &str, buf: &wgpu::Buffer, offset: u64, len: u64) -> Result<Pending> {
-        let gpu = self.gpu;
-        if profile::enabled() {
-            let data = self.submit_read(what, buf, offset, len)?;
-            return Ok(Pending { what: what.to_string(), state: PendingState::Read(data) });
-        }
-        let mut rec = self;
-        let scratch = std::mem::take(&mut rec.scratch);
-        let (ubuf, mut enc) = rec.encode()?;
-        let staging = gpu.copy_out(&mut enc, buf, offset, len)?;
-        let index = gpu.submit(enc.finish(), what)?;
-        Ok(Pending { what: what.to_string(), state: PendingState::Running { index, ubuf, staging, len, scratch } })
+        self.submit_later(what, Some((buf, offset, len)))
     }
 
-    fn submit_then_read(mut self, what: &str, read: Option<(&wgpu::Buffer, u64, u64)>) -> Result<Option<Vec<u8>>> {
+    fn submit_then_read(self, what: &str, read: Option<(&wgpu::Buffer, u64, u64)>) -> Result<Option<Vec<u8>>> {
+        let gpu = self.gpu;
+        self.submit_later(what, read)?.finish(gpu)
+    }
+
+    /// Encodes and submits, the copy back (if any) in the same submission after the last
+    /// dispatch; with `PINGCE_PROFILE`, runs it all at once instead.
+    fn submit_later(mut self, what: &str, read: Option<(&wgpu::Buffer, u64, u64)>) -> Result<Pending> {
         let gpu = self.gpu;
         let scratch = std::mem::take(&mut self.scratch);
-        let out = self.submit_then_read_inner(what, read);
-        // Given back only after a finished submission (an error may leave one running).
-        if out.is_ok() {
+        let state = if profile::enabled() {
+            self.submit_profiled(what)?;
+            let data = read.map(|(buf, offset, len)| gpu.read_bytes(buf, offset, len)).transpose()?;
+            // Given back only after a finished submission (an error may leave one running).
             for b in scratch {
                 gpu.put_spare(SpareKind::Scratch, b);
             }
-        }
-        out
-    }
-
-    fn submit_then_read_inner(self, what: &str, read: Option<(&wgpu::Buffer, u64, u64)>) -> Result<Option<Vec<u8>>> {
-        let gpu = self.gpu;
-        if profile::enabled() {
-            self.submit_profiled(what)?;
-            return read.map(|(buf, offset, len)| gpu.read_bytes(buf, offset, len)).transpose();
-        }
-        let (ubuf, mut enc) = self.encode()?;
-        let staging = read.map(|(buf, offset, len)| gpu.copy_out(&mut enc, buf, offset, len).map(|s| (s, len))).transpose()?;
-        gpu.submit_wait(enc.finish(), what)?;
-        if let Some(u) = ubuf {
-            gpu.put_spare(SpareKind::Uniform, u);
-        }
-        staging.map(|(s, len)| gpu.read_staging(s, len)).transpose()
+            PendingState::Read(data)
+        } else {
+            let (ubuf, mut enc) = self.encode()?;
+            let staging = read.map(|(buf, offset, len)| gpu.copy_out(&mut enc, buf, offset, len).map(|s| (s, len))).transpose()?;
+            let index = gpu.submit(enc.finish(), what)?;
+            PendingState::Running { index, ubuf, staging, scratch }
+        };
+        Ok(Pending { what: what.to_string(), state })
     }
 
     /// `PINGCE_PROFILE` set: each dispatch submitted and waited for on its own, its wall time
     /// added to its kernel's total (see [`profile::report`]). Results are the same; only slower.
     fn submit_profiled(self, what: &str) -> Result<()> {
         let gpu = self.gpu;
-        let Recorder { params, dispatches, copies, .. } = self;
-        if !copies.is_empty() {
-            let mut enc = gpu.device.create_command_encoder(&Default::default());
-            for (src, so, dst, d, n) in &copies {
-                enc.copy_buffer_to_buffer(src, *so, dst, *d, *n);
-            }
-            gpu.submit_wait(enc.finish(), what)?;
+        let Recorder { params, dispatches, mut copies, .. } = self;
+        if dispatches.is_empty() && !copies.is_empty() {
+            let (_, enc) = Recorder { copies, ..Recorder::new(gpu) }.encode()?;
+            return gpu.submit_wait(enc.finish(), what);
         }
         for d in dispatches {
             let mut one = Recorder::new(gpu);
+            // The copies go first, with the first dispatch.
+            one.copies = std::mem::take(&mut copies);
             one.params = params[d.param_offset as usize..(d.param_offset + d.param_size) as usize].to_vec();
             let name = format!("{} {:?}", d.kernel.name, d.groups);
             one.dispatches.push(Dispatch { param_offset: 0, ..d });
@@ -222,18 +210,22 @@ pub struct Pending {
 }
 
 enum PendingState {
-    Running { index: wgpu::SubmissionIndex, ubuf: Option<wgpu::Buffer>, staging: wgpu::Buffer, len: u64, scratch: Vec<wgpu::Buffer> },
+    Running { index: wgpu::SubmissionIndex, ubuf: Option<wgpu::Buffer>, staging: Option<(wgpu::Buffer, u64)>, scratch: Vec<wgpu::Buffer> },
     /// Already finished (`PINGCE_PROFILE` runs every dispatch on its own).
-    Read(Vec<u8>),
+    Read(Option<Vec<u8>>),
 }
 
 impl Pending {
     /// Waits for the submission and returns the bytes it copied back; its buffers go back to the
     /// spares. Dropped instead, they are simply freed once the device is done with them.
     pub fn wait(self, gpu: &Gpu) -> Result<Vec<u8>> {
+        Ok(self.finish(gpu)?.unwrap_or_default())
+    }
+
+    fn finish(self, gpu: &Gpu) -> Result<Option<Vec<u8>>> {
         match self.state {
             PendingState::Read(data) => Ok(data),
-            PendingState::Running { index, ubuf, staging, len, scratch } => {
+            PendingState::Running { index, ubuf, staging, scratch } => {
                 gpu.wait(index, &self.what)?;
                 if let Some(u) = ubuf {
                     gpu.put_spare(SpareKind::Uniform, u);
@@ -241,7 +233,7 @@ impl Pending {
                 for b in scratch {
                     gpu.put_spare(SpareKind::Scratch, b);
                 }
-                gpu.read_staging(staging, len)
+                staging.map(|(s, len)| gpu.read_staging(s, len)).transpose()
             }
         }
     }

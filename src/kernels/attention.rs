@@ -57,7 +57,6 @@ pub struct Params {
     pub pad: [u32; 3],
 }
 
-
 /// How the kernels lay a pass out: the CPU-adapter kernel (`attention_lanes.wgsl`) its lanes, the
 /// tiled one its tokens per workgroup ([`query_tile`]). Both give the same bits
 /// (tests/kernels.rs); only the speed differs.
