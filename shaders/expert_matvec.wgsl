@@ -80,7 +80,6 @@ const RQ: u32 = 64u / SLOTS;
 var<workgroup> parts: array<array<vec4<f32>, 4>, 64>;
 var<workgroup> m_shared: u32;
 
-
 @compute @workgroup_size(64)
 fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
     let el = wid.z;
